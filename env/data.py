@@ -1,0 +1,195 @@
+"""Load a plant CSV and check it against its dataset spec.
+
+Historian exports are messy: a column renamed, a cell with "n/a", a stuck sensor
+reporting one value all day. Each such problem is refused here with one line naming the
+file, the column and the problem, before any model is fitted. Rows with missing values
+are dropped, and the count is reported in :attr:`PlantData.notes` rather than silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from env.errors import InputError
+from env.spec import DatasetSpec
+
+ROWS_PER_PARAMETER = 10
+"""Minimum rows per linear-model parameter: fewer cannot support a cross-validated fit."""
+
+
+def min_rows_for(n_controls: int, folds: int) -> int:
+    """Fewest rows the fit accepts: enough for every CV fold to fit a linear model."""
+    return max(ROWS_PER_PARAMETER * (n_controls + 1), 3 * folds)
+
+
+@dataclass(frozen=True)
+class PlantData:
+    """Validated plant observations, as float64 arrays in the spec's control order."""
+
+    spec: DatasetSpec
+    state: np.ndarray
+    """Shape (n,): measured temperature per row."""
+    controls: np.ndarray
+    """Shape (n, k): control settings per row."""
+    lower: np.ndarray
+    """Shape (k,): lower control bounds (spec bounds or observed minimum)."""
+    upper: np.ndarray
+    """Shape (k,): upper control bounds (spec bounds or observed maximum)."""
+    csv_sha256: str
+    row_numbers: np.ndarray
+    """Shape (n,): the CSV data-row index (0-based, header excluded) of each kept row."""
+    notes: tuple[str, ...] = field(default=())
+    """What was dropped or adjusted, for the user to read."""
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.state.shape[0])
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.array([c.step for c in self.spec.controls], dtype=np.float64)
+
+    def start_row_mask(self) -> np.ndarray:
+        """Rows whose controls lie inside the bounds: those are valid start states."""
+        inside = (self.controls >= self.lower) & (self.controls <= self.upper)
+        return inside.all(axis=1)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, streamed so that a large CSV is never held twice in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_header(path: Path) -> list[str]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            return [name.strip() for name in next(csv.reader(handle))]
+        except StopIteration:
+            raise InputError(path, "file is empty") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(path, f"cannot read header ({exc})") from exc
+
+
+def _check_columns(path: Path, header: list[str], spec: DatasetSpec) -> None:
+    duplicates = sorted({name for name in header if header.count(name) > 1 and name})
+    if duplicates:
+        raise InputError(path, "duplicate column in header", ", ".join(duplicates))
+    for name in (spec.state, *spec.control_names):
+        if name not in header:
+            shown = ", ".join(header[:12]) + (" ..." if len(header) > 12 else "")
+            raise InputError(path, f"column missing from CSV (columns: {shown})", name)
+
+
+def _numeric_column(path: Path, frame: pd.DataFrame, name: str) -> np.ndarray:
+    raw = frame[name]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            path,
+            f"non-numeric value {str(raw.iloc[first])!r} in data row {first + 1}"
+            f" ({int(bad.sum())} such cell(s))",
+            name,
+        )
+    array = values.to_numpy(dtype=np.float64)
+    if np.isinf(array).any():
+        first = int(np.flatnonzero(np.isinf(array))[0])
+        raise InputError(path, f"infinite value in data row {first + 1}", name)
+    if np.isnan(array).all():
+        raise InputError(path, "column has no values (every cell is empty)", name)
+    return array
+
+
+def _resolve_bounds(
+    path: Path, spec: DatasetSpec, controls: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    lower = controls.min(axis=0)
+    upper = controls.max(axis=0)
+    for i, control in enumerate(spec.controls):
+        if control.bounds is None:
+            continue
+        low, high = control.bounds
+        if low > upper[i] or high < lower[i]:
+            raise InputError(
+                spec.source or path,
+                f"bounds [{low:g}, {high:g}] exclude every row "
+                f"(observed {lower[i]:g} to {upper[i]:g})",
+                f"controls.{control.name}.bounds",
+            )
+        lower[i], upper[i] = low, high
+    return lower, upper
+
+
+def load_plant_data(spec: DatasetSpec) -> PlantData:
+    """Read ``spec.csv_path`` and validate it; raises :class:`InputError` on bad input."""
+    path = spec.csv_path
+    if not path.exists():
+        raise InputError(path, "CSV file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a CSV file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    header = _read_header(path)
+    _check_columns(path, header, spec)
+    columns = [spec.state, *spec.control_names]
+    try:
+        frame = pd.read_csv(path, usecols=columns, dtype=str, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(path, f"cannot parse CSV ({str(exc).splitlines()[0]})") from exc
+    if len(frame) == 0:
+        raise InputError(path, "no data rows (header only)")
+
+    table = np.column_stack([_numeric_column(path, frame, name) for name in columns])
+    del frame
+    complete = ~np.isnan(table).any(axis=1)
+    notes = []
+    n_dropped = int((~complete).sum())
+    if n_dropped:
+        notes.append(f"dropped {n_dropped} of {len(table)} rows with missing values")
+    row_numbers = np.flatnonzero(complete)
+    table = table[complete]
+
+    needed = min_rows_for(len(spec.controls), spec.model.folds)
+    if len(table) < needed:
+        raise InputError(
+            path,
+            f"too few complete rows to fit a model: {len(table)} (need at least {needed} "
+            f"for {len(spec.controls)} control(s))",
+        )
+    state, controls = table[:, 0].copy(), table[:, 1:].copy()
+    del table
+    for i, name in enumerate(spec.control_names):
+        if np.ptp(controls[:, i]) == 0.0:
+            raise InputError(
+                path, f"control is constant ({controls[0, i]:g}): its effect cannot be fitted", name
+            )
+    if np.ptp(state) == 0.0:
+        raise InputError(path, f"state is constant ({state[0]:g}): nothing to model", spec.state)
+
+    lower, upper = _resolve_bounds(path, spec, controls)
+    data = PlantData(
+        spec=spec,
+        state=state,
+        controls=controls,
+        lower=lower,
+        upper=upper,
+        csv_sha256=file_sha256(path),
+        row_numbers=row_numbers,
+        notes=tuple(notes),
+    )
+    n_outside = int((~data.start_row_mask()).sum())
+    if n_outside:
+        notes.append(f"{n_outside} row(s) lie outside the control bounds: not used as starts")
+        data = PlantData(**{**data.__dict__, "notes": tuple(notes)})
+    return data

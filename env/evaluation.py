@@ -1,0 +1,176 @@
+"""Evaluate any policy from many start states at once: a pure function, no Ray.
+
+The same function scores trained policies during Tune runs (to choose checkpoints),
+in ``rllib-project evaluate``, and in the report, so the numbers in all three agree.
+All start states are rolled out together as one batch through :class:`env.plant.Plant`,
+the same dynamics the Gymnasium environment steps, so hundreds of rows cost one
+batched policy call per move.
+
+Metrics per episode (horizon H):
+
+* ``moves_to_band``: index of the first reading inside the band (0 = started inside),
+  NaN if never reached;
+* ``success``: reached the band within the horizon *and* ended inside it;
+* ``time_in_band``: fraction of the H readings after a move that are in the band;
+* ``return``: sum of the environment's rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from env.actions import ActionCodec
+from env.plant import Plant
+
+
+class BatchPolicy(Protocol):
+    """A policy acting on a batch of states.
+
+    ``obs`` is the environment's observation (what RL policies see); model-based
+    baselines may also read the physical ``temperatures`` and ``controls``.
+    """
+
+    name: str
+
+    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None: ...
+
+    def act(
+        self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Rollouts:
+    """Trajectories of a batch of episodes."""
+
+    temperatures: np.ndarray
+    """(n, H + 1) readings, the start included."""
+    controls: np.ndarray
+    """(n, H + 1, k) settings, the start included."""
+    rewards: np.ndarray
+    """(n, H) rewards."""
+    in_band: np.ndarray
+    """(n, H + 1) whether each reading is inside the band."""
+
+    @property
+    def moves_to_band(self) -> np.ndarray:
+        reached = self.in_band.any(axis=1)
+        first = self.in_band.argmax(axis=1).astype(np.float64)
+        return np.where(reached, first, np.nan)
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.in_band.any(axis=1) & self.in_band[:, -1]
+
+    @property
+    def time_in_band(self) -> np.ndarray:
+        return self.in_band[:, 1:].mean(axis=1)
+
+    @property
+    def returns(self) -> np.ndarray:
+        return self.rewards.sum(axis=1)
+
+
+def start_states(plant: Plant, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Temperatures and controls of data rows (default: every valid start row)."""
+    index = plant.start_indices if rows is None else np.asarray(rows, dtype=np.intp)
+    return plant.data.state[index].copy(), plant.data.controls[index].copy()
+
+
+def fixed_start_rows(plant: Plant, count: int | None, seed: int) -> np.ndarray:
+    """A seeded, reproducible subset of start rows (all of them when count is None)."""
+    rows = plant.start_indices
+    if count is None or count >= len(rows):
+        return rows.copy()
+    return np.sort(np.random.default_rng(seed).choice(rows, size=count, replace=False))
+
+
+def rollout(
+    plant: Plant,
+    codec: ActionCodec,
+    policy: BatchPolicy,
+    temperatures: np.ndarray,
+    controls: np.ndarray,
+    horizon: int | None = None,
+    seed: int = 0,
+) -> Rollouts:
+    """Run ``policy`` from every start state for ``horizon`` moves, in lockstep."""
+    settings = plant.settings
+    horizon = settings.horizon if horizon is None else horizon
+    rng = np.random.default_rng(seed)
+    n = len(temperatures)
+    temp = np.asarray(temperatures, dtype=np.float64).copy()
+    ctrl = np.asarray(controls, dtype=np.float64).copy()
+    offset = plant.offset_for(temp, ctrl)
+    disturbance = np.zeros(n)
+    temps, ctrls, rewards = [temp.copy()], [ctrl.copy()], []
+    policy.reset(temp.copy(), ctrl.copy())
+    for t in range(horizon):
+        action = policy.act(plant.observe(temp, ctrl), temp.copy(), ctrl.copy(), t)
+        new_ctrl = plant.apply_delta(ctrl, codec.to_delta(action))
+        moved = (new_ctrl - ctrl) / plant.steps
+        noise = settings.noise_std * rng.standard_normal(n) if settings.noise_std > 0 else 0.0
+        if settings.drift_std > 0:
+            disturbance = disturbance + settings.drift_std * rng.standard_normal(n)
+        temp = plant.next_temperature(temp, new_ctrl, offset, disturbance, noise)
+        ctrl = new_ctrl
+        std = plant.model.predict_with_std(ctrl)[1] if settings.uncertainty_penalty > 0 else 0.0
+        rewards.append(plant.reward(temp, moved, std))
+        temps.append(temp.copy())
+        ctrls.append(ctrl.copy())
+    temps_arr = np.stack(temps, axis=1)
+    return Rollouts(
+        temperatures=temps_arr,
+        controls=np.stack(ctrls, axis=1),
+        rewards=np.stack(rewards, axis=1) if rewards else np.zeros((n, 0)),
+        in_band=plant.in_band(temps_arr),
+    )
+
+
+def summarize(rollouts: Rollouts, solvable: np.ndarray | None = None) -> dict[str, float]:
+    """Mean metrics over episodes; with ``solvable`` also the rate on those rows only."""
+    moves = rollouts.moves_to_band
+    reached = ~np.isnan(moves)
+    summary = {
+        "episodes": float(len(moves)),
+        "success_rate": float(rollouts.success.mean()),
+        "reached_rate": float(reached.mean()),
+        "mean_moves_to_band": float(np.nanmean(moves)) if reached.any() else float("nan"),
+        "time_in_band": float(rollouts.time_in_band.mean()),
+        "mean_return": float(rollouts.returns.mean()),
+    }
+    if solvable is not None and solvable.any():
+        summary["success_rate_solvable"] = float(rollouts.success[solvable].mean())
+    return summary
+
+
+def moves_ratio(policy_moves: np.ndarray, optimal_moves: np.ndarray) -> float:
+    """Mean moves to band ÷ the planner's, over rows where both reach the band.
+
+    Rows that start inside the band count with 0 moves on both sides (a policy that
+    leaves the band from there and comes back pays for it); NaN when nothing is shared.
+    """
+    both = ~np.isnan(policy_moves) & ~np.isnan(optimal_moves)
+    denominator = optimal_moves[both].sum()
+    if not both.any():
+        return float("nan")
+    if denominator == 0:
+        return 1.0 if policy_moves[both].sum() == 0 else float("inf")
+    return float(policy_moves[both].sum() / denominator)
+
+
+def evaluate_policy(
+    plant: Plant,
+    codec: ActionCodec,
+    policy: BatchPolicy,
+    rows: np.ndarray | None = None,
+    horizon: int | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, float], Rollouts]:
+    """Roll ``policy`` out from ``rows`` (default: every valid row) and summarise."""
+    temperatures, controls = start_states(plant, rows)
+    result = rollout(plant, codec, policy, temperatures, controls, horizon, seed)
+    return summarize(result), result

@@ -1,0 +1,436 @@
+"""The process model: steady-state temperature as a function of the controls.
+
+The CSV holds static operating points, not trajectories, so the environment needs a
+model ``T = f(u)`` fitted to them. Several families are compared by k-fold
+cross-validation (out-of-fold RMSE and R² are reported for each) and the best one is
+refitted on every row as a bootstrap ensemble. The ensemble's spread is the model's
+own measure of where it is unsure: it grows away from the data, which lets the
+environment (and the recommendations) show or penalise moves into unsupported regions.
+
+Every family is linear in its features (polynomials of the standardised controls, or
+Gaussian radial basis functions plus linear terms), which keeps the fit closed-form
+(ridge regression), the prediction one small matrix product, and the saved artifact
+plain numbers in JSON: no pickle is ever written or read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from env.data import PlantData
+from env.errors import InputError
+from env.spec import ModelSettings
+
+ARTIFACT_FORMAT = "process-model/1"
+_POLY_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
+_CHUNK_ROWS = 65536
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """Cross-validated quality of one model family (at its best ridge penalty)."""
+
+    family: str
+    alpha: float
+    rmse: float
+    r2: float
+    n_features: int
+
+
+class ProcessModel:
+    """A fitted ensemble ``T = f(u)``; evaluates on arrays of shape (..., k)."""
+
+    def __init__(
+        self,
+        *,
+        family: str,
+        control_names: tuple[str, ...],
+        x_mean: np.ndarray,
+        x_scale: np.ndarray,
+        y_mean: float,
+        coef_members: np.ndarray,
+        residual_std: float,
+        centers: np.ndarray | None = None,
+        width: float | None = None,
+        alpha: float = 0.0,
+        cv_scores: tuple[CandidateScore, ...] = (),
+        csv_sha256: str = "",
+        n_rows: int = 0,
+    ) -> None:
+        self.family = family
+        self.control_names = tuple(control_names)
+        self.x_mean = np.asarray(x_mean, dtype=np.float64)
+        self.x_scale = np.asarray(x_scale, dtype=np.float64)
+        self._inv_scale = 1.0 / self.x_scale
+        self.y_mean = float(y_mean)
+        self.coef_members = np.asarray(coef_members, dtype=np.float64)
+        # The members are linear in the same features, so the ensemble mean prediction
+        # is the prediction of the mean coefficients: one dot product per step.
+        self.coef_mean = self.coef_members.mean(axis=0)
+        self.residual_std = float(residual_std)
+        self.alpha = float(alpha)
+        self.cv_scores = tuple(cv_scores)
+        self.csv_sha256 = csv_sha256
+        self.n_rows = int(n_rows)
+        self.centers = None if centers is None else np.asarray(centers, dtype=np.float64)
+        self.width = None if width is None else float(width)
+        self._tensor: np.ndarray | None = None
+        k = len(self.control_names)
+        if family in _POLY_DEGREE:
+            self._combos = _monomials(k, _POLY_DEGREE[family])
+        elif family == "rbf":
+            if self.centers is None or self.width is None:
+                raise ValueError("rbf model needs centers and width")
+            self._combos = None
+            self._inv_two_width_sq = 1.0 / (2.0 * self.width**2)
+        else:
+            raise ValueError(f"unknown model family {family!r}")
+        if self.coef_members.shape[1] != self.n_features:
+            raise ValueError("coefficient count does not match the model's features")
+
+    @property
+    def n_controls(self) -> int:
+        return len(self.control_names)
+
+    @property
+    def n_features(self) -> int:
+        if self._combos is not None:
+            return int(self._combos.shape[0])
+        return 1 + self.n_controls + int(self.centers.shape[0])  # type: ignore[union-attr]
+
+    def features(self, controls: np.ndarray) -> np.ndarray:
+        """Feature matrix (..., p) of controls (..., k) in physical units."""
+        return _features(
+            (np.asarray(controls, dtype=np.float64) - self.x_mean) * self._inv_scale,
+            self._combos,
+            self.centers,
+            None if self._combos is not None else self._inv_two_width_sq,
+        )
+
+    def predict(self, controls: np.ndarray) -> np.ndarray:
+        """Ensemble-mean steady-state temperature for controls (..., k)."""
+        controls = np.asarray(controls, dtype=np.float64)
+        if controls.ndim == 2 and len(controls) > _CHUNK_ROWS:  # bound the feature memory
+            return np.concatenate(
+                [
+                    self.predict(controls[i : i + _CHUNK_ROWS])
+                    for i in range(0, len(controls), _CHUNK_ROWS)
+                ]
+            )
+        return self.features(controls) @ self.coef_mean + self.y_mean
+
+    def predict_grid(self, axes: list[np.ndarray]) -> np.ndarray:
+        """Mean prediction on the product grid of per-control values, shape (n_1..n_k).
+
+        For polynomial families the grid is evaluated as a tensor contraction of the
+        coefficient tensor with per-axis power tables, costing about (degree + 1)
+        operations per grid point instead of one per feature: the exact planner
+        evaluates millions of lattice points and this is its inner loop.
+        """
+        if self._combos is None:
+            mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+            return self.predict(mesh.reshape(-1, self.n_controls)).reshape(mesh.shape[:-1])
+        degree = self._combos.shape[1]
+        tensor = self._coefficient_tensor()
+        for i in range(self.n_controls - 1, -1, -1):
+            z = (np.asarray(axes[i], dtype=np.float64) - self.x_mean[i]) * self._inv_scale[i]
+            powers = z[:, None] ** np.arange(degree + 1)
+            tensor = np.moveaxis(tensor @ powers.T, -1, 0)
+        return tensor + self.y_mean
+
+    def _coefficient_tensor(self) -> np.ndarray:
+        if getattr(self, "_tensor", None) is None:
+            degree, k = self._combos.shape[1], self.n_controls  # type: ignore[union-attr]
+            tensor = np.zeros((degree + 1,) * k)
+            for combo, coef in zip(self._combos, self.coef_mean, strict=True):  # type: ignore[arg-type]
+                exponents = np.bincount(combo, minlength=k + 1)[1:]
+                tensor[tuple(exponents)] += coef
+            self._tensor = tensor
+        return self._tensor
+
+    def predict_with_std(self, controls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and ensemble standard deviation (the model's own uncertainty)."""
+        per_member = self.features(controls) @ self.coef_members.T
+        return per_member.mean(axis=-1) + self.y_mean, per_member.std(axis=-1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": ARTIFACT_FORMAT,
+            "family": self.family,
+            "alpha": self.alpha,
+            "control_names": list(self.control_names),
+            "x_mean": self.x_mean.tolist(),
+            "x_scale": self.x_scale.tolist(),
+            "y_mean": self.y_mean,
+            "coef_members": self.coef_members.tolist(),
+            "residual_std": self.residual_std,
+            "centers": None if self.centers is None else self.centers.tolist(),
+            "width": self.width,
+            "cv_scores": [s.__dict__ for s in self.cv_scores],
+            "csv_sha256": self.csv_sha256,
+            "n_rows": self.n_rows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | Path = "model") -> ProcessModel:
+        if data.get("format") != ARTIFACT_FORMAT:
+            raise InputError(source, f"not a process model artifact (format {ARTIFACT_FORMAT})")
+        try:
+            return cls(
+                family=data["family"],
+                control_names=tuple(data["control_names"]),
+                x_mean=np.array(data["x_mean"]),
+                x_scale=np.array(data["x_scale"]),
+                y_mean=data["y_mean"],
+                coef_members=np.array(data["coef_members"]),
+                residual_std=data["residual_std"],
+                centers=None if data["centers"] is None else np.array(data["centers"]),
+                width=data["width"],
+                alpha=data.get("alpha", 0.0),
+                cv_scores=tuple(CandidateScore(**s) for s in data.get("cv_scores", [])),
+                csv_sha256=data.get("csv_sha256", ""),
+                n_rows=data.get("n_rows", 0),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(source, f"malformed process model artifact ({exc})") from exc
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact atomically (temp file + rename): never half-written."""
+        return write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProcessModel:
+        path = Path(path)
+        if not path.exists():
+            raise InputError(path, "model file not found")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(path, f"cannot read model JSON ({exc})") from exc
+        return cls.from_dict(data, path)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write JSON to ``path`` through a temporary file in the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, allow_nan=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _monomials(n_inputs: int, degree: int) -> np.ndarray:
+    """Index tuples into ``[1, z_1..z_k]`` whose products are all monomials <= degree."""
+    return np.array(
+        list(itertools.combinations_with_replacement(range(n_inputs + 1), degree)),
+        dtype=np.intp,
+    )
+
+
+def _features(
+    z: np.ndarray,
+    combos: np.ndarray | None,
+    centers: np.ndarray | None,
+    inv_two_width_sq: float | None,
+) -> np.ndarray:
+    ones = np.ones((*z.shape[:-1], 1))
+    z_ext = np.concatenate([ones, z], axis=-1)
+    if combos is not None:
+        # Column products instead of a gather + prod over a (..., p, degree) array:
+        # about twice as fast, and the planner evaluates millions of points.
+        features = z_ext[..., combos[:, 0]]
+        for j in range(1, combos.shape[1]):
+            features = features * z_ext[..., combos[:, j]]
+        return features
+    diff = z[..., None, :] - centers
+    rbf = np.exp(-np.einsum("...ij,...ij->...i", diff, diff) * inv_two_width_sq)
+    return np.concatenate([z_ext, rbf], axis=-1)
+
+
+@dataclass(frozen=True)
+class _FeatureMap:
+    """The part of a family that is fixed before fitting (centres for RBF)."""
+
+    family: str
+    combos: np.ndarray | None
+    centers: np.ndarray | None
+    width: float | None
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        inv = None if self.width is None else 1.0 / (2.0 * self.width**2)
+        return _features(z, self.combos, self.centers, inv)
+
+
+def _kmeans_pp_centers(z: np.ndarray, n_centers: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding plus a few Lloyd steps: centres spread over the data."""
+    n_centers = min(n_centers, len(z))
+    chosen = [int(rng.integers(len(z)))]
+    dist_sq = ((z - z[chosen[0]]) ** 2).sum(axis=1)
+    for _ in range(1, n_centers):
+        total = dist_sq.sum()
+        pick = (
+            int(rng.choice(len(z), p=dist_sq / total)) if total > 0 else int(rng.integers(len(z)))
+        )
+        chosen.append(pick)
+        dist_sq = np.minimum(dist_sq, ((z - z[pick]) ** 2).sum(axis=1))
+    centers = z[chosen].copy()
+    for _ in range(5):
+        labels = (((z[:, None, :] - centers[None]) ** 2).sum(-1)).argmin(axis=1)
+        for j in range(len(centers)):
+            members = z[labels == j]
+            if len(members):
+                centers[j] = members.mean(axis=0)
+    return centers
+
+
+def _feature_map(family: str, z: np.ndarray, settings: ModelSettings) -> _FeatureMap:
+    k = z.shape[1]
+    if family in _POLY_DEGREE:
+        return _FeatureMap(family, _monomials(k, _POLY_DEGREE[family]), None, None)
+    rng = np.random.default_rng(settings.seed)
+    sample = z if len(z) <= 5000 else z[rng.choice(len(z), 5000, replace=False)]
+    centers = _kmeans_pp_centers(sample, settings.rbf_centers, rng)
+    pairwise = np.sqrt(((centers[:, None] - centers[None]) ** 2).sum(-1))
+    nearest = np.sort(pairwise, axis=1)[:, 1] if len(centers) > 1 else np.ones(1)
+    # Width from the typical spacing of centres: wide enough to overlap neighbours.
+    width = float(max(np.median(nearest) * 1.5, 1e-3))
+    return _FeatureMap(family, None, centers, width)
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def _ridge_solve(gram: np.ndarray, moment: np.ndarray, alpha: float) -> np.ndarray:
+    """Solve (X'X + alpha * I') w = X'y, leaving the intercept (column 0) unpenalised."""
+    penalty = np.full(gram.shape[0], alpha)
+    penalty[0] = 0.0
+    # Scale the penalty with the problem size so alphas mean the same for any row count.
+    matrix = gram + np.diag(penalty * max(gram[0, 0], 1.0))
+    try:
+        return np.linalg.solve(matrix, moment)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(matrix, moment, rcond=None)[0]
+
+
+def _normal_equations(
+    z: np.ndarray, y: np.ndarray, fmap: _FeatureMap, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """X'WX and X'Wy accumulated in chunks: a million rows never build a full X."""
+    gram = None
+    moment = None
+    for start in range(0, len(z), _CHUNK_ROWS):
+        x = fmap(z[start : start + _CHUNK_ROWS])
+        target = y[start : start + _CHUNK_ROWS]
+        if weights is not None:
+            w = weights[start : start + _CHUNK_ROWS]
+            xw = x * w[:, None]
+        else:
+            xw = x
+        g, m = xw.T @ x, xw.T @ target
+        gram = g if gram is None else gram + g
+        moment = m if moment is None else moment + m
+    assert gram is not None and moment is not None
+    return gram, moment
+
+
+def _cross_validate(
+    z: np.ndarray, y: np.ndarray, fmap: _FeatureMap, alphas: tuple[float, ...], folds: np.ndarray
+) -> list[tuple[float, float, float]]:
+    """Out-of-fold (alpha, RMSE, R²) for every alpha, sharing the fold Gram matrices."""
+    n_folds = int(folds.max()) + 1
+    x = fmap(z)
+    predictions = np.zeros((len(alphas), len(y)))
+    full_gram, full_moment = x.T @ x, x.T @ y
+    for fold in range(n_folds):
+        held = folds == fold
+        xh = x[held]
+        gram = full_gram - xh.T @ xh
+        moment = full_moment - xh.T @ y[held]
+        for a, alpha in enumerate(alphas):
+            predictions[a, held] = xh @ _ridge_solve(gram, moment, alpha)
+    total = float(((y - y.mean()) ** 2).sum())
+    results = []
+    for a, alpha in enumerate(alphas):
+        sse = float(((predictions[a] - y) ** 2).sum())
+        results.append((alpha, math.sqrt(sse / len(y)), 1.0 - sse / total if total > 0 else 0.0))
+    return results
+
+
+def fit_process_model(data: PlantData) -> ProcessModel:
+    """Choose a family by k-fold CV, then fit it as a bootstrap ensemble on every row."""
+    settings = data.spec.model
+    rng = np.random.default_rng(settings.seed)
+    x_mean = data.controls.mean(axis=0)
+    x_scale = data.controls.std(axis=0)
+    x_scale[x_scale == 0] = 1.0
+    y_mean = float(data.state.mean())
+    z_all = (data.controls - x_mean) / x_scale
+    y_all = data.state - y_mean
+
+    if data.n_rows > settings.max_selection_rows:
+        chosen = rng.choice(data.n_rows, settings.max_selection_rows, replace=False)
+        z_sel, y_sel = z_all[chosen], y_all[chosen]
+    else:
+        z_sel, y_sel = z_all, y_all
+    folds = rng.permutation(np.arange(len(y_sel)) % settings.folds)
+
+    scores: list[CandidateScore] = []
+    maps: dict[str, _FeatureMap] = {}
+    for family in dict.fromkeys(settings.candidates):
+        fmap = _feature_map(family, z_sel, settings)
+        maps[family] = fmap
+        n_features = fmap(z_sel[:1]).shape[-1]
+        if n_features >= len(y_sel) * (settings.folds - 1) / settings.folds:
+            continue  # more parameters than training rows in a fold: not identifiable
+        results = _cross_validate(z_sel, y_sel, fmap, settings.ridge_alphas, folds)
+        alpha, rmse, r2 = min(results, key=lambda r: r[1])
+        scores.append(CandidateScore(family, alpha, rmse, r2, n_features))
+    if not scores:
+        raise InputError(
+            data.spec.csv_path, "too few rows for any model family in model.candidates"
+        )
+    best = min(scores, key=lambda s: s.rmse)
+    fmap = maps[best.family]
+
+    members = []
+    for _ in range(settings.ensemble_size):
+        # Poisson(1) weights are the streaming form of a bootstrap resample.
+        weights = rng.poisson(1.0, size=data.n_rows).astype(np.float64)
+        gram, moment = _normal_equations(z_all, y_all, fmap, weights)
+        members.append(_ridge_solve(gram, moment, best.alpha))
+
+    return ProcessModel(
+        family=best.family,
+        control_names=data.spec.control_names,
+        x_mean=x_mean,
+        x_scale=x_scale,
+        y_mean=y_mean,
+        coef_members=np.array(members),
+        residual_std=best.rmse,
+        centers=fmap.centers,
+        width=fmap.width,
+        alpha=best.alpha,
+        cv_scores=tuple(scores),
+        csv_sha256=data.csv_sha256,
+        n_rows=data.n_rows,
+    )

@@ -1,0 +1,215 @@
+"""The dataset spec: everything that is particular to one plant, read from YAML.
+
+Nothing about a dataset is hard-coded anywhere else: the state column, the control
+columns, the optimal band, the step per control (the "specific amount" a control may
+be moved by in one move), the control bounds, the environment's dynamics and reward
+weights and how the process model is chosen all come from here.
+
+A spec file looks like this (paths are relative to the spec file)::
+
+    csv: sample_plant.csv
+    state: temperature
+    state_unit: degC
+    band: [952.0, 958.0]
+    controls:
+      - {name: fuel_rate, step: 0.2, unit: t/h}          # bounds default to observed
+      - {name: coolant_flow, step: 0.5, bounds: [30, 50]}
+    env: {horizon: 30}          # optional, see EnvSettings
+    model: {folds: 5}           # optional, see ModelSettings
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from env.typed_config import build_dataclass, read_yaml_mapping
+
+ModelFamily = Literal["linear", "quadratic", "cubic", "rbf"]
+
+
+def _require(condition: bool, message: str) -> None:
+    """Raise ValueError (turned into a one-line InputError by the loader)."""
+    if not condition:
+        raise ValueError(message)
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """One manipulated variable."""
+
+    name: str
+    """Column name in the CSV."""
+    step: float
+    """The amount one move changes this control by (physical units, > 0)."""
+    bounds: tuple[float, float] | None = None
+    """Allowed range; default: the observed min/max, so agents stay in the data's support."""
+    unit: str = ""
+    """Unit shown in recommendations."""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.name.strip()), "control name is empty")
+        _require(
+            _finite(self.step) and self.step > 0,
+            f"control {self.name!r}: step must be a positive number, got {self.step}",
+        )
+        if self.bounds is not None:
+            low, high = self.bounds
+            _require(_finite(low, high), f"control {self.name!r}: bounds must be finite")
+            _require(
+                low < high,
+                f"control {self.name!r}: bounds are inverted or empty ({low} >= {high})",
+            )
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """Dynamics and reward of the environment (defaults argued in the env docstring)."""
+
+    horizon: int = 30
+    """Moves per episode before truncation."""
+    response_rate: float = 1.0
+    """First-order lag: fraction of the gap to the model's steady state closed per move
+    (1.0 = the move's full effect is seen at the next reading)."""
+    noise_std: float = 0.0
+    """Standard deviation of measurement/process noise added to each reading."""
+    drift_std: float = 0.0
+    """Per-move standard deviation of a slow random-walk disturbance on the temperature."""
+    in_band_reward: float = 1.0
+    """Reward for a reading inside the band."""
+    out_of_band_penalty: float = 1.0
+    """Fixed penalty for a reading outside the band (makes every extra move cost)."""
+    distance_weight: float = 0.1
+    """Extra penalty per band-width of distance outside the band."""
+    distance_cap: float = 10.0
+    """Distance (in band widths) beyond which the penalty stops growing."""
+    move_cost: float = 0.1
+    """Cost per move, times the mean |delta| in steps: makes "keep" win inside the band."""
+    continuous_deadband: float = 0.1
+    """Continuous actions smaller than this fraction of a step count as "keep"."""
+    uncertainty_penalty: float = 0.0
+    """Penalty per unit of the model ensemble's standard deviation, in band widths;
+    > 0 keeps agents where the data supports the model."""
+
+    def __post_init__(self) -> None:
+        _require(self.horizon >= 1, f"env.horizon must be >= 1, got {self.horizon}")
+        _require(
+            0.0 < self.response_rate <= 1.0,
+            f"env.response_rate must be in (0, 1], got {self.response_rate}",
+        )
+        for name in (
+            "noise_std",
+            "drift_std",
+            "distance_weight",
+            "distance_cap",
+            "move_cost",
+            "uncertainty_penalty",
+            "out_of_band_penalty",
+        ):
+            value = getattr(self, name)
+            _require(_finite(value) and value >= 0, f"env.{name} must be >= 0, got {value}")
+        _require(
+            0.0 <= self.continuous_deadband < 1.0,
+            f"env.continuous_deadband must be in [0, 1), got {self.continuous_deadband}",
+        )
+        _require(_finite(self.in_band_reward), "env.in_band_reward must be finite")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How the process model temperature = f(controls) is chosen and fitted."""
+
+    candidates: tuple[ModelFamily, ...] = ("linear", "quadratic", "cubic", "rbf")
+    """Model families compared by k-fold cross-validation."""
+    folds: int = 5
+    """Folds of the cross-validation."""
+    ridge_alphas: tuple[float, ...] = (1e-6, 1e-3, 1e-1, 3.0)
+    """Ridge penalties tried per family (on standardised features)."""
+    ensemble_size: int = 8
+    """Bootstrap members of the chosen family; their spread is the model's uncertainty."""
+    rbf_centers: int = 48
+    """Gaussian RBF centres (k-means++ picks on the rows) for the ``rbf`` family."""
+    max_selection_rows: int = 20000
+    """Cross-validation uses at most this many rows (a random subset); the final fit
+    uses every row."""
+    seed: int = 0
+    """Seed for folds, bootstrap and centre picks: the fit is reproducible."""
+
+    def __post_init__(self) -> None:
+        _require(len(self.candidates) >= 1, "model.candidates must name at least one family")
+        _require(self.folds >= 2, f"model.folds must be >= 2, got {self.folds}")
+        _require(self.ensemble_size >= 2, "model.ensemble_size must be >= 2")
+        _require(len(self.ridge_alphas) >= 1, "model.ridge_alphas must not be empty")
+        _require(
+            all(_finite(a) and a >= 0 for a in self.ridge_alphas),
+            "model.ridge_alphas must be >= 0",
+        )
+        _require(self.rbf_centers >= 2, "model.rbf_centers must be >= 2")
+        _require(self.max_selection_rows >= 10, "model.max_selection_rows must be >= 10")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A plant dataset and what "good" means for it."""
+
+    csv: str
+    """Path of the CSV (relative paths are taken relative to the spec file)."""
+    state: str
+    """Name of the state column (the temperature)."""
+    band: tuple[float, float]
+    """Optimal band [low, high] for the state, in its physical units."""
+    controls: tuple[ControlSpec, ...]
+    """The control columns, each with its step and bounds."""
+    state_unit: str = ""
+    """Unit of the state, shown in recommendations."""
+    env: EnvSettings = field(default_factory=EnvSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    source: str = field(default="", metadata={"yaml": False})
+    """The spec file this came from (set by :func:`load_spec`, not written in YAML)."""
+
+    def __post_init__(self) -> None:
+        _require(bool(self.state.strip()), "state column name is empty")
+        _require(len(self.controls) >= 1, "controls must list at least one control")
+        low, high = self.band
+        _require(_finite(low, high), f"band must be finite, got [{low}, {high}]")
+        _require(low < high, f"band is inverted or empty: low {low} >= high {high}")
+        names = [c.name for c in self.controls]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        _require(not duplicates, f"control(s) listed twice: {', '.join(duplicates)}")
+        _require(
+            self.state not in names, f"state column {self.state!r} is also listed as a control"
+        )
+
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.controls)
+
+    @property
+    def csv_path(self) -> Path:
+        path = Path(self.csv)
+        if not path.is_absolute() and self.source:
+            path = Path(self.source).parent / path
+        return path
+
+
+def load_spec(path: str | Path) -> DatasetSpec:
+    """Read and validate a dataset spec; raises :class:`InputError` on any problem."""
+    path = Path(path)
+    data = read_yaml_mapping(path)
+    spec = build_dataclass(DatasetSpec, data, path)
+    return dataclasses.replace(spec, source=str(path.resolve()))
+
+
+def spec_to_dict(spec: DatasetSpec) -> dict:
+    """Plain-data form of a spec (for manifests and exported policies)."""
+    data = dataclasses.asdict(spec)
+    data.pop("source", None)
+    data["csv"] = str(spec.csv_path)
+    return data

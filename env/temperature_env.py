@@ -1,0 +1,273 @@
+"""The Gymnasium environment: bring the temperature into its band and keep it there."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from env.actions import ActionCodec, ActionMode
+from env.plant import OBS_CLIP, Plant, load_plant
+from env.typed_config import build_dataclass
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """What RLlib's ``env_config`` dict (or ``gym.make`` keyword arguments) may hold.
+
+    Small and picklable on purpose: workers rebuild the plant from the paths.
+    """
+
+    spec_path: str | None = None
+    """Dataset spec YAML; default: the bundled sample data."""
+    model_path: str | None = None
+    """Fitted model JSON (from ``rllib-project fit``); default: fit on the fly."""
+    action_mode: ActionMode = "discrete"
+    """``discrete``, ``discrete_flat`` or ``continuous`` (see :mod:`env.actions`)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the spec's ``env`` section (horizon, noise_std, ...)."""
+    start_rows: list[int] | None = None
+    """CSV data rows to start from, cycled in order (fixed evaluation sets); default:
+    a random valid row per reset, drawn from ``np_random``."""
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any] | None, **kwargs: Any) -> EnvConfig:
+        merged = {**dict(config or {}), **kwargs}
+        for key in ("spec_path", "model_path"):  # accept Path objects from Python callers
+            if isinstance(merged.get(key), Path):
+                merged[key] = str(merged[key])
+        return build_dataclass(cls, merged, "env_config")
+
+
+class TemperatureControlEnv(gym.Env):
+    """
+    ## Description
+
+    A process (furnace, reactor, kiln) has one state, its temperature, driven by *k*
+    controls. The steady-state response ``T = f(u)`` is a model fitted to a plant CSV
+    (see :mod:`env.model`). Each move, the agent decides for every control whether to
+    decrease it, keep it or increase it, by at most the control's step. The aim is to
+    bring the temperature into the optimal band in as few moves as possible and then
+    hold it there without touching the controls.
+
+    Dynamics (see :mod:`env.plant`): ``u' = clip(u + delta)``,
+    ``T' = T + r (f(u') + offset + d - T) + noise``. By default ``r = 1``, no noise
+    and no drift: the rows are static operating points, so nothing in the data
+    identifies a lag or a noise process; both can be switched on in the spec's ``env``
+    section to train for robustness.
+
+    ## Action Space
+
+    Set by ``action_mode`` (k = number of controls):
+
+    | Mode            | Space                    | Meaning                                      |
+    |-----------------|--------------------------|----------------------------------------------|
+    | `discrete`      | `MultiDiscrete([3] * k)` | per control 0 = decrease, 1 = keep, 2 = raise |
+    | `discrete_flat` | `Discrete(3 ** k)`       | the k base-3 digits as one index (for DQN)    |
+    | `continuous`    | `Box(-1, 1, (k,))`       | fraction of a step; below the dead-band: keep |
+
+    ## Observation Space
+
+    `Box(shape=(k + 2,), dtype=float32)`:
+
+    | Num   | Observation                                        | Min  | Max |
+    |-------|----------------------------------------------------|------|-----|
+    | 0     | (T - band centre) / scale, scale = half data range | -10  | 10  |
+    | 1     | signed distance to the band / band width (0 inside)| -10  | 10  |
+    | 2..k+1| control i mapped from [lower_i, upper_i] to [-1, 1] | -1   | 1   |
+
+    ## Rewards
+
+    ``r = in_band_reward`` (1) when the new reading is inside the band, otherwise
+    ``-(out_of_band_penalty + distance_weight * min(d / w, distance_cap))``
+    (= -1 - 0.1 * min(d/w, 10)) with ``d`` the distance to the band and ``w`` its width;
+    minus ``move_cost * mean_i |moved_i| / step_i`` (0.1 per full step of every
+    control), so that "keep" beats any move once inside the band; minus an optional
+    ``uncertainty_penalty * model_std / w``. With the defaults r lies in [-2.1, 1].
+    Because every reading outside the band costs at least 1 and inside earns 1, each
+    extra move to the band costs about 2: the return is maximised by the fewest moves.
+
+    ## Starting State
+
+    A CSV row (its controls and measured temperature): a random valid row, the rows of
+    ``start_rows`` in turn, or ``options={"row": n}``; or any state through
+    ``options={"temperature": T, "controls": {...name: value} | array}``. The row's
+    residual (measured - modelled temperature) is kept as a constant offset, so the
+    first "keep" reproduces the measured reading.
+
+    ## Episode End
+
+    * Termination: never; there is no absorbing state, the agent must *stay* in band.
+    * Truncation: after ``horizon`` moves (spec ``env.horizon``, 30 for the sample data).
+      The horizon is a property of the dataset spec, so the env truncates itself rather
+      than relying on a ``TimeLimit`` wrapper that RLlib's env runners would not add.
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import env  # registers TemperatureControl-v0
+
+    e = gym.make("TemperatureControl-v0")                         # sample data, discrete
+    e = gym.make("TemperatureControl-v0", action_mode="continuous")
+    e = gym.make("TemperatureControl-v0", spec_path="my_plant.yaml",
+                 model_path="my_plant.model.json", settings={"horizon": 50})
+    ```
+
+    RLlib passes the same keys as its ``env_config`` dict (see :class:`EnvConfig`).
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        render_mode: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.config = EnvConfig.from_mapping(config, **kwargs)
+        self.plant: Plant = load_plant(
+            self.config.spec_path, self.config.model_path, self.config.settings
+        )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        plant = self.plant
+        self.codec = ActionCodec(
+            self.config.action_mode, plant.steps, plant.settings.continuous_deadband
+        )
+        self.action_space = self.codec.space
+        k = plant.n_controls
+        low = np.concatenate([[-OBS_CLIP, -OBS_CLIP], -np.ones(k)]).astype(np.float32)
+        self.observation_space = spaces.Box(low=low, high=-low, dtype=np.float32)
+        self.horizon = plant.settings.horizon
+        self.control_names = plant.spec.control_names
+        self._inv_steps = 1.0 / plant.steps
+        self._start_cycle = self._resolve_start_rows(self.config.start_rows)
+        self._next_start = 0
+        self._temperature = 0.0
+        self._controls = plant.data.controls[plant.start_indices[0]].copy()
+        self._offset = 0.0
+        self._disturbance = 0.0
+        self._t = 0
+        self._start_row: int | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def _resolve_start_rows(self, rows: list[int] | None) -> np.ndarray | None:
+        if rows is None:
+            return None
+        if not rows:
+            raise ValueError("start_rows must not be empty")
+        return np.array([self._row_index(r) for r in rows], dtype=np.intp)
+
+    def _row_index(self, csv_row: int) -> int:
+        """Data index of CSV data row ``csv_row`` (0-based, header excluded)."""
+        data = self.plant.data
+        position = int(np.searchsorted(data.row_numbers, csv_row))
+        if position >= len(data.row_numbers) or data.row_numbers[position] != csv_row:
+            raise ValueError(f"CSV row {csv_row} was dropped (missing values) or does not exist")
+        if not data.start_row_mask()[position]:
+            raise ValueError(f"CSV row {csv_row} lies outside the control bounds")
+        return position
+
+    def _controls_from(self, controls: Any) -> np.ndarray:
+        if isinstance(controls, Mapping):
+            missing = [n for n in self.control_names if n not in controls]
+            unknown = [n for n in controls if n not in self.control_names]
+            if missing or unknown:
+                raise ValueError(f"controls: missing {missing}, unknown {unknown}")
+            controls = [controls[n] for n in self.control_names]
+        array = np.asarray(controls, dtype=np.float64).reshape(-1)
+        if array.shape != (self.plant.n_controls,) or not np.isfinite(array).all():
+            raise ValueError(f"controls must be {self.plant.n_controls} finite numbers")
+        return np.clip(array, self.plant.lower, self.plant.upper)
+
+    def _get_obs(self) -> np.ndarray:
+        return self.plant.observe(self._temperature, self._controls)
+
+    def _get_info(self) -> dict[str, Any]:
+        plant = self.plant
+        _, std = plant.model.predict_with_std(self._controls)
+        return {
+            "temperature": float(self._temperature),
+            "in_band": bool(plant.in_band(self._temperature)),
+            "controls": dict(zip(self.control_names, self._controls.tolist(), strict=True)),
+            "distance_to_band": float(plant.distance_to_band(self._temperature)),
+            "model_std": float(std),
+            "offset": float(self._offset),
+            "step": self._t,
+            "start_row": self._start_row,
+        }
+
+    # ------------------------------------------------------------------ gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        plant = self.plant
+        options = options or {}
+        if "temperature" in options or "controls" in options:
+            if "temperature" not in options or "controls" not in options:
+                raise ValueError("options need both 'temperature' and 'controls'")
+            self._controls = self._controls_from(options["controls"])
+            self._temperature = float(options["temperature"])
+            self._start_row = None
+        else:
+            if "row" in options:
+                index = self._row_index(int(options["row"]))
+            elif self._start_cycle is not None:
+                index = int(self._start_cycle[self._next_start % len(self._start_cycle)])
+                self._next_start += 1
+            else:
+                index = int(self.np_random.choice(plant.start_indices))
+            self._controls = plant.data.controls[index].copy()
+            self._temperature = float(plant.data.state[index])
+            self._start_row = int(plant.data.row_numbers[index])
+        self._offset = float(plant.offset_for(self._temperature, self._controls))
+        self._disturbance = 0.0
+        self._t = 0
+        return self._get_obs(), self._get_info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        plant = self.plant
+        settings = plant.settings
+        new_controls = plant.apply_delta(self._controls, self.codec.to_delta(action))
+        moved = (new_controls - self._controls) * self._inv_steps
+        noise = 0.0
+        if settings.drift_std > 0.0:
+            self._disturbance += settings.drift_std * float(self.np_random.standard_normal())
+        if settings.noise_std > 0.0:
+            noise = settings.noise_std * float(self.np_random.standard_normal())
+        self._temperature = float(
+            plant.next_temperature(
+                self._temperature, new_controls, self._offset, self._disturbance, noise
+            )
+        )
+        self._controls = new_controls
+        self._t += 1
+        info = self._get_info()
+        reward = float(plant.reward(self._temperature, moved, info["model_std"]))
+        truncated = self._t >= self.horizon
+        return self._get_obs(), reward, False, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        low, high = self.plant.band
+        settings = ", ".join(
+            f"{n}={v:.4g}" for n, v in zip(self.control_names, self._controls, strict=True)
+        )
+        mark = "in band" if self.plant.in_band(self._temperature) else "out of band"
+        return (
+            f"move {self._t:3d}: {self.plant.spec.state}={self._temperature:.2f} "
+            f"[{low:g}, {high:g}] {mark} | {settings}"
+        )
