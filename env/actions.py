@@ -21,7 +21,7 @@ Every function here works on a single action or a batch (leading axis).
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
@@ -71,6 +71,8 @@ class ActionCodec:
             direction_table(self.n_controls) * self.steps if mode == "discrete_flat" else None
         )
         self._powers = 3 ** np.arange(self.n_controls - 1, -1, -1)
+        self._steps_list = self.steps.tolist()
+        self._flat_list = None if self._flat_deltas is None else self._flat_deltas.tolist()
 
     @property
     def space(self) -> spaces.Space:
@@ -91,6 +93,20 @@ class ActionCodec:
         if self.deadband > 0.0:
             fraction = np.where(np.abs(fraction) < self.deadband, 0.0, fraction)
         return fraction * self.steps
+
+    def to_delta_scalar(self, action: Any) -> list[float]:
+        """Python-float twin of :meth:`to_delta` for one action (the env's hot path)."""
+        if self.mode == "discrete_flat":
+            return self._flat_list[int(action)]
+        values = action.tolist() if isinstance(action, np.ndarray) else list(action)
+        if self.mode == "discrete":
+            return [(a - 1.0) * s for a, s in zip(values, self._steps_list, strict=True)]
+        deadband = self.deadband
+        deltas = []
+        for a, s in zip(values, self._steps_list, strict=True):
+            a = min(max(float(a), -1.0), 1.0)
+            deltas.append(0.0 if abs(a) < deadband else a * s)
+        return deltas
 
     def from_directions(self, directions: np.ndarray) -> np.ndarray:
         """The action that moves each control by ``directions`` (-1, 0, +1) steps."""

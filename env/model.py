@@ -20,6 +20,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ class ProcessModel:
             self._inv_two_width_sq = 1.0 / (2.0 * self.width**2)
         else:
             raise ValueError(f"unknown model family {family!r}")
+        self._scalar = None if self._combos is None else self._compile_polynomial()
         if self.coef_members.shape[1] != self.n_features:
             raise ValueError("coefficient count does not match the model's features")
 
@@ -127,6 +129,49 @@ class ProcessModel:
                 ]
             )
         return self.features(controls) @ self.coef_mean + self.y_mean
+
+    def predict_scalar(self, controls: list[float]) -> float:
+        """Mean prediction for one setting given as Python floats (the env's hot path).
+
+        NumPy's per-call overhead dominates a single 4-control evaluation, so polynomial
+        models are compiled once into a plain Python function (about 4x faster than the
+        NumPy path); RBF models use the NumPy path. Agrees with :meth:`predict` to
+        rounding error (tested).
+        """
+        if self._scalar is None:
+            return float(self.predict(np.asarray(controls, dtype=np.float64)))
+        return self._scalar(*controls)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_scalar"] = None  # a generated function does not pickle; rebuilt on load
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._combos is not None:
+            self._scalar = self._compile_polynomial()
+
+    def _compile_polynomial(self) -> Callable[..., float]:
+        """Build ``f(u_1, ..., u_k) -> float`` as straight-line Python arithmetic.
+
+        The generated source contains only ``float`` reprs of the fitted numbers and
+        fixed variable names (never text from a file), so compiling it is safe.
+        """
+        k = self.n_controls
+        args = ", ".join(f"u{i}" for i in range(k))
+        lines = [f"def predict({args}):"]
+        for i in range(k):
+            mean, inv = float(self.x_mean[i]), float(self._inv_scale[i])
+            lines.append(f"    z{i + 1} = (u{i} - {mean!r}) * {inv!r}")
+        terms = [repr(float(self.y_mean))]
+        for combo, coef in zip(self._combos.tolist(), self.coef_mean.tolist(), strict=True):  # type: ignore[union-attr]
+            factors = "*".join(f"z{i}" for i in combo if i)  # index 0 is the constant 1
+            terms.append(f"{float(coef)!r}*{factors}" if factors else repr(float(coef)))
+        lines.append("    return " + " + ".join(terms))
+        namespace: dict[str, Any] = {}
+        exec(compile("\n".join(lines), "<process-model>", "exec"), namespace)
+        return namespace["predict"]
 
     def predict_grid(self, axes: list[np.ndarray]) -> np.ndarray:
         """Mean prediction on the product grid of per-control values, shape (n_1..n_k).

@@ -139,6 +139,56 @@ class Plant:
             reward = reward - s.uncertainty_penalty * np.asarray(model_std) / self.band_width
         return reward
 
+    def reward_scalar(
+        self, temperature: float, mean_moved_steps: float, model_std: float = 0.0
+    ) -> float:
+        """Python-float twin of :meth:`reward` for the environment's per-step hot path.
+
+        NumPy's per-call overhead would dominate a single step; the tests check that
+        both forms agree on random inputs.
+        """
+        s = self.settings
+        low, high = self.band
+        if low <= temperature <= high:
+            reward = s.in_band_reward
+        else:
+            distance = (low - temperature if temperature < low else temperature - high) / (
+                self.band_width
+            )
+            reward = -(s.out_of_band_penalty + s.distance_weight * min(distance, s.distance_cap))
+        reward -= s.move_cost * mean_moved_steps
+        if s.uncertainty_penalty > 0.0:
+            reward -= s.uncertainty_penalty * model_std / self.band_width
+        return reward
+
+    def observe_scalar(self, temperature: float, controls: list[float]) -> np.ndarray:
+        """Python-float twin of :meth:`observe` for one state inside the bounds."""
+        low, high, mid, inv_scale, inv_width, scale, shift = self._observe_constants
+        temp = (temperature - mid) * inv_scale
+        gap = (temperature - low if temperature < low else max(temperature - high, 0.0)) * (
+            inv_width
+        )
+        values = [
+            -OBS_CLIP if temp < -OBS_CLIP else OBS_CLIP if temp > OBS_CLIP else temp,
+            -OBS_CLIP if gap < -OBS_CLIP else OBS_CLIP if gap > OBS_CLIP else gap,
+        ]
+        # controls are kept inside the bounds, so the [-1, 1] map needs no clipping
+        values.extend([u * a + b for u, a, b in zip(controls, scale, shift, strict=True)])
+        return np.array(values, dtype=np.float32)
+
+    @functools.cached_property
+    def _observe_constants(self) -> tuple:
+        """Constants of :meth:`observe_scalar`, looked up once instead of every step."""
+        scale = 2.0 / (self.upper - self.lower)  # a * u + b maps [lower, upper] to [-1, 1]
+        return (
+            *self.band,
+            self.band_mid,
+            1.0 / self.temperature_scale,
+            1.0 / self.band_width,
+            scale.tolist(),
+            (-self.lower * scale - 1.0).tolist(),
+        )
+
     def observe(self, temperature: np.ndarray, controls: np.ndarray) -> np.ndarray:
         """Observation vector(s): [temperature, band gap, controls], all normalised.
 

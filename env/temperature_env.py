@@ -151,11 +151,14 @@ class TemperatureControlEnv(gym.Env):
         self.observation_space = spaces.Box(low=low, high=-low, dtype=np.float32)
         self.horizon = plant.settings.horizon
         self.control_names = plant.spec.control_names
-        self._inv_steps = 1.0 / plant.steps
+        # Python-float copies for the per-step hot path (see Plant.reward_scalar).
+        self._lower = plant.lower.tolist()
+        self._upper = plant.upper.tolist()
+        self._inv_steps = (1.0 / plant.steps).tolist()
         self._start_cycle = self._resolve_start_rows(self.config.start_rows)
         self._next_start = 0
         self._temperature = 0.0
-        self._controls = plant.data.controls[plant.start_indices[0]].copy()
+        self._controls: list[float] = plant.data.controls[plant.start_indices[0]].tolist()
         self._offset = 0.0
         self._disturbance = 0.0
         self._t = 0
@@ -192,21 +195,24 @@ class TemperatureControlEnv(gym.Env):
         return np.clip(array, self.plant.lower, self.plant.upper)
 
     def _get_obs(self) -> np.ndarray:
-        return self.plant.observe(self._temperature, self._controls)
+        return self.plant.observe_scalar(self._temperature, self._controls)
 
     def _get_info(self) -> dict[str, Any]:
-        plant = self.plant
-        _, std = plant.model.predict_with_std(self._controls)
+        low, high = self.plant.band
         return {
-            "temperature": float(self._temperature),
-            "in_band": bool(plant.in_band(self._temperature)),
-            "controls": dict(zip(self.control_names, self._controls.tolist(), strict=True)),
-            "distance_to_band": float(plant.distance_to_band(self._temperature)),
-            "model_std": float(std),
-            "offset": float(self._offset),
+            "temperature": self._temperature,
+            "in_band": low <= self._temperature <= high,
+            "controls": dict(zip(self.control_names, self._controls, strict=True)),
             "step": self._t,
             "start_row": self._start_row,
         }
+
+    def model_uncertainty(self) -> float:
+        """Standard deviation of the model ensemble at the current controls.
+
+        Not computed every step (it would halve the step rate); call it when needed.
+        """
+        return float(self.plant.model.predict_with_std(np.asarray(self._controls))[1])
 
     # ------------------------------------------------------------------ gym API
     def reset(
@@ -218,8 +224,10 @@ class TemperatureControlEnv(gym.Env):
         if "temperature" in options or "controls" in options:
             if "temperature" not in options or "controls" not in options:
                 raise ValueError("options need both 'temperature' and 'controls'")
-            self._controls = self._controls_from(options["controls"])
+            self._controls = self._controls_from(options["controls"]).tolist()
             self._temperature = float(options["temperature"])
+            if not np.isfinite(self._temperature):
+                raise ValueError("temperature must be a finite number")
             self._start_row = None
         else:
             if "row" in options:
@@ -228,11 +236,12 @@ class TemperatureControlEnv(gym.Env):
                 index = int(self._start_cycle[self._next_start % len(self._start_cycle)])
                 self._next_start += 1
             else:
-                index = int(self.np_random.choice(plant.start_indices))
-            self._controls = plant.data.controls[index].copy()
+                starts = plant.start_indices
+                index = int(starts[self.np_random.integers(len(starts))])
+            self._controls = plant.data.controls[index].tolist()
             self._temperature = float(plant.data.state[index])
             self._start_row = int(plant.data.row_numbers[index])
-        self._offset = float(plant.offset_for(self._temperature, self._controls))
+        self._offset = self._temperature - plant.model.predict_scalar(self._controls)
         self._disturbance = 0.0
         self._t = 0
         return self._get_obs(), self._get_info()
@@ -240,24 +249,41 @@ class TemperatureControlEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         plant = self.plant
         settings = plant.settings
-        new_controls = plant.apply_delta(self._controls, self.codec.to_delta(action))
-        moved = (new_controls - self._controls) * self._inv_steps
+        old = self._controls
+        new = []
+        moved = 0.0
+        for u, d, lo, hi, inv in zip(
+            old,
+            self.codec.to_delta_scalar(action),
+            self._lower,
+            self._upper,
+            self._inv_steps,
+            strict=True,
+        ):
+            v = min(max(u + d, lo), hi)
+            moved += abs(v - u) * inv
+            new.append(v)
+        moved /= len(new)
         noise = 0.0
         if settings.drift_std > 0.0:
             self._disturbance += settings.drift_std * float(self.np_random.standard_normal())
         if settings.noise_std > 0.0:
             noise = settings.noise_std * float(self.np_random.standard_normal())
-        self._temperature = float(
-            plant.next_temperature(
-                self._temperature, new_controls, self._offset, self._disturbance, noise
-            )
-        )
-        self._controls = new_controls
+        steady = plant.model.predict_scalar(new) + self._offset + self._disturbance
+        rate = settings.response_rate
+        temperature = self._temperature
+        # Same arithmetic as Plant.next_temperature, on floats.
+        if rate == 1.0:
+            temperature = steady + noise
+        else:
+            temperature = temperature + rate * (steady - temperature) + noise
+        self._temperature = temperature
+        self._controls = new
         self._t += 1
-        info = self._get_info()
-        reward = float(plant.reward(self._temperature, moved, info["model_std"]))
+        std = self.model_uncertainty() if settings.uncertainty_penalty > 0.0 else 0.0
+        reward = plant.reward_scalar(temperature, moved, std)
         truncated = self._t >= self.horizon
-        return self._get_obs(), reward, False, truncated, info
+        return self._get_obs(), reward, False, truncated, self._get_info()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -1,0 +1,255 @@
+"""The Gymnasium environment: API conformance, determinism, rewards, dynamics."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import env
+from env.baselines import RandomPolicy
+from env.evaluation import rollout, start_states
+from tests.conftest import SAMPLE_SPEC
+
+
+@pytest.mark.parametrize("mode", env.ACTION_MODES)
+def test_gymnasium_env_checker_passes(mode: str) -> None:
+    environment = gym.make(env.ENV_ID, action_mode=mode)
+    check_env(environment.unwrapped, skip_render_check=False)
+
+
+def test_make_without_arguments_uses_sample_data() -> None:
+    environment = gym.make(env.ENV_ID)
+    assert isinstance(environment.action_space, gym.spaces.MultiDiscrete)
+    assert environment.unwrapped.plant.spec.control_names == (
+        "fuel_rate",
+        "air_fuel_ratio",
+        "feed_rate",
+        "coolant_flow",
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "space"),
+    [
+        ("discrete", gym.spaces.MultiDiscrete),
+        ("discrete_flat", gym.spaces.Discrete),
+        ("continuous", gym.spaces.Box),
+    ],
+)
+def test_action_modes_pick_spaces(mode: str, space: type) -> None:
+    environment = gym.make(env.ENV_ID, action_mode=mode)
+    assert isinstance(environment.action_space, space)
+    if mode == "discrete_flat":
+        assert environment.action_space.n == 3**4
+
+
+def test_unknown_env_config_key_is_refused() -> None:
+    with pytest.raises(env.InputError, match="horizn"):
+        gym.make(env.ENV_ID, horizn=3)
+
+
+@pytest.mark.parametrize("mode", env.ACTION_MODES)
+def test_same_seed_same_trajectory(mode: str) -> None:
+    """Two envs, same seed, same actions: everything equal for 50 steps (with noise on)."""
+    settings = {"noise_std": 0.5, "drift_std": 0.1}
+    a = gym.make(env.ENV_ID, action_mode=mode, settings=settings)
+    b = gym.make(env.ENV_ID, action_mode=mode, settings=settings)
+    obs_a, info_a = a.reset(seed=123)
+    obs_b, info_b = b.reset(seed=123)
+    np.testing.assert_array_equal(obs_a, obs_b)
+    assert info_a == info_b
+    a.action_space.seed(5)
+    for _ in range(50):
+        action = a.action_space.sample()
+        step_a, step_b = a.step(action), b.step(action)
+        np.testing.assert_array_equal(step_a[0], step_b[0])
+        assert step_a[1:] == step_b[1:]
+        if step_a[3]:
+            np.testing.assert_array_equal(a.reset()[0], b.reset()[0])
+
+
+def test_different_seeds_start_differently() -> None:
+    environment = gym.make(env.ENV_ID)
+    rows = {environment.reset(seed=s)[1]["start_row"] for s in range(10)}
+    assert len(rows) > 5
+
+
+@pytest.mark.parametrize("mode", env.ACTION_MODES)
+def test_observations_stay_in_space(mode: str) -> None:
+    environment = gym.make(env.ENV_ID, action_mode=mode)
+    environment.action_space.seed(0)
+    obs, _ = environment.reset(seed=0)
+    for _ in range(300):
+        assert environment.observation_space.contains(obs), obs
+        obs, reward, _, truncated, _ = environment.step(environment.action_space.sample())
+        assert np.isfinite(reward)
+        if truncated:
+            obs, _ = environment.reset()
+
+
+def test_pickle_round_trip_keeps_state() -> None:
+    environment = gym.make(env.ENV_ID).unwrapped
+    environment.reset(seed=3)
+    environment.step(np.array([2, 1, 0, 1]))
+    clone = pickle.loads(pickle.dumps(environment))
+    action = np.array([0, 2, 1, 1])
+    a, b = environment.step(action), clone.step(action)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1:] == b[1:]
+
+
+def _row_with(plant: env.Plant, in_band: bool) -> int:
+    rows = plant.start_indices[plant.in_band(plant.data.state[plant.start_indices]) == in_band]
+    return int(plant.data.row_numbers[rows[0]])
+
+
+def test_keep_holds_temperature_and_offset_is_carried(sample_plant: env.Plant) -> None:
+    """The first "keep" reproduces the row's measured reading (no jump to the model)."""
+    environment = gym.make(env.ENV_ID).unwrapped
+    row = _row_with(sample_plant, in_band=False)
+    _, info = environment.reset(options={"row": row})
+    measured = info["temperature"]
+    assert measured == pytest.approx(sample_plant.data.state[row])
+    for _ in range(3):
+        _, reward, _, _, info = environment.step(environment.codec.keep())
+        assert info["temperature"] == pytest.approx(measured, abs=1e-9)
+        assert reward < 0  # outside the band, keeping is penalised
+
+
+def test_reward_positive_inside_negative_outside_and_keep_wins_inside(
+    sample_plant: env.Plant,
+) -> None:
+    environment = gym.make(env.ENV_ID).unwrapped
+    row = _row_with(sample_plant, in_band=True)
+    environment.reset(options={"row": row})
+    _, keep_reward, _, _, info = environment.step(environment.codec.keep())
+    assert info["in_band"] and keep_reward == pytest.approx(sample_plant.settings.in_band_reward)
+    # every single-control move that stays in the band earns less than keeping
+    for i in range(sample_plant.n_controls):
+        for direction in (-1, 1):
+            environment.reset(options={"row": row})
+            move = np.zeros(sample_plant.n_controls, dtype=np.int8)
+            move[i] = direction
+            _, reward, _, _, info = environment.step(environment.codec.from_directions(move))
+            if info["in_band"]:
+                assert 0 < reward < keep_reward
+
+
+def test_reward_grows_more_negative_with_distance(sample_plant: env.Plant) -> None:
+    low, high = sample_plant.band
+    near, far = (
+        sample_plant.reward_scalar(low - 1.0, 0.0),
+        sample_plant.reward_scalar(low - 20, 0.0),
+    )
+    above = sample_plant.reward_scalar(high + 5.0, 0.0)
+    assert far < near < 0 and above < 0
+
+
+def test_scalar_and_batch_twins_agree(sample_plant: env.Plant) -> None:
+    rng = np.random.default_rng(0)
+    temps = rng.uniform(900, 1010, 200)
+    controls = rng.uniform(sample_plant.lower, sample_plant.upper, size=(200, 4))
+    moved = rng.uniform(0, 1, size=(200, 4))
+    batch_reward = sample_plant.reward(temps, moved)
+    batch_obs = sample_plant.observe(temps, controls)
+    for i in range(200):
+        assert sample_plant.reward_scalar(temps[i], moved[i].mean()) == pytest.approx(
+            batch_reward[i]
+        )
+        np.testing.assert_allclose(
+            sample_plant.observe_scalar(temps[i], controls[i].tolist()), batch_obs[i], atol=1e-6
+        )
+        assert sample_plant.model.predict_scalar(controls[i].tolist()) == pytest.approx(
+            sample_plant.model.predict(controls[i])
+        )
+
+
+@pytest.mark.parametrize("mode", env.ACTION_MODES)
+def test_env_steps_match_batch_rollout(mode: str, sample_plant: env.Plant) -> None:
+    """The env and the vectorised evaluation step the same dynamics."""
+    codec = env.ActionCodec(mode, sample_plant.steps, sample_plant.settings.continuous_deadband)
+    rows = sample_plant.start_indices[:25]
+    temps, controls = start_states(sample_plant, rows)
+    policy = RandomPolicy(codec, seed=4)
+    batch = rollout(sample_plant, codec, policy, temps, controls)
+    policy.reset(temps, controls)  # replay the same random actions one episode at a time
+    actions = [policy.act(np.zeros((len(rows), 1)), temps, controls, t) for t in range(30)]
+    environment = gym.make(env.ENV_ID, action_mode=mode).unwrapped
+    for i, row in enumerate(rows):
+        environment.reset(options={"row": int(sample_plant.data.row_numbers[row])})
+        for t in range(30):
+            _, reward, _, truncated, info = environment.step(actions[t][i])
+            assert info["temperature"] == pytest.approx(batch.temperatures[i, t + 1], abs=1e-9)
+            assert reward == pytest.approx(batch.rewards[i, t], abs=1e-9)
+        assert truncated
+
+
+def test_controls_are_clipped_at_bounds(sample_plant: env.Plant) -> None:
+    environment = gym.make(env.ENV_ID).unwrapped
+    start = sample_plant.upper.copy()
+    environment.reset(options={"temperature": 950.0, "controls": start})
+    for _ in range(3):
+        _, _, _, _, info = environment.step(np.full(4, 2))  # increase everything
+        np.testing.assert_allclose(list(info["controls"].values()), sample_plant.upper)
+    _, _, _, _, info = environment.step(np.full(4, 0))  # decrease moves off the bound
+    np.testing.assert_allclose(
+        list(info["controls"].values()), sample_plant.upper - sample_plant.steps
+    )
+
+
+def test_reset_from_given_state_and_bad_state() -> None:
+    environment = gym.make(env.ENV_ID).unwrapped
+    controls = {"fuel_rate": 12.0, "air_fuel_ratio": 1.15, "feed_rate": 80.0, "coolant_flow": 40}
+    obs, info = environment.reset(options={"temperature": 947.1, "controls": controls})
+    assert info["temperature"] == 947.1 and info["controls"]["feed_rate"] == 80.0
+    assert not info["in_band"] and obs[1] < 0
+    with pytest.raises(ValueError, match="missing"):
+        environment.reset(options={"temperature": 950.0, "controls": {"fuel_rate": 1.0}})
+
+
+def test_truncates_after_horizon() -> None:
+    environment = gym.make(env.ENV_ID, settings={"horizon": 7})
+    environment.reset(seed=0)
+    flags = [environment.step(environment.unwrapped.codec.keep())[3] for _ in range(7)]
+    assert flags == [False] * 6 + [True]
+
+
+def test_start_rows_cycle_in_order(sample_plant: env.Plant) -> None:
+    rows = [int(r) for r in sample_plant.data.row_numbers[[5, 1, 9]]]
+    environment = gym.make(env.ENV_ID, start_rows=rows)
+    seen = [environment.reset()[1]["start_row"] for _ in range(6)]
+    assert seen == rows + rows
+
+
+def test_lag_noise_and_drift_change_dynamics(sample_plant: env.Plant) -> None:
+    row = _row_with(sample_plant, in_band=False)
+    keep = np.ones(4, dtype=np.int64)
+    up = np.full(4, 2)
+    lagged = gym.make(env.ENV_ID, settings={"response_rate": 0.5}).unwrapped
+    instant = gym.make(env.ENV_ID).unwrapped
+    for e in (lagged, instant):
+        e.reset(options={"row": row})
+    t_lag = lagged.step(up)[4]["temperature"]
+    t_now = instant.step(up)[4]["temperature"]
+    start = sample_plant.data.state[np.searchsorted(sample_plant.data.row_numbers, row)]
+    assert t_lag - start == pytest.approx(0.5 * (t_now - start))
+    noisy = gym.make(env.ENV_ID, settings={"noise_std": 1.0}).unwrapped
+    noisy.reset(seed=1, options={"row": row})
+    readings = [noisy.step(keep)[4]["temperature"] for _ in range(20)]
+    assert np.std(readings) > 0.3
+
+
+def test_other_dataset_by_path(small_spec: Path) -> None:
+    environment = gym.make(env.ENV_ID, spec_path=str(small_spec), action_mode="discrete_flat")
+    check_env(environment.unwrapped)
+    assert environment.action_space.n == 9
+    assert environment.observation_space.shape == (4,)
+
+
+def test_sample_spec_constant_points_at_bundled_data() -> None:
+    assert Path(env.DEFAULT_SPEC_PATH) == SAMPLE_SPEC
