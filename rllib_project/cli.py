@@ -32,6 +32,23 @@ def _fit(args: argparse.Namespace) -> int:
     return fit_command(Path(args.spec), None if args.out is None else Path(args.out))
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from rllib_project.tuning import RunInterrupted, resume_tune, run_tune
+
+    if (args.experiment is None) == (args.resume is None):
+        raise InputError("tune", "give either an experiment YAML or --resume DIR")
+    try:
+        if args.resume is not None:
+            resume_tune(Path(args.resume), args.address)
+        else:
+            storage = None if args.storage_path is None else Path(args.storage_path)
+            run_tune(Path(args.experiment), args.address, storage)
+    except RunInterrupted as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 130
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rllib-project",
@@ -43,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("spec", help="dataset spec YAML (e.g. data/sample_spec.yaml)")
     fit.add_argument("--out", help="model JSON to write (default: <spec>.model.json)")
     fit.set_defaults(handler=_fit)
+
+    tune = commands.add_parser("tune", help="train PPO, SAC and DQN in parallel with Ray Tune")
+    tune.add_argument("experiment", nargs="?", help="experiment YAML (tune_configs/compare.yaml)")
+    tune.add_argument("--resume", metavar="DIR", help="continue an interrupted experiment folder")
+    tune.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
+    tune.add_argument(
+        "--storage-path", help="override the experiment's storage_path (shared on a cluster)"
+    )
+    tune.set_defaults(handler=_tune)
     return parser
 
 

@@ -20,3 +20,16 @@ def sample_plant() -> env.Plant:
 def small_spec(tmp_path: Path) -> Path:
     """A 2-control dataset: small enough for brute-force checks."""
     return write_dataset(tmp_path / "small", 2)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real Tune run of PPO, SAC and DQN (2 iterations each), shared by tests."""
+    from tests.experiments import only_experiment_dir, write_experiment
+    from tests.test_fit_cli import run_cli
+
+    folder = tmp_path_factory.mktemp("tiny_run")
+    experiment = write_experiment(folder, iterations=2)
+    result = run_cli("tune", experiment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return only_experiment_dir(folder / "results")

@@ -1,0 +1,89 @@
+"""One function from (algorithm, trial settings) to an RLlib ``AlgorithmConfig``.
+
+PPO, SAC and DQN share everything except their ``training`` settings and action
+mode, so they are built by the same code path on RLlib's new API stack
+(RLModule / Learner / EnvRunner), never by three copies of the same setup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from rllib_project.registration import ENV_NAME, register
+
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+
+def algorithm_config_class(name: str) -> type[AlgorithmConfig]:
+    """The config class of an algorithm (imported on demand: each pulls in torch)."""
+    if name == "PPO":
+        from ray.rllib.algorithms.ppo import PPOConfig
+
+        return PPOConfig
+    if name == "SAC":
+        from ray.rllib.algorithms.sac import SACConfig
+
+        return SACConfig
+    if name == "DQN":
+        from ray.rllib.algorithms.dqn import DQNConfig
+
+        return DQNConfig
+    raise ValueError(f"unknown algorithm {name!r}")
+
+
+@cache
+def allowed_training_keys(name: str) -> frozenset[str]:
+    """Parameters of ``<Algo>Config.training()`` in the installed RLlib."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    keys: set[str] = set()
+    for method in (algorithm_config_class(name).training, AlgorithmConfig.training):
+        keys.update(
+            p.name
+            for p in inspect.signature(method).parameters.values()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
+        )
+    # the network is configured in the algorithm file's `model` section
+    return frozenset(keys - {"model", "learner_class", "learner_connector", "optimizer"})
+
+
+@cache
+def allowed_model_keys() -> frozenset[str]:
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    return frozenset(f.name for f in dataclasses.fields(DefaultModelConfig))
+
+
+def build_algorithm_config(trial: dict[str, Any]) -> AlgorithmConfig:
+    """RLlib config of one trial, from the trial's resolved Tune config.
+
+    ``trial`` holds: algorithm, env_config, training, env_runners, model,
+    resources (see :class:`rllib_project.resources.TrialResources`) and seed.
+    """
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    register()
+    resources = trial["resources"]
+    config = (
+        algorithm_config_class(trial["algorithm"])()
+        .environment(ENV_NAME, env_config=dict(trial["env_config"]))
+        .framework("torch")
+        .env_runners(
+            num_env_runners=resources["num_env_runners"],
+            num_cpus_per_env_runner=resources["cpus_per_env_runner"] or 1,
+            **trial.get("env_runners", {}),
+        )
+        .learners(num_learners=0, num_cpus_per_learner=resources["main_cpus"])
+        .resources(num_cpus_for_main_process=resources["main_cpus"])
+        .training(**trial.get("training", {}))
+        .rl_module(model_config=DefaultModelConfig(**trial.get("model", {})))
+        .debugging(seed=trial.get("seed", 0), log_level="WARN")
+        .reporting(metrics_num_episodes_for_smoothing=20)
+    )
+    # Restart crashed env runners in place; a crashed trial is restarted by Tune.
+    config.fault_tolerance(restart_failed_env_runners=True)
+    return config

@@ -1,0 +1,344 @@
+"""Experiment files: ``tune_configs/compare.yaml`` and one YAML per algorithm.
+
+Both are validated before Ray starts: unknown keys, wrong types, negative budgets,
+unknown algorithms and unwritable storage paths are refused with one line naming the
+file and the key. RLlib settings (``training``, ``env_runners``, ``model``) are checked
+against the installed RLlib's own signatures, so a typo in a hyper-parameter name is
+caught too.
+
+Search spaces are written in YAML as one-key mappings in place of a value::
+
+    training:
+      lr: {loguniform: [1.0e-4, 1.0e-3]}
+      num_epochs: {choice: [4, 8]}
+      gamma: {grid: [0.95, 0.99]}
+      minibatch_size: {randint: [64, 257]}
+      lambda_: {uniform: [0.9, 1.0]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from env.actions import ACTION_MODES, ActionMode
+from env.errors import InputError
+from env.typed_config import build_dataclass, read_yaml_mapping
+
+AlgorithmName = Literal["PPO", "SAC", "DQN"]
+ALGORITHM_NAMES: tuple[str, ...] = ("PPO", "SAC", "DQN")
+SEARCH_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+ALLOWED_ACTION_MODES: dict[str, tuple[str, ...]] = {
+    "PPO": ("discrete", "continuous"),
+    "SAC": ("continuous",),
+    "DQN": ("discrete_flat",),
+}
+# Derived from the cluster by the runner (see resources.py), never set per algorithm.
+RESOURCE_KEYS = (
+    "num_env_runners",
+    "num_cpus_per_env_runner",
+    "num_gpus_per_env_runner",
+    "custom_resources_per_env_runner",
+)
+ENV_RUNNER_KEYS = (
+    "num_envs_per_env_runner",
+    "rollout_fragment_length",
+    "gym_env_vectorize_mode",
+    "batch_mode",
+    "explore",
+)
+
+
+@dataclass(frozen=True)
+class StopSettings:
+    """When a trial stops: whichever limit comes first (all optional)."""
+
+    training_iterations: int | None = None
+    env_steps: int | None = None
+    wall_time_s: float | None = None
+    success_rate: float | None = None
+    """Stop a trial once its evaluation success rate reaches this (0..1)."""
+
+    def __post_init__(self) -> None:
+        for name in ("training_iterations", "env_steps", "wall_time_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"stop.{name} must be positive, got {value}")
+        if self.success_rate is not None and not 0.0 < self.success_rate <= 1.0:
+            raise ValueError(f"stop.success_rate must be in (0, 1], got {self.success_rate}")
+        if all(getattr(self, f.name) is None for f in dataclasses.fields(self)):
+            raise ValueError("stop needs at least one limit (e.g. training_iterations)")
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Greedy evaluation from a fixed, seeded set of start rows."""
+
+    interval: int = 1
+    """Training iterations between evaluations (the checkpoint frequency too)."""
+    rows: int | None = None
+    """How many start rows (a seeded subset); None = every valid row of the CSV."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise ValueError(f"evaluation.interval must be >= 1, got {self.interval}")
+        if self.rows is not None and self.rows < 1:
+            raise ValueError(f"evaluation.rows must be >= 1, got {self.rows}")
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    num_to_keep: int = 2
+    """Best checkpoints kept per trial (by the evaluation score)."""
+
+    def __post_init__(self) -> None:
+        if self.num_to_keep < 1:
+            raise ValueError(f"checkpoint.num_to_keep must be >= 1, got {self.num_to_keep}")
+
+
+@dataclass(frozen=True)
+class ResourceSettings:
+    max_concurrent_trials: int | None = None
+    """Default: every trial at once (one per algorithm and sample)."""
+    max_env_runners_per_trial: int = 4
+    """Upper bound of remote env runners per trial when the cluster has CPUs to spare."""
+    cpus: float | None = None
+    """CPUs to plan for; default: what the Ray cluster reports."""
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_trials is not None and self.max_concurrent_trials < 1:
+            raise ValueError("resources.max_concurrent_trials must be >= 1")
+        if self.max_env_runners_per_trial < 0:
+            raise ValueError("resources.max_env_runners_per_trial must be >= 0")
+        if self.cpus is not None and self.cpus <= 0:
+            raise ValueError("resources.cpus must be positive")
+
+
+@dataclass(frozen=True)
+class FailureSettings:
+    max_failures: int = 2
+    """Times a crashed trial is restarted from its last checkpoint."""
+
+    def __post_init__(self) -> None:
+        if self.max_failures < 0:
+            raise ValueError("failure.max_failures must be >= 0")
+
+
+@dataclass(frozen=True)
+class ExperimentFile:
+    """The experiment YAML as written (paths relative to the file)."""
+
+    dataset: str
+    """Dataset spec YAML."""
+    algorithms: dict[str, str]
+    """Algorithm name -> its YAML (PPO, SAC, DQN)."""
+    stop: StopSettings
+    storage_path: str = "../results"
+    """Where Tune writes checkpoints; on a cluster a path every node can reach."""
+    name: str = "compare"
+    model: str | None = None
+    """A fitted model JSON; default: fit from the dataset and save in the experiment."""
+    samples_per_algorithm: int = 1
+    env: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the dataset spec's env section for training (e.g. noise_std)."""
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    resources: ResourceSettings = field(default_factory=ResourceSettings)
+    failure: FailureSettings = field(default_factory=FailureSettings)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples_per_algorithm < 1:
+            raise ValueError("samples_per_algorithm must be >= 1")
+        if not self.algorithms:
+            raise ValueError("algorithms must name at least one algorithm")
+        if not self.name or any(c in self.name for c in "/\\"):
+            raise ValueError(f"name must be a plain folder name, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class AlgorithmFile:
+    """One algorithm's YAML: RLlib settings and search spaces."""
+
+    algorithm: AlgorithmName
+    action_mode: ActionMode
+    training: dict[str, Any] = field(default_factory=dict)
+    env_runners: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    torch_threads: int | None = None
+    """Intra-op threads of the learner's torch; default: the trial's whole CPUs."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A validated experiment: absolute paths and every algorithm's settings."""
+
+    source: Path
+    file: ExperimentFile
+    dataset: Path
+    model: Path | None
+    storage_path: Path
+    algorithms: dict[str, AlgorithmFile]
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+    @property
+    def experiment_dir(self) -> Path:
+        return self.storage_path / self.file.name
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _check_search_spaces(source: Path, where: str, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SEARCH_KINDS:
+            kind, args = next(iter(value.items()))
+            if not isinstance(args, list) or not args:
+                raise InputError(source, f"{kind} needs a non-empty list", f"{where}.{key}")
+            if kind in ("uniform", "loguniform", "randint") and len(args) != 2:
+                raise InputError(source, f"{kind} needs [low, high]", f"{where}.{key}")
+            if kind in ("uniform", "loguniform", "randint"):
+                low, high = args
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in args):
+                    raise InputError(source, f"{kind} bounds must be numbers", f"{where}.{key}")
+                if low >= high or (kind == "loguniform" and low <= 0):
+                    raise InputError(
+                        source,
+                        f"{kind} bounds must satisfy 0 < low < high"
+                        if kind == "loguniform"
+                        else f"{kind} needs low < high",
+                        f"{where}.{key}",
+                    )
+        elif isinstance(value, dict) and any(k in SEARCH_KINDS for k in value):
+            raise InputError(
+                source,
+                f"a search space is a mapping with exactly one key ({', '.join(SEARCH_KINDS)})",
+                f"{where}.{key}",
+            )
+
+
+def _check_rllib_keys(source: Path, spec: AlgorithmFile) -> None:
+    """Refuse hyper-parameter names the installed RLlib does not know."""
+    from rllib_project.algorithms import allowed_model_keys, allowed_training_keys
+
+    allowed = allowed_training_keys(spec.algorithm)
+    for key in spec.training:
+        if key not in allowed:
+            raise InputError(
+                source, f"unknown {spec.algorithm} training setting", f"training.{key}"
+            )
+    for key in spec.env_runners:
+        if key in RESOURCE_KEYS:
+            raise InputError(
+                source,
+                "is derived from the cluster's CPUs; set resources in the experiment file instead",
+                f"env_runners.{key}",
+            )
+        if key not in ENV_RUNNER_KEYS:
+            raise InputError(
+                source,
+                f"unknown env_runners setting (allowed: {', '.join(ENV_RUNNER_KEYS)})",
+                f"env_runners.{key}",
+            )
+    for key in spec.model:
+        if key not in allowed_model_keys():
+            raise InputError(source, "unknown model setting", f"model.{key}")
+
+
+def load_algorithm_file(path: Path, expected: str) -> AlgorithmFile:
+    data = read_yaml_mapping(path)
+    spec = build_dataclass(AlgorithmFile, data, path)
+    if spec.algorithm != expected:
+        raise InputError(
+            path, f"file is for {spec.algorithm}, but listed as {expected}", "algorithm"
+        )
+    if spec.action_mode not in ALLOWED_ACTION_MODES[spec.algorithm]:
+        raise InputError(
+            path,
+            f"{spec.algorithm} cannot use action_mode {spec.action_mode!r} "
+            f"(allowed: {', '.join(ALLOWED_ACTION_MODES[spec.algorithm])})",
+            "action_mode",
+        )
+    if spec.torch_threads is not None and spec.torch_threads < 1:
+        raise InputError(path, "must be >= 1", "torch_threads")
+    for section in ("training", "env_runners", "model"):
+        _check_search_spaces(path, section, getattr(spec, section))
+    _check_rllib_keys(path, spec)
+    return spec
+
+
+def check_storage_path(source: Path, path: Path) -> None:
+    """The storage path must be a folder we can create and write into."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(source, f"{existing} is not a folder", "storage_path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(source, f"{existing} is not writable", "storage_path")
+    if path.exists():
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise InputError(
+                source, f"cannot write into {path} ({exc.strerror})", "storage_path"
+            ) from exc
+
+
+def load_experiment(path: str | Path, storage_path: str | Path | None = None) -> Experiment:
+    """Read and validate an experiment file and the algorithm files it names.
+
+    ``storage_path`` overrides the file's (cluster jobs point it at shared storage).
+    """
+    path = Path(path)
+    data = read_yaml_mapping(path)
+    file = build_dataclass(ExperimentFile, data, path)
+    base = path.resolve().parent
+    for name in file.algorithms:
+        if name not in ALGORITHM_NAMES:
+            raise InputError(
+                path,
+                f"unknown algorithm {name!r} (known: {', '.join(ALGORITHM_NAMES)})",
+                "algorithms",
+            )
+    algorithms = {}
+    for name, relative in file.algorithms.items():
+        algo_path = _resolve(base, relative)
+        if not algo_path.exists():
+            raise InputError(path, f"{algo_path} not found", f"algorithms.{name}")
+        algorithms[name] = load_algorithm_file(algo_path, name)
+    dataset = _resolve(base, file.dataset)
+    if not dataset.exists():
+        raise InputError(path, f"dataset spec {dataset} not found", "dataset")
+    model = None if file.model is None else _resolve(base, file.model)
+    if model is not None and not model.exists():
+        raise InputError(path, f"model {model} not found", "model")
+    if storage_path is not None:
+        storage = _resolve(Path.cwd(), str(storage_path))
+        check_storage_path(Path("--storage-path"), storage)
+    else:
+        storage = _resolve(base, file.storage_path)
+        check_storage_path(path, storage)
+    for key in file.env:
+        if key not in {f.name for f in dataclasses.fields(_env_settings_cls())}:
+            raise InputError(path, "unknown env setting", f"env.{key}")
+    for mode in (a.action_mode for a in algorithms.values()):
+        assert mode in ACTION_MODES
+    return Experiment(path.resolve(), file, dataset, model, storage, algorithms)
+
+
+def _env_settings_cls() -> type:
+    from env.spec import EnvSettings
+
+    return EnvSettings

@@ -1,0 +1,81 @@
+"""Derive each trial's resources from the cluster, so no trial waits forever.
+
+RLlib's defaults ask for one CPU for the algorithm plus one per env runner (PPO: three
+CPUs), so on a two-CPU machine a PPO trial can never be placed and Tune leaves it
+PENDING for good. Here the CPUs of the cluster are shared out instead:
+
+* all trials run at once (or ``max_concurrent_trials``), packed onto the nodes, so a
+  trial's share is ``min(node CPUs / trials on that node)``;
+* a share below two CPUs samples in the trial's own process (``num_env_runners=0``)
+  with a fractional CPU request, e.g. three trials on two CPUs get 0.66 each;
+* a share of two or more CPUs keeps one for the learner and gives the rest to remote
+  env runners (capped by ``max_env_runners_per_trial``), so the same experiment file
+  spreads out on a bigger cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from rllib_project.experiment import ResourceSettings
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    """What one trial asks Ray for."""
+
+    main_cpus: float
+    """CPUs of the trial's own process (algorithm + local learner)."""
+    num_env_runners: int
+    cpus_per_env_runner: float
+    max_concurrent_trials: int
+
+    @property
+    def cpus_per_trial(self) -> float:
+        return self.main_cpus + self.num_env_runners * self.cpus_per_env_runner
+
+    @property
+    def torch_threads(self) -> int:
+        return max(1, math.floor(self.main_cpus))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _floor_cents(value: float) -> float:
+    """Round down to 0.01 CPU so that n shares never add up to more than the whole."""
+    return max(0.01, math.floor(value * 100.0) / 100.0)
+
+
+def plan_trial_resources(
+    node_cpus: list[float], n_trials: int, settings: ResourceSettings
+) -> TrialResources:
+    """Share the nodes' CPUs among ``n_trials`` trials (see module docstring)."""
+    if settings.cpus is not None:
+        node_cpus = [settings.cpus]
+    node_cpus = sorted((c for c in node_cpus if c > 0), reverse=True)
+    if not node_cpus:
+        raise ValueError("the Ray cluster reports no CPUs")
+    concurrent = min(n_trials, settings.max_concurrent_trials or n_trials)
+    per_node = math.ceil(concurrent / len(node_cpus))
+    # trials are packed per node, so the smallest node that must host `per_node` trials
+    # bounds the share; with fewer trials than nodes each trial gets a node's CPUs
+    hosting = node_cpus[: math.ceil(concurrent / per_node)]
+    share = min(cpus / per_node for cpus in hosting)
+    if share < 2.0 or settings.max_env_runners_per_trial == 0:
+        return TrialResources(_floor_cents(share), 0, 0.0, concurrent)
+    runners = min(math.floor(share) - 1, settings.max_env_runners_per_trial)
+    # what the runners leave goes to the learner (more torch threads)
+    return TrialResources(float(math.floor(share) - runners), runners, 1.0, concurrent)
+
+
+def cluster_node_cpus() -> list[float]:
+    """CPUs of every alive node of the connected Ray cluster."""
+    import ray
+
+    return [
+        float(node["Resources"].get("CPU", 0.0))
+        for node in ray.nodes()
+        if node.get("Alive") and node["Resources"].get("CPU", 0.0) > 0
+    ]

@@ -1,0 +1,151 @@
+"""Start and stop a throw-away local Ray cluster for tests (head + optional nodes).
+
+Every process is started with ``ray start --block`` in its own process group under a
+private ``--temp-dir``; teardown signals exactly those groups and then any process
+still naming that temp dir, so Ray instances the test did not start are never touched.
+Token authentication stays on (``RAY_AUTH_MODE=token``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ray_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["RAY_AUTH_MODE"] = "token"
+    env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # nodes must be able to join
+    return env
+
+
+@dataclass
+class LocalCluster:
+    temp_dir: Path
+    gcs_port: int
+    dashboard_port: int
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def dashboard(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def _start(self, args: list[str]) -> None:
+        log = open(self.temp_dir / f"start_{len(self.processes)}.log", "w")  # noqa: SIM115
+        self.processes.append(
+            subprocess.Popen(
+                [str(BIN / "ray"), "start", "--block", *args],
+                env=ray_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def start_head(self, cpus: int) -> None:
+        self._start(
+            [
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={self.gcs_port}",
+                f"--num-cpus={cpus}",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={self.dashboard_port}",
+                f"--temp-dir={self.temp_dir}",
+                "--include-dashboard=true",
+            ]
+        )
+
+    def add_node(self, cpus: int) -> None:
+        self._start(
+            [f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}"]
+        )
+
+    def wait_for_nodes(self, count: int, timeout: float = 120.0) -> None:
+        script = (
+            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "print(sum(1 for n in ray.nodes() if n['Alive']))"
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            result = subprocess.run(
+                [sys.executable, "-c", script, self.address],
+                env=ray_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            lines = result.stdout.strip().splitlines()
+            if result.returncode == 0 and lines and int(lines[-1]) >= count:
+                return
+            time.sleep(2.0)
+        logs = "\n".join(p.read_text()[-2000:] for p in sorted(self.temp_dir.glob("start_*.log")))
+        raise AssertionError(f"cluster did not reach {count} node(s) in {timeout} s:\n{logs}")
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        self._kill_leftovers()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def _kill_leftovers(self) -> None:
+        """Any process whose command line names our temp dir or GCS port."""
+        marks = (str(self.temp_dir), f"127.0.0.1:{self.gcs_port}")
+        own_groups = {p.pid for p in self.processes}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                group = os.getpgid(int(proc.name))
+            except (OSError, ProcessLookupError):
+                continue
+            if group in own_groups or any(mark in cmdline for mark in marks):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(proc.name), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def local_cluster(head_cpus: int, extra_nodes: tuple[int, ...] = ()) -> Iterator[LocalCluster]:
+    temp_dir = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: socket paths
+    cluster = LocalCluster(temp_dir, free_port(), free_port())
+    try:
+        cluster.start_head(head_cpus)
+        cluster.wait_for_nodes(1)
+        for cpus in extra_nodes:
+            cluster.add_node(cpus)
+        cluster.wait_for_nodes(1 + len(extra_nodes))
+        yield cluster
+    finally:
+        cluster.stop()
