@@ -38,27 +38,51 @@ OBS_CLIP = 10.0
 _RANGE_PROBE_POINTS = 20000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Plant:
-    """Everything needed to simulate one dataset's process."""
+    """Everything needed to simulate one dataset's process.
+
+    ``data`` (the CSV rows) is needed only for start states and data-support checks;
+    an exported policy rebuilds a Plant from its recorded bounds and scale without it.
+    """
 
     spec: DatasetSpec
-    data: PlantData
     model: ProcessModel
     settings: EnvSettings
+    lower: np.ndarray
+    """Shape (k,): lower control bounds."""
+    upper: np.ndarray
+    """Shape (k,): upper control bounds."""
+    temperature_scale: float
+    """Scale of the normalised temperature: half the observed range (>= band width)."""
+    data: PlantData | None = None
+
+    @classmethod
+    def from_data(
+        cls, spec: DatasetSpec, data: PlantData, model: ProcessModel, settings: EnvSettings
+    ) -> Plant:
+        band_width = float(spec.band[1] - spec.band[0])
+        return cls(
+            spec=spec,
+            model=model,
+            settings=settings,
+            lower=data.lower,
+            upper=data.upper,
+            temperature_scale=max(float(np.ptp(data.state)) / 2.0, band_width),
+            data=data,
+        )
+
+    @property
+    def rows(self) -> PlantData:
+        """The CSV rows; only plants built from data have them."""
+        if self.data is None:
+            raise ValueError("this plant was rebuilt without its CSV rows")
+        return self.data
 
     # ------------------------------------------------------------------ constants
     @functools.cached_property
-    def lower(self) -> np.ndarray:
-        return self.data.lower
-
-    @functools.cached_property
-    def upper(self) -> np.ndarray:
-        return self.data.upper
-
-    @functools.cached_property
     def steps(self) -> np.ndarray:
-        return self.data.steps
+        return np.array([c.step for c in self.spec.controls], dtype=np.float64)
 
     @property
     def n_controls(self) -> int:
@@ -77,19 +101,14 @@ class Plant:
         return 0.5 * (self.band[0] + self.band[1])
 
     @functools.cached_property
-    def temperature_scale(self) -> float:
-        """Scale of the normalised temperature: half the observed range (>= band width)."""
-        return max(float(np.ptp(self.data.state)) / 2.0, self.band_width)
-
-    @functools.cached_property
     def start_indices(self) -> np.ndarray:
         """Indices into the data arrays of rows usable as start states."""
-        return np.flatnonzero(self.data.start_row_mask())
+        return np.flatnonzero(self.rows.start_row_mask())
 
     @functools.cached_property
     def row_offsets(self) -> np.ndarray:
         """Measured minus modelled temperature of every data row."""
-        return self.data.state - self.model.predict(self.data.controls)
+        return self.rows.state - self.model.predict(self.rows.controls)
 
     # ------------------------------------------------------------------ physics
     def offset_for(self, temperature: np.ndarray, controls: np.ndarray) -> np.ndarray:
@@ -217,8 +236,9 @@ class Plant:
         else:  # many controls: corners are too many, probe at random
             rng = np.random.default_rng(0)
             grid = rng.uniform(self.lower, self.upper, size=(_RANGE_PROBE_POINTS, k))
-        inside = np.clip(self.data.controls, self.lower, self.upper)
-        values = self.model.predict(np.concatenate([grid, inside]))
+        if self.data is not None:
+            grid = np.concatenate([grid, np.clip(self.data.controls, self.lower, self.upper)])
+        values = self.model.predict(grid)
         return float(values.min()), float(values.max())
 
     def check_band_reachable(self) -> None:
@@ -257,7 +277,7 @@ def _load_base_plant(spec_path: str, mtime_ns: int, model_path: str | None) -> P
     else:
         model = ProcessModel.load(model_path)
         check_model_matches(model, data, model_path)
-    plant = Plant(spec=spec, data=data, model=model, settings=spec.env)
+    plant = Plant.from_data(spec, data, model, spec.env)
     plant.check_band_reachable()
     return plant
 

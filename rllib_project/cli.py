@@ -21,9 +21,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from env.errors import InputError
 
 EXIT_INPUT_ERROR = 2
+DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "tune_configs" / "compare.yaml"
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -49,6 +52,74 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from rllib_project.evaluate import evaluate_source, format_table
+
+    rows = evaluate_source(args.source)
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows], indent=1))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    import json
+
+    from rllib_project.checkpoints import load_best_policy
+    from rllib_project.recommendation import format_recommendation, parse_state, recommend
+
+    if (args.state is None) == (args.row is None):
+        raise InputError("recommend", "give either --state or --row")
+    policy = load_best_policy(args.policy)
+    plant = policy.plant
+    if args.state is not None:
+        temperature, controls = parse_state(args.state, plant)
+    else:
+        data = plant.rows
+        position = int(np.searchsorted(data.row_numbers, args.row))
+        if position >= len(data.row_numbers) or data.row_numbers[position] != args.row:
+            raise InputError("--row", f"CSV data row {args.row} does not exist or was dropped")
+        temperature, controls = float(data.state[position]), data.controls[position]
+    advice = recommend(plant, policy.codec, policy.act, temperature, controls, policy.name)
+    if args.json:
+        print(json.dumps(advice.to_dict(), indent=1))
+    else:
+        print(format_recommendation(advice))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rllib_project.export import export_checkpoint, export_summary
+
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.is_dir():
+        raise InputError(checkpoint, "checkpoint folder not found")
+    print(export_summary(export_checkpoint(checkpoint, Path(args.target), args.force)))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rllib_project.report import build_report
+
+    print(f"report: {build_report(Path(args.experiment))}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rllib_project.evaluate import evaluate_source, format_table
+    from rllib_project.report import build_report
+    from rllib_project.tuning import run_tune
+
+    experiment_dir = run_tune(Path(args.experiment), args.address)
+    print()
+    print(format_table(evaluate_source(experiment_dir)))
+    print(f"\nreport: {build_report(experiment_dir)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rllib-project",
@@ -69,6 +140,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--storage-path", help="override the experiment's storage_path (shared on a cluster)"
     )
     tune.set_defaults(handler=_tune)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="compare trained policies with the planner and baselines on every row"
+    )
+    evaluate.add_argument("source", help="experiment folder, checkpoint or export folder")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.set_defaults(handler=_evaluate)
+
+    rec = commands.add_parser("recommend", help="what to do with each control, from a state")
+    rec.add_argument(
+        "--policy",
+        default="best",
+        help="'best' (newest experiment), an experiment, checkpoint or export folder",
+    )
+    rec.add_argument("--state", help='e.g. "temperature=947.1,fuel_rate=11.6,..."')
+    rec.add_argument("--row", type=int, help="use data row N of the CSV (0-based) as the state")
+    rec.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rec.set_defaults(handler=_recommend)
+
+    export = commands.add_parser("export", help="write a Ray-free policy from a checkpoint")
+    export.add_argument("checkpoint", help="checkpoint folder (see best.json)")
+    export.add_argument("target", help="folder to write")
+    export.add_argument("--force", action="store_true", help="replace an existing folder")
+    export.set_defaults(handler=_export)
+
+    report = commands.add_parser("report", help="Markdown report with plots for an experiment")
+    report.add_argument("experiment", help="experiment folder (holding best.json)")
+    report.set_defaults(handler=_report)
+
+    demo = commands.add_parser(
+        "demo", help="the main job: tune PPO/SAC/DQN on the sample data, evaluate, report"
+    )
+    demo.add_argument(
+        "experiment", nargs="?", default=str(DEFAULT_EXPERIMENT), help="experiment YAML"
+    )
+    demo.add_argument("--address", help="Ray cluster address (default: local)")
+    demo.set_defaults(handler=_demo)
     return parser
 
 

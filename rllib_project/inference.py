@@ -10,6 +10,10 @@ itself, the way the pipeline does:
   its deterministic sample (mode), and for Box actions undo RLlib's action
   normalisation (``normalize_actions=True`` by default), which also clips to bounds.
   Skipping that step makes a restored policy act differently from training.
+* SAC's squashed Gaussian: RLlib 2.60's ``TorchSquashedGaussian.to_deterministic()``
+  returns the *pre-tanh* mean, which the clip then cuts to [-1, 1]; but the policy
+  SAC trained is ``tanh(N(mean, std))``, whose deterministic action is ``tanh(mean)``
+  (what SB3 and CleanRL evaluate). We squash the mean, as training's samples are.
 
 RLlib checkpoints are pickles: load only checkpoints from a trusted source.
 """
@@ -36,6 +40,7 @@ def greedy_action_function(
     """``obs batch -> greedy env actions`` for an RLModule."""
     import torch
     from ray.rllib.core.columns import Columns
+    from ray.rllib.core.distribution.torch.torch_distribution import TorchSquashedGaussian
     from ray.rllib.utils.spaces.space_utils import unsquash_action
 
     dist_class = None
@@ -50,7 +55,10 @@ def greedy_action_function(
                 if dist_class is None:
                     dist_class = module.get_inference_action_dist_cls()
                 dist = dist_class.from_logits(out[Columns.ACTION_DIST_INPUTS])
-                actions = dist.to_deterministic().sample()
+                if isinstance(dist, TorchSquashedGaussian):
+                    actions = dist.low + (torch.tanh(dist.loc) + 1.0) * (dist.high - dist.low) / 2
+                else:
+                    actions = dist.to_deterministic().sample()
         actions = actions.cpu().numpy()
         if isinstance(action_space, gym.spaces.Box):
             if normalize_actions:
@@ -63,9 +71,19 @@ def greedy_action_function(
 
 def module_from_checkpoint(checkpoint: str | Path) -> RLModule:
     """The policy's RLModule from an Algorithm checkpoint (a pickle: trusted files only)."""
+    import logging
+
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    return RLModule.from_checkpoint(str(Path(checkpoint).resolve() / MODULE_SUBPATH))
+    # RLlib 2.60 logs a deprecation warning about its own checkpoint format on every
+    # load; it is not actionable for users of this project.
+    rl_module_logger = logging.getLogger("ray._common.deprecation")
+    level = rl_module_logger.level
+    rl_module_logger.setLevel(logging.ERROR)
+    try:
+        return RLModule.from_checkpoint(str(Path(checkpoint).resolve() / MODULE_SUBPATH))
+    finally:
+        rl_module_logger.setLevel(level)
 
 
 class LearnerModuleMirror:

@@ -26,11 +26,10 @@ from ray.tune.result import AUTO_RESULT_KEYS, DONE, EPISODES_TOTAL, TIMESTEPS_TO
 from env.evaluation import fixed_start_rows
 from env.temperature_env import TemperatureControlEnv
 from rllib_project.algorithms import build_algorithm_config
+from rllib_project.checkpoints import POLICY_METADATA
 from rllib_project.inference import LearnerModuleMirror, greedy_action_function
 from rllib_project.scoring import PlantScorer
 
-POLICY_METADATA = "plant_policy.json"
-"""Written into every checkpoint: algorithm, action mode and env config."""
 _TRAINABLE_KEYS = {*AUTO_RESULT_KEYS, DONE, TIMESTEPS_TOTAL, EPISODES_TOTAL, "config"}
 
 

@@ -27,10 +27,10 @@ from typing import Any
 from env.errors import InputError
 from env.model import write_json_atomic
 from env.plant import load_plant
+from rllib_project.checkpoints import MANIFEST
 from rllib_project.experiment import Experiment, load_experiment
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
 
-MANIFEST = "best.json"
 EXPERIMENT_SNAPSHOT = "experiment.json"
 MODEL_FILE = "process_model.json"
 SCORE = "evaluation/score"
@@ -49,27 +49,34 @@ REPORT_COLUMNS = {
 # --------------------------------------------------------------------------- ray
 
 
-def init_ray(address: str | None) -> None:
-    """Connect to a cluster (``--address`` or ``RAY_ADDRESS``) or start a local one.
+def prepare_ray_environment(address: str | None) -> str | None:
+    """Settings that must be in place before Ray is first imported; returns the address.
 
-    A local instance binds to 127.0.0.1: nothing outside this machine needs it. Token
-    authentication (on by default in Ray 2.60) stays on.
+    Without a cluster address, the run starts its own single-machine Ray instance; with
+    multi-node support switched off Ray binds every service to 127.0.0.1 instead of the
+    host's address (seen with ``ss -ltn``). Ray reads that switch when it is imported,
+    so this runs before anything imports Ray. Token authentication (the Ray 2.60
+    default) stays on either way.
     """
-    import ray
-
-    if ray.is_initialized():
-        return
     address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     # Our own progress table (CLIReporter) instead of Tune's new output engine.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's experiment-state sync warning fires on every short run; it is advice only.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    return address
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to a cluster, or start a local instance (see prepare_ray_environment)."""
+    import ray
+
+    if ray.is_initialized():
+        return
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        # A single-machine instance: with multi-node support off, Ray binds every
-        # service to 127.0.0.1 instead of the host's address (seen with `ss -ltn`).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray.init(include_dashboard=False, log_to_driver=False)
 
 
@@ -213,6 +220,7 @@ def run_tune(
     experiment_file: Path, address: str | None = None, storage_path: Path | None = None
 ) -> Path:
     """Run an experiment; returns the experiment folder (holding ``best.json``)."""
+    address = prepare_ray_environment(address)
     experiment = load_experiment(experiment_file, storage_path)
     experiment_dir = new_experiment_dir(experiment)
     init_ray(address)
@@ -263,6 +271,7 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
 
     from rllib_project.trainable import PlantTrainable
 
+    address = prepare_ray_environment(address)
     experiment_dir = experiment_dir.resolve()
     if not (experiment_dir / EXPERIMENT_SNAPSHOT).exists():
         raise InputError(experiment_dir, "not an experiment folder (no experiment.json)")

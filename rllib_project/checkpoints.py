@@ -1,0 +1,158 @@
+"""Find and load trained policies: experiment folders, checkpoints, exports.
+
+A *policy source* on the command line may be
+
+* an experiment folder (holding ``best.json``): its best checkpoint per algorithm;
+* a checkpoint folder (holding ``plant_policy.json``): that policy;
+* an export folder (holding ``policy.json``): the Ray-free policy;
+* ``best``: the best policy of the newest experiment under the default storage.
+
+RLlib checkpoints are pickles and are tied to the Ray version: load only trusted ones.
+Exports contain no pickles (see :mod:`rllib_project.policy`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from env.actions import ActionCodec
+from env.errors import InputError
+from env.plant import Plant, load_plant
+
+MANIFEST = "best.json"
+POLICY_METADATA = "plant_policy.json"
+"""Written into every checkpoint by the trainable: algorithm, action mode, env config."""
+DEFAULT_STORAGE = Path(__file__).resolve().parent.parent / "results"
+
+
+@dataclass
+class LoadedPolicy:
+    """A policy ready to act: greedy actions for observation batches of its plant."""
+
+    name: str
+    algorithm: str
+    action_mode: str
+    plant: Plant
+    codec: ActionCodec
+    act: Callable[[np.ndarray], np.ndarray]
+    source: Path
+    info: dict[str, Any]
+
+
+def read_manifest(experiment_dir: Path) -> dict[str, Any]:
+    path = experiment_dir / MANIFEST
+    if not path.exists():
+        raise InputError(experiment_dir, f"no {MANIFEST}: not a finished experiment folder")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"unreadable ({exc})") from exc
+
+
+def latest_experiment(storage: Path = DEFAULT_STORAGE) -> Path:
+    """The newest folder under ``storage`` with a ``best.json``."""
+    candidates = sorted((p for p in storage.glob(f"*/{MANIFEST}")), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise InputError(storage, "no finished experiment found: run 'rllib-project tune' first")
+    return candidates[-1].parent
+
+
+def load_checkpoint_policy(checkpoint: Path, name: str | None = None) -> LoadedPolicy:
+    """A checkpoint's policy, on the plant it was trained on (Ray and torch needed).
+
+    The network is loaded on first use, so mistakes in the rest of a command (a bad
+    ``--state``) are reported before RLlib is imported.
+    """
+    checkpoint = checkpoint.resolve()
+    meta_path = checkpoint / POLICY_METADATA
+    if not meta_path.exists():
+        raise InputError(
+            checkpoint, f"not a checkpoint of this project ({POLICY_METADATA} missing)"
+        )
+    meta = json.loads(meta_path.read_text())
+    env_config = meta["env_config"]
+    plant = load_plant(
+        env_config["spec_path"], env_config.get("model_path"), env_config.get("settings") or None
+    )
+    codec = ActionCodec(meta["action_mode"], plant.steps, plant.settings.continuous_deadband)
+    return LoadedPolicy(
+        name=name or meta["algorithm"],
+        algorithm=meta["algorithm"],
+        action_mode=meta["action_mode"],
+        plant=plant,
+        codec=codec,
+        act=_LazyCheckpointActor(checkpoint, codec),
+        source=checkpoint,
+        info=meta,
+    )
+
+
+class _LazyCheckpointActor:
+    """Greedy actions of a checkpoint's RLModule, loaded on the first call."""
+
+    def __init__(self, checkpoint: Path, codec: ActionCodec) -> None:
+        self.checkpoint = checkpoint
+        self.codec = codec
+        self._act: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self._act is None:
+            from rllib_project.inference import greedy_action_function, module_from_checkpoint
+
+            module = module_from_checkpoint(self.checkpoint)
+            self._act = greedy_action_function(module, self.codec.space)
+        return self._act(obs)
+
+
+def load_export_policy(folder: Path) -> LoadedPolicy:
+    from rllib_project.policy import load_policy
+
+    exported = load_policy(folder)
+    return LoadedPolicy(
+        name=exported.name,
+        algorithm=exported.algorithm,
+        action_mode=exported.action_mode,
+        plant=exported.plant,
+        codec=exported.codec,
+        act=exported.act,
+        source=folder.resolve(),
+        info=exported.metadata,
+    )
+
+
+def load_policies(source: str | Path) -> list[LoadedPolicy]:
+    """Every policy a source names (an experiment gives its best per algorithm)."""
+    from rllib_project.policy import POLICY_FILE
+
+    path = latest_experiment() if str(source) == "best" else Path(source)
+    if not path.exists():
+        raise InputError(path, "not found")
+    if (path / POLICY_FILE).exists():
+        return [load_export_policy(path)]
+    if (path / POLICY_METADATA).exists():
+        return [load_checkpoint_policy(path)]
+    manifest = read_manifest(path)
+    if not manifest["best"]:
+        raise InputError(path / MANIFEST, "lists no checkpoint (every trial failed?)")
+    return [
+        load_checkpoint_policy(Path(entry["checkpoint"]), f"{name} (best)")
+        for name, entry in manifest["best"].items()
+    ]
+
+
+def load_best_policy(source: str | Path) -> LoadedPolicy:
+    """One policy: the highest-scoring of an experiment, or the one a path names."""
+    path = latest_experiment() if str(source) == "best" else Path(source)
+    if path.exists() and (path / MANIFEST).exists():
+        manifest = read_manifest(path)
+        if not manifest["best"]:
+            raise InputError(path / MANIFEST, "lists no checkpoint")
+        name, entry = max(manifest["best"].items(), key=lambda item: item[1]["metrics"]["score"])
+        return load_checkpoint_policy(Path(entry["checkpoint"]), f"{name} (best)")
+    return load_policies(path)[0]

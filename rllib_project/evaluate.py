@@ -1,0 +1,123 @@
+"""``rllib-project evaluate``: trained policies side by side with the yardsticks.
+
+Every policy runs greedily from **every** valid row of the CSV; next to it the exact
+optimal planner, the greedy one-step look-ahead, do-nothing and random, in the same
+action mode family (discrete / continuous; ``discrete_flat`` is the same decision as
+``discrete``). ``moves/opt`` is the policy's total moves to band divided by the
+planner's over the rows both solve: 1.00 is optimal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from env.baselines import baseline_policies
+from env.evaluation import Rollouts
+from rllib_project.checkpoints import LoadedPolicy, load_policies
+from rllib_project.scoring import PlantScorer
+
+COLUMNS = (
+    ("success_rate", "success", "{:.1%}"),
+    ("success_rate_solvable", "of solvable", "{:.1%}"),
+    ("mean_moves_to_band", "moves", "{:.2f}"),
+    ("moves_ratio", "moves/opt", "{:.2f}"),
+    ("time_in_band", "in band", "{:.1%}"),
+    ("mean_return", "return", "{:.1f}"),
+)
+
+
+def mode_family(action_mode: str) -> str:
+    return "continuous" if action_mode == "continuous" else "discrete"
+
+
+@dataclass
+class EvaluationRow:
+    policy: str
+    kind: str
+    """"trained" or "baseline"."""
+    action_mode: str
+    metrics: dict[str, float]
+    rollouts: Rollouts
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        metrics = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in self.metrics.items()
+        }
+        return {
+            "policy": self.policy,
+            "kind": self.kind,
+            "action_mode": self.action_mode,
+            "source": self.source,
+            **metrics,
+        }
+
+
+def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[EvaluationRow]:
+    """Trained policies first, then the baselines of each action-mode family used."""
+    rows: list[EvaluationRow] = []
+    scorers: dict[str, PlantScorer] = {}
+    for policy in policies:
+        plant = policy.plant
+        scorer = PlantScorer(plant, policy.action_mode, plant.start_indices)
+        scorers.setdefault(mode_family(policy.action_mode), scorer)
+        result = scorer.rollouts(_as_batch_policy(policy))
+        rows.append(
+            EvaluationRow(
+                policy.name,
+                "trained",
+                policy.action_mode,
+                scorer.metrics(result),
+                result,
+                str(policy.source),
+            )
+        )
+    for family, scorer in scorers.items():
+        for baseline in baseline_policies(scorer.plant, scorer.codec, seed):
+            result = (
+                scorer.planner_rollouts if baseline.name == "planner" else scorer.rollouts(baseline)
+            )
+            rows.append(
+                EvaluationRow(
+                    f"{baseline.name}", "baseline", family, scorer.metrics(result), result
+                )
+            )
+    return rows
+
+
+def _as_batch_policy(policy: LoadedPolicy):
+    from env.baselines import FunctionPolicy
+
+    return FunctionPolicy(policy.name, policy.act)
+
+
+def evaluate_source(source: str | Path) -> list[EvaluationRow]:
+    return evaluate_policies(load_policies(source))
+
+
+def format_table(rows: list[EvaluationRow], markdown: bool = False) -> str:
+    headers = ["policy", "actions", *(label for _, label, _ in COLUMNS)]
+    body = []
+    for row in rows:
+        cells = [row.policy, row.action_mode]
+        for key, _, fmt in COLUMNS:
+            value = row.metrics.get(key, math.nan)
+            cells.append("-" if value is None or math.isnan(value) else fmt.format(value))
+        body.append(cells)
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [headers, *body]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])

@@ -1,0 +1,205 @@
+"""Exported policies: a trained policy that runs where Ray is not installed.
+
+An export folder (written by ``rllib-project export``) holds only data, never code:
+
+* ``weights.npz``: the policy network's weight arrays, read with
+  ``numpy.load(allow_pickle=False)``: nothing is unpickled;
+* ``policy.json``: the layer sequence, how the network's output becomes an action,
+  the action mapping (mode, steps, dead-band), the observation normalisation (band,
+  bounds, scale), the control names and the dataset's sha256;
+* ``process_model.json``: the fitted process model (for predicted paths);
+* ``checksums.json``: sha256 of the three files above.
+
+:func:`load_policy` checks every file against ``checksums.json`` before reading it and
+refuses a folder whose weights or metadata were changed. (A checksum detects changes
+to the files, not an attacker who also rewrites ``checksums.json``: keep exports where
+only trusted people can write.) This module needs numpy and torch, never Ray::
+
+    from rllib_project.policy import load_policy
+
+    policy = load_policy("exported/ppo")
+    advice = policy.recommend({"temperature": 947.1, "fuel_rate": 11.6, ...})
+    for control in advice.controls:
+        print(control.name, control.direction, control.amount, control.new)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from env.actions import ActionCodec
+from env.errors import InputError
+from env.model import ProcessModel
+from env.plant import Plant
+from env.spec import DatasetSpec, EnvSettings
+from env.typed_config import build_dataclass
+from rllib_project.recommendation import Recommendation, recommend, state_from_mapping
+
+EXPORT_FORMAT = "plant-policy/1"
+POLICY_FILE = "policy.json"
+WEIGHTS_FILE = "weights.npz"
+MODEL_FILE = "process_model.json"
+CHECKSUM_FILE = "checksums.json"
+HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, MODEL_FILE)
+ACTIVATIONS = ("tanh", "relu", "silu", "elu", "sigmoid", "layernorm")
+OUTPUT_KINDS = ("categorical", "multi_categorical", "gaussian", "squashed_gaussian", "q_dueling")
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verify_checksums(folder: Path) -> None:
+    """Refuse an export whose files differ from what ``checksums.json`` records."""
+    listing = folder / CHECKSUM_FILE
+    if not listing.exists():
+        raise InputError(folder, f"not an exported policy ({CHECKSUM_FILE} missing)")
+    try:
+        recorded = json.loads(listing.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(listing, f"unreadable ({exc})") from exc
+    for name in HASHED_FILES:
+        path = folder / name
+        if not path.exists():
+            raise InputError(folder, f"{name} is missing")
+        if recorded.get(name) != sha256_file(path):
+            raise InputError(path, "sha256 differs from checksums.json: the export was modified")
+
+
+class PolicyNetwork:
+    """The policy MLP rebuilt in torch from plain arrays, plus its output decoding."""
+
+    def __init__(
+        self,
+        layers: list[dict[str, Any]],
+        weights: Mapping[str, np.ndarray],
+        output: dict[str, Any],
+    ) -> None:
+        import torch
+
+        self.torch = torch
+        self.layers = []
+        for layer in layers:
+            kind = layer["type"]
+            if kind == "linear":
+                self.layers.append(
+                    (
+                        "linear",
+                        torch.from_numpy(weights[layer["weight"]]),
+                        torch.from_numpy(weights[layer["bias"]]),
+                    )
+                )
+            elif kind == "layernorm":
+                self.layers.append(
+                    (
+                        "layernorm",
+                        torch.from_numpy(weights[layer["weight"]]),
+                        torch.from_numpy(weights[layer["bias"]]),
+                        float(layer["eps"]),
+                    )
+                )
+            elif kind in ACTIVATIONS:
+                self.layers.append((kind,))
+            else:
+                raise ValueError(f"unsupported layer type {kind!r}")
+        if output["kind"] not in OUTPUT_KINDS:
+            raise ValueError(f"unsupported output kind {output['kind']!r}")
+        self.output = output
+
+    def forward(self, obs: np.ndarray) -> Any:
+        functional = self.torch.nn.functional
+        x = self.torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        with self.torch.no_grad():
+            for layer in self.layers:
+                kind = layer[0]
+                if kind == "linear":
+                    x = functional.linear(x, layer[1], layer[2])
+                elif kind == "layernorm":
+                    x = functional.layer_norm(x, (x.shape[-1],), layer[1], layer[2], layer[3])
+                else:
+                    x = getattr(functional, kind)(x) if kind != "tanh" else self.torch.tanh(x)
+        return x
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions for a batch of observations."""
+        out = self.forward(obs)
+        kind = self.output["kind"]
+        if kind in ("categorical", "q_dueling"):  # dueling: argmax Q = argmax advantage
+            return out.argmax(dim=-1).numpy().astype(np.int64)
+        if kind == "multi_categorical":
+            sizes = self.output["sizes"]
+            parts = self.torch.split(out, sizes, dim=-1)
+            return np.stack([p.argmax(dim=-1).numpy() for p in parts], axis=-1).astype(np.int64)
+        k = self.output["n_actions"]
+        mean = out[..., :k]
+        if kind == "squashed_gaussian":
+            low, high = self.output["low"], self.output["high"]
+            mean = low + (self.torch.tanh(mean) + 1.0) * (high - low) / 2.0
+        return np.clip(mean.numpy(), -1.0, 1.0).astype(np.float32)
+
+
+@dataclass
+class ExportedPolicy:
+    """A loaded export: network, plant (model + bounds + band) and action mapping."""
+
+    name: str
+    algorithm: str
+    action_mode: str
+    plant: Plant
+    codec: ActionCodec
+    network: PolicyNetwork
+    metadata: dict[str, Any]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.network.act(obs)
+
+    def recommend(self, state: Mapping[str, float]) -> Recommendation:
+        """What to do with each control, from ``{column name: value}`` of one reading."""
+        temperature, controls = state_from_mapping(state, self.plant)
+        return recommend(self.plant, self.codec, self.act, temperature, controls, self.name)
+
+
+def load_policy(folder: str | Path) -> ExportedPolicy:
+    """Load an export folder after verifying its checksums (see module docstring)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "exported policy folder not found")
+    verify_checksums(folder)
+    try:
+        meta = json.loads((folder / POLICY_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(folder / POLICY_FILE, f"unreadable ({exc})") from exc
+    if meta.get("format") != EXPORT_FORMAT:
+        raise InputError(folder / POLICY_FILE, f"unknown format (expected {EXPORT_FORMAT})")
+    with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as archive:
+        weights = {name: archive[name] for name in archive.files}
+    model = ProcessModel.load(folder / MODEL_FILE)
+    plant_meta = meta["plant"]
+    spec = build_dataclass(DatasetSpec, plant_meta["spec"], folder / POLICY_FILE, "plant.spec")
+    settings = build_dataclass(EnvSettings, plant_meta["settings"], folder / POLICY_FILE)
+    plant = Plant(
+        spec=spec,
+        model=model,
+        settings=settings,
+        lower=np.array(plant_meta["lower"], dtype=np.float64),
+        upper=np.array(plant_meta["upper"], dtype=np.float64),
+        temperature_scale=float(plant_meta["temperature_scale"]),
+    )
+    codec = ActionCodec(meta["action_mode"], plant.steps, settings.continuous_deadband)
+    network = PolicyNetwork(meta["network"]["layers"], weights, meta["network"]["output"])
+    return ExportedPolicy(
+        name=f"{meta['algorithm']} (exported)",
+        algorithm=meta["algorithm"],
+        action_mode=meta["action_mode"],
+        plant=plant,
+        codec=codec,
+        network=network,
+        metadata=meta,
+    )
