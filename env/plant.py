@@ -76,7 +76,9 @@ class Plant:
     def rows(self) -> PlantData:
         """The CSV rows; only plants built from data have them."""
         if self.data is None:
-            raise ValueError("this plant was rebuilt without its CSV rows")
+            raise InputError(
+                self.spec.csv, "not available: this plant was rebuilt without its CSV rows"
+            )
         return self.data
 
     # ------------------------------------------------------------------ constants

@@ -51,6 +51,9 @@ def test_progress_has_evaluation_metrics_every_iteration(tiny_run: Path) -> None
         assert list(progress["training_iteration"]) == [1, 2]
         for column in ("evaluation/success_rate", "evaluation/moves_ratio", "evaluation/score"):
             assert progress[column].notna().all(), (trial.name, column)
+        # a run without --address starts its own Ray instance bound to loopback
+        results = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert {r["node_ip"] for r in results} == {"127.0.0.1"}
 
 
 def _checkpointed_iterations(trial_dir: Path) -> list[int]:

@@ -1,0 +1,119 @@
+"""evaluate and recommend on checkpoints of a real (tiny) Tune run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import env
+from tests.test_fit_cli import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _best(run: Path, algorithm: str) -> Path:
+    return Path(json.loads((run / "best.json").read_text())["best"][algorithm]["checkpoint"])
+
+
+def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(tiny_run: Path) -> None:
+    result = run_cli("evaluate", _best(tiny_run, "DQN"), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout)
+    assert [r["policy"] for r in rows] == ["DQN", "planner", "greedy", "do-nothing", "random"]
+    for row in rows:
+        for key in (
+            "success_rate",
+            "mean_moves_to_band",
+            "moves_ratio",
+            "time_in_band",
+            "mean_return",
+            "success_rate_solvable",
+        ):
+            assert key in row, key
+        assert row["episodes"] == 500
+    planner = rows[1]
+    assert planner["moves_ratio"] == 1.0
+    assert planner["success_rate"] == max(r["success_rate"] for r in rows)
+    assert planner["success_rate_solvable"] == 1.0
+
+
+def test_evaluate_experiment_table_lists_every_algorithm(tiny_run: Path) -> None:
+    result = run_cli("evaluate", tiny_run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["policy", "actions", "success"]
+    for name in ("PPO (best)", "SAC (best)", "DQN (best)", "planner", "greedy", "do-nothing"):
+        assert any(line.startswith(name) for line in lines), name
+    # baselines of both action-mode families, since SAC is continuous
+    assert sum(line.startswith("planner") for line in lines) == 2
+
+
+def _row(plant: env.Plant, inside: bool, below: bool = True) -> int:
+    temps = plant.data.state[plant.start_indices]
+    mask = (
+        plant.in_band(temps)
+        if inside
+        else (temps < plant.band[0] - 5 if below else temps > plant.band[1] + 5)
+    )
+    return int(plant.data.row_numbers[plant.start_indices[np.flatnonzero(mask)[0]]])
+
+
+def test_recommend_inside_band_keeps_everything(tiny_run: Path, sample_plant: env.Plant) -> None:
+    row = _row(sample_plant, inside=True)
+    result = run_cli("recommend", "--policy", tiny_run, "--row", row, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    advice = json.loads(result.stdout)
+    assert advice["in_band"] and advice["keep_all"] and advice["moves_to_band"] == 0
+    assert all(c["direction"] == "keep" and c["amount"] == 0 for c in advice["controls"])
+    text = run_cli("recommend", "--policy", tiny_run, "--row", row)
+    assert "keep all controls" in text.stdout
+
+
+def test_recommend_from_a_state_string_reports_amounts_and_path(
+    tiny_run: Path, sample_plant: env.Plant
+) -> None:
+    index = sample_plant.start_indices[0]
+    values = dict(
+        zip(sample_plant.spec.control_names, sample_plant.data.controls[index], strict=True)
+    )
+    state = ",".join(
+        [f"temperature={sample_plant.band[0] - 8}"] + [f"{k}={v}" for k, v in values.items()]
+    )
+    result = run_cli("recommend", "--policy", _best(tiny_run, "PPO"), "--state", state, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    advice = json.loads(result.stdout)
+    assert not advice["in_band"] and advice["path"][0]["temperature"] == sample_plant.band[0] - 8
+    steps = {c.name: c.step for c in sample_plant.spec.controls}
+    for control in advice["controls"]:
+        assert control["direction"] in ("increase", "decrease", "keep")
+        if control["direction"] != "keep":  # discrete PPO moves by exactly one step
+            assert control["amount"] == pytest.approx(steps[control["name"]])
+            sign = 1 if control["direction"] == "increase" else -1
+            assert control["new"] == pytest.approx(control["current"] + sign * control["amount"])
+    for point in advice["path"]:
+        assert math.isfinite(point["temperature"]) and point["model_std"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("temperature=950,fuel_rate=1", "missing air_fuel_ratio"),
+        (
+            "temperature=950,fuel_rate=1,air_fuel_ratio=1,feed_rate=80,coolant_flow=40,x=1",
+            "unknown name(s) x",
+        ),
+        (
+            "temperature=hot,fuel_rate=1,air_fuel_ratio=1,feed_rate=80,coolant_flow=40",
+            "temperature: 'hot' is not a number",
+        ),
+        ("temperature 950", "expected name=value"),
+    ],
+)
+def test_recommend_bad_state_is_one_line(tiny_run: Path, state: str, message: str) -> None:
+    result = run_cli("recommend", "--policy", tiny_run, "--state", state)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
