@@ -106,7 +106,8 @@ class ResourceSettings:
     max_concurrent_trials: int | None = None
     """Default: every trial at once (one per algorithm and sample)."""
     max_env_runners_per_trial: int = 4
-    """Upper bound of remote env runners per trial when the cluster has CPUs to spare."""
+    """Upper bound of remote env runners per trial when the cluster has CPUs to spare
+    (below 2, trials always sample in their own process)."""
     cpus: float | None = None
     """CPUs to plan for; default: what the Ray cluster reports."""
 

@@ -21,9 +21,15 @@ def make_env(config: Mapping[str, Any]) -> TemperatureControlEnv:
     return TemperatureControlEnv(dict(config))
 
 
-def register() -> str:
-    """Register the env creator (idempotent) and return its name."""
-    from ray.tune.registry import register_env
+_registered_in_this_process = False
 
-    register_env(ENV_NAME, make_env)
+
+def register() -> str:
+    """Register the env creator once per process and return its name."""
+    global _registered_in_this_process
+    if not _registered_in_this_process:
+        from ray.tune.registry import register_env
+
+        register_env(ENV_NAME, make_env)
+        _registered_in_this_process = True
     return ENV_NAME

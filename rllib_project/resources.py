@@ -6,11 +6,14 @@ PENDING for good. Here the CPUs of the cluster are shared out instead:
 
 * all trials run at once (or ``max_concurrent_trials``), packed onto the nodes, so a
   trial's share is ``min(node CPUs / trials on that node)``;
-* a share below two CPUs samples in the trial's own process (``num_env_runners=0``)
-  with a fractional CPU request, e.g. three trials on two CPUs get 0.66 each;
-* a share of two or more CPUs keeps one for the learner and gives the rest to remote
-  env runners (capped by ``max_env_runners_per_trial``), so the same experiment file
-  spreads out on a bigger cluster.
+* a share below three CPUs samples in the trial's own process (``num_env_runners=0``)
+  with a fractional CPU request, e.g. three trials on two CPUs get 0.66 each. PPO,
+  SAC and DQN sample and learn in turn, so a single remote env runner only adds
+  inter-process traffic: measured on 2 CPUs, PPO reached 95% success in 8.8 s with one
+  remote runner and in 6.0 s sampling locally (scripts/bench_train.py);
+* a share of three or more CPUs keeps the rest for the learner after giving at least
+  two remote env runners a CPU each (up to ``max_env_runners_per_trial``), so the same
+  experiment file spreads out on a bigger cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import math
 from dataclasses import asdict, dataclass
 
 from rllib_project.experiment import ResourceSettings
+
+MIN_SHARE_FOR_REMOTE_RUNNERS = 3.0
+"""CPUs a trial needs before remote env runners pay off (two runners + the learner)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def plan_trial_resources(
     # bounds the share; with fewer trials than nodes each trial gets a node's CPUs
     hosting = node_cpus[: math.ceil(concurrent / per_node)]
     share = min(cpus / per_node for cpus in hosting)
-    if share < 2.0 or settings.max_env_runners_per_trial == 0:
+    if share < MIN_SHARE_FOR_REMOTE_RUNNERS or settings.max_env_runners_per_trial < 2:
         return TrialResources(_floor_cents(share), 0, 0.0, concurrent)
     runners = min(math.floor(share) - 1, settings.max_env_runners_per_trial)
     # what the runners leave goes to the learner (more torch threads)

@@ -16,6 +16,7 @@ one ``Tuner.restore``) runs all of them side by side. Each trial
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,11 @@ class PlantTrainable(tune.Trainable):
 
     def evaluate(self) -> dict[str, float]:
         """Greedy policy of the learner's current weights on the fixed start rows."""
+        start = time.perf_counter()
         self.mirror.refresh()
-        return self.scorer.evaluate_function(self.settings["algorithm"], self.act)
+        metrics = self.scorer.evaluate_function(self.settings["algorithm"], self.act)
+        metrics["time_s"] = time.perf_counter() - start  # benchmarks subtract it
+        return metrics
 
     def step(self) -> dict[str, Any]:
         result = {k: v for k, v in self.algo.train().items() if k not in _TRAINABLE_KEYS}

@@ -28,7 +28,7 @@ from env.errors import InputError
 from env.model import write_json_atomic
 from env.plant import load_plant
 from rllib_project.checkpoints import MANIFEST
-from rllib_project.experiment import Experiment, load_experiment
+from rllib_project.experiment import AlgorithmFile, Experiment, load_experiment
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
 
 EXPERIMENT_SNAPSHOT = "experiment.json"
@@ -103,24 +103,22 @@ def to_search_space(value: Any) -> Any:
     return value
 
 
-def param_space(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict:
-    """Tune's param space: a grid over algorithms, each with its own search space."""
-    from ray import tune
-
-    file = experiment.file
-    algorithms = [
-        {
-            "algorithm": name,
-            "action_mode": spec.action_mode,
-            "training": to_search_space(spec.training),
-            "env_runners": to_search_space(spec.env_runners),
-            "model": to_search_space(spec.model),
-            "torch_threads": spec.torch_threads,
-        }
-        for name, spec in experiment.algorithms.items()
-    ]
+def algorithm_entry(name: str, spec: AlgorithmFile) -> dict[str, Any]:
+    """The per-algorithm part of a trial config (search spaces become Tune domains)."""
     return {
-        "trial": tune.grid_search(algorithms),
+        "algorithm": name,
+        "action_mode": spec.action_mode,
+        "training": to_search_space(spec.training),
+        "env_runners": to_search_space(spec.env_runners),
+        "model": to_search_space(spec.model),
+        "torch_threads": spec.torch_threads,
+    }
+
+
+def shared_entries(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict:
+    """The part of a trial config every algorithm shares."""
+    file = experiment.file
+    return {
         "env_config": {
             "spec_path": str(experiment.dataset),
             "model_path": str(model_path),
@@ -132,6 +130,17 @@ def param_space(experiment: Experiment, model_path: Path, plan: TrialResources) 
             "rows": file.evaluation.rows,
             "seed": file.evaluation.seed,
         },
+    }
+
+
+def param_space(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict:
+    """Tune's param space: a grid over algorithms, each with its own search space."""
+    from ray import tune
+
+    algorithms = [algorithm_entry(n, s) for n, s in experiment.algorithms.items()]
+    return {
+        "trial": tune.grid_search(algorithms),
+        **shared_entries(experiment, model_path, plan),
         "seed": tune.randint(0, 2**31 - 1),
     }
 

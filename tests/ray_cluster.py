@@ -120,20 +120,40 @@ class LocalCluster:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def _kill_leftovers(self) -> None:
-        """Any process whose command line names our temp dir or GCS port."""
-        marks = (str(self.temp_dir), f"127.0.0.1:{self.gcs_port}")
-        own_groups = {p.pid for p in self.processes}
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                group = os.getpgid(int(proc.name))
-            except (OSError, ProcessLookupError):
-                continue
-            if group in own_groups or any(mark in cmdline for mark in marks):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(proc.name), signal.SIGKILL)
+        kill_processes(
+            {p.pid for p in self.processes}, (str(self.temp_dir), f"127.0.0.1:{self.gcs_port}")
+        )
+
+
+def kill_processes(groups: set[int], marks: tuple[str, ...]) -> None:
+    """SIGKILL every process in ``groups`` or whose command line or environment names
+    one of ``marks`` (a private temp dir, a port): only what a test started."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().decode(errors="replace")
+            group = os.getpgid(int(proc.name))
+        except (OSError, ProcessLookupError):
+            continue
+        if group in groups or any(mark in cmdline or mark in environ for mark in marks):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc.name), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def private_ray_tmpdir() -> Iterator[dict[str, str]]:
+    """Environment for a driver whose own Ray instance lives under a private temp dir,
+    so that everything it starts can be found and stopped afterwards."""
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    env = dict(os.environ, RAY_TMPDIR=temp_dir)
+    env.pop("RAY_ADDRESS", None)
+    try:
+        yield env
+    finally:
+        kill_processes(set(), (f"RAY_TMPDIR={temp_dir}", temp_dir))
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

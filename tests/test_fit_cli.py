@@ -16,13 +16,16 @@ from tests.conftest import REPO
 from tests.datasets import write_dataset
 
 
-def run_cli(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str | Path, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rllib_project", *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
+        env=env,
     )
 
 

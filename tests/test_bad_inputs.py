@@ -1,0 +1,243 @@
+"""Malformed inputs across the CSV, the dataset spec and the tune YAML.
+
+Each must end with exit code 2 and one line naming the file and the problem, with no
+traceback, and must leave every file as it was (nothing written, nothing changed).
+The CSV/spec cases run through ``rllib-project fit`` and ``rllib-project tune``; the
+tune cases fail before Ray starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.datasets import write_dataset
+from tests.experiments import write_experiment
+from tests.test_fit_cli import run_cli
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file below ``folder`` with its content hash."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def edit_yaml(name: str, change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        path = folder / name
+        data = yaml.safe_load(path.read_text())
+        change(data)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    return apply
+
+
+def edit_csv(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        path = folder / "plant.csv"
+        change(pd.read_csv(path)).to_csv(path, index=False)
+
+    return apply
+
+
+def _all_nan_control(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["c1"] = np.nan
+    return frame
+
+
+def _algorithm_file(folder: Path, name: str, change: Callable[[dict], None]) -> None:
+    """Copy the real algorithm YAML next to the experiment, edited, and point at it."""
+    from tests.experiments import CONFIGS
+
+    data = yaml.safe_load((CONFIGS / f"{name.lower()}.yaml").read_text())
+    change(data)
+    (folder / f"{name.lower()}.yaml").write_text(yaml.safe_dump(data))
+    edit_yaml("experiment.yaml", lambda e: e["algorithms"].update({name: f"{name.lower()}.yaml"}))(
+        folder
+    )
+
+
+def _storage_under_a_file(folder: Path) -> None:
+    """A storage path nobody can create: its parent is a regular file."""
+    blocker = folder / "not_a_folder"
+    blocker.write_text("x")
+    edit_yaml("experiment.yaml", lambda e: e.update(storage_path=str(blocker / "results")))(folder)
+
+
+# case name -> (what to break, command kind, expected text in the one-line message)
+CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
+    # --- the CSV
+    "csv missing": (lambda f: (f / "plant.csv").unlink(), "fit", "plant.csv: CSV file not found"),
+    "csv empty": (lambda f: (f / "plant.csv").write_text(""), "fit", "plant.csv: file is empty"),
+    "csv header only": (
+        lambda f: (f / "plant.csv").write_text("temp,c0,c1\n"),
+        "fit",
+        "plant.csv: no data rows",
+    ),
+    "csv non-numeric": (
+        edit_csv(lambda d: d.astype(object).assign(temp="warm")),
+        "fit",
+        "temp: non-numeric value 'warm'",
+    ),
+    "csv all-NaN control": (edit_csv(_all_nan_control), "fit", "c1: column has no values"),
+    "csv duplicate columns": (
+        lambda f: (f / "plant.csv").write_text("temp,c0,c1,c1\n1,2,3,4\n"),
+        "fit",
+        "c1: duplicate column",
+    ),
+    "csv infinite value": (
+        edit_csv(lambda d: d.assign(c0=d["c0"].where(d.index != 4, np.inf))),
+        "fit",
+        "c0: infinite value in data row 5",
+    ),
+    "csv constant control": (
+        edit_csv(lambda d: d.assign(c0=1.5)),
+        "fit",
+        "c0: control is constant",
+    ),
+    # --- the dataset spec
+    "spec unknown column": (
+        edit_yaml("spec.yaml", lambda s: s["controls"].append({"name": "valve_9", "step": 1.0})),
+        "fit",
+        "valve_9: column missing from CSV",
+    ),
+    "spec unknown key": (
+        edit_yaml("spec.yaml", lambda s: s.update(horizn=5)),
+        "fit",
+        "spec.yaml: unknown key(s) horizn",
+    ),
+    "spec wrong type": (
+        edit_yaml("spec.yaml", lambda s: s.update(band="high")),
+        "fit",
+        "spec.yaml: band: expected a list",
+    ),
+    "spec inverted band": (
+        edit_yaml("spec.yaml", lambda s: s.update(band=[510, 490])),
+        "fit",
+        "band is inverted",
+    ),
+    "spec zero step": (
+        edit_yaml("spec.yaml", lambda s: s["controls"][0].update(step=0)),
+        "fit",
+        "step must be a positive number",
+    ),
+    "spec negative step": (
+        edit_yaml("spec.yaml", lambda s: s["controls"][0].update(step=-1)),
+        "fit",
+        "step must be a positive number",
+    ),
+    "spec unreachable band": (
+        edit_yaml("spec.yaml", lambda s: s.update(band=[2000, 2010])),
+        "fit",
+        "band [2000, 2010] is unreachable",
+    ),
+    "spec bounds exclude every row": (
+        edit_yaml("spec.yaml", lambda s: s["controls"][0].update(bounds=[500, 600])),
+        "fit",
+        "bounds [500, 600] exclude every row",
+    ),
+    "spec negative horizon": (
+        edit_yaml("spec.yaml", lambda s: s["env"].update(horizon=-3)),
+        "fit",
+        "env.horizon must be >= 1",
+    ),
+    "spec invalid yaml": (
+        lambda f: (f / "spec.yaml").write_text("band: [1, 2\n"),
+        "fit",
+        "spec.yaml: line",
+    ),
+    # --- the tune YAML
+    "tune unknown key": (
+        edit_yaml("experiment.yaml", lambda e: e.update(epochs=3)),
+        "tune",
+        "experiment.yaml: unknown key(s) epochs",
+    ),
+    "tune wrong type": (
+        edit_yaml("experiment.yaml", lambda e: e["stop"].update(training_iterations="ten")),
+        "tune",
+        "stop.training_iterations: expected a whole number",
+    ),
+    "tune negative budget": (
+        edit_yaml("experiment.yaml", lambda e: e["stop"].update(training_iterations=-5)),
+        "tune",
+        "stop.training_iterations must be positive",
+    ),
+    "tune unknown algorithm": (
+        edit_yaml("experiment.yaml", lambda e: e["algorithms"].update(A2C="a2c.yaml")),
+        "tune",
+        "unknown algorithm 'A2C'",
+    ),
+    "tune unusable storage path": (_storage_under_a_file, "tune", "not_a_folder is not a folder"),
+    "tune missing dataset": (
+        edit_yaml("experiment.yaml", lambda e: e.update(dataset="nowhere.yaml")),
+        "tune",
+        "dataset: dataset spec",
+    ),
+    "tune no stop limit": (
+        edit_yaml("experiment.yaml", lambda e: e.update(stop={})),
+        "tune",
+        "stop needs at least one limit",
+    ),
+    "tune unknown hyper-parameter": (
+        lambda f: _algorithm_file(f, "PPO", lambda a: a["training"].update(learning_rate=0.1)),
+        "tune",
+        "training.learning_rate: unknown PPO training setting",
+    ),
+    "tune bad search space": (
+        lambda f: _algorithm_file(
+            f, "PPO", lambda a: a["training"].update(lr={"loguniform": [0, 1]})
+        ),
+        "tune",
+        "training.lr: loguniform bounds",
+    ),
+    "tune resource key per algorithm": (
+        lambda f: _algorithm_file(f, "DQN", lambda a: a["env_runners"].update(num_env_runners=8)),
+        "tune",
+        "env_runners.num_env_runners: is derived from the cluster",
+    ),
+    "tune wrong action mode": (
+        lambda f: _algorithm_file(f, "DQN", lambda a: a.update(action_mode="continuous")),
+        "tune",
+        "DQN cannot use action_mode 'continuous'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_malformed_input_is_refused_cleanly(case: str, tmp_path: Path) -> None:
+    break_it, command, expected = CASES[case]
+    folder = tmp_path / "inputs"
+    spec = write_dataset(folder, 2)
+    experiment = write_experiment(folder, storage=tmp_path / "storage")
+    experiment.write_text(experiment.read_text().replace(str(_sample_spec()), str(spec)))
+    break_it(folder)
+    before = snapshot(tmp_path)
+    if command == "fit":
+        result = run_cli("fit", spec, "--out", tmp_path / "out" / "model.json")
+    else:
+        result = run_cli("tune", experiment)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    message = result.stderr.strip()
+    assert "Traceback" not in result.stderr and "\n" not in message, message
+    assert message.startswith("error: ") and expected in message, message
+    assert snapshot(tmp_path) == before  # nothing written, nothing changed
+    assert not (tmp_path / "out").exists() and not (tmp_path / "storage").exists()
+
+
+def _sample_spec() -> Path:
+    from tests.conftest import SAMPLE_SPEC
+
+    return SAMPLE_SPEC
+
+
+def test_there_are_at_least_twenty_cases() -> None:
+    assert len(CASES) >= 20
