@@ -18,8 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 
 from env.data import PlantData
 from env.errors import InputError
+from env.files import write_json_atomic
 from env.spec import ModelSettings
 
 ARTIFACT_FORMAT = "process-model/1"
@@ -262,23 +261,6 @@ class ProcessModel:
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(path, f"cannot read model JSON ({exc})") from exc
         return cls.from_dict(data, path)
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --------------------------------------------------------------------------- features

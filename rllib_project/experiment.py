@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from env.actions import ACTION_MODES, ActionMode
+from env.actions import ActionMode
 from env.errors import InputError
+from env.spec import EnvSettings
 from env.typed_config import build_dataclass, read_yaml_mapping
 
 AlgorithmName = Literal["PPO", "SAC", "DQN"]
@@ -60,8 +61,12 @@ class StopSettings:
     training_iterations: int | None = None
     env_steps: int | None = None
     wall_time_s: float | None = None
+    """Training time of the trial (Tune's time_total_s), seconds."""
     success_rate: float | None = None
-    """Stop a trial once its evaluation success rate reaches this (0..1)."""
+    """Target: stop once the evaluation success rate over the rows the planner can
+    solve reaches this (0..1) ..."""
+    moves_ratio: float | None = None
+    """... and, if given, the moves to band are at most this many times the planner's."""
 
     def __post_init__(self) -> None:
         for name in ("training_iterations", "env_steps", "wall_time_s"):
@@ -70,6 +75,8 @@ class StopSettings:
                 raise ValueError(f"stop.{name} must be positive, got {value}")
         if self.success_rate is not None and not 0.0 < self.success_rate <= 1.0:
             raise ValueError(f"stop.success_rate must be in (0, 1], got {self.success_rate}")
+        if self.moves_ratio is not None and (self.success_rate is None or self.moves_ratio < 1):
+            raise ValueError("stop.moves_ratio must be >= 1 and goes with stop.success_rate")
         if all(getattr(self, f.name) is None for f in dataclasses.fields(self)):
             raise ValueError("stop needs at least one limit (e.g. training_iterations)")
 
@@ -331,15 +338,8 @@ def load_experiment(path: str | Path, storage_path: str | Path | None = None) ->
     else:
         storage = _resolve(base, file.storage_path)
         check_storage_path(path, storage)
+    env_keys = {f.name for f in dataclasses.fields(EnvSettings)}
     for key in file.env:
-        if key not in {f.name for f in dataclasses.fields(_env_settings_cls())}:
+        if key not in env_keys:
             raise InputError(path, "unknown env setting", f"env.{key}")
-    for mode in (a.action_mode for a in algorithms.values()):
-        assert mode in ACTION_MODES
     return Experiment(path.resolve(), file, dataset, model, storage, algorithms)
-
-
-def _env_settings_cls() -> type:
-    from env.spec import EnvSettings
-
-    return EnvSettings

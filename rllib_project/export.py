@@ -14,15 +14,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from env.errors import InputError
-from env.model import write_json_atomic
+from env.files import staged_folder, write_json_atomic
 from env.spec import spec_to_dict
 from rllib_project.checkpoints import LoadedPolicy, load_checkpoint_policy
 from rllib_project.policy import (
@@ -155,9 +153,7 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
         "source_checkpoint": str(checkpoint.resolve()),
         "exported_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:
         np.savez(staging / WEIGHTS_FILE, **weights, **head_weights)
         write_json_atomic(staging / POLICY_FILE, metadata)
         plant.model.save(staging / MODEL_FILE)
@@ -165,13 +161,6 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
             staging / CHECKSUM_FILE, {name: sha256_file(staging / name) for name in HASHED_FILES}
         )
         _verify_same_actions(policy, staging)
-        staging.chmod(0o755)  # mkdtemp makes it private
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -11,14 +11,13 @@ The folder is assembled aside and moved into place, so a report is whole or abse
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from env.errors import InputError
+from env.files import staged_folder
 from rllib_project.checkpoints import MANIFEST, load_policies, read_manifest
 from rllib_project.evaluate import EvaluationRow, evaluate_policies, format_table
 
@@ -130,22 +129,14 @@ def build_report(experiment_dir: Path) -> Path:
     rows = evaluate_policies(policies)
     plant = policies[0].plant
     trials = trial_progress(experiment_dir)
-    staging = Path(tempfile.mkdtemp(prefix=".report.", dir=experiment_dir))
-    try:
+    target = experiment_dir / REPORT_DIR
+    with staged_folder(target) as staging:
         if trials:
             plot_learning_curves(trials, staging / "learning_curves.png")
         plot_trajectories(rows, plant.band, plant.spec.state_unit, staging / "trajectories.png")
         (staging / "report.md").write_text(
             _markdown(experiment_dir, manifest, rows, plant, bool(trials))
         )
-        target = experiment_dir / REPORT_DIR
-        staging.chmod(0o755)  # mkdtemp makes it private
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target / "report.md"
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from env.errors import InputError
-from env.model import write_json_atomic
+from env.files import write_json_atomic
 from env.plant import load_plant
 from rllib_project.checkpoints import MANIFEST
 from rllib_project.experiment import AlgorithmFile, Experiment, load_experiment
@@ -145,15 +145,18 @@ def param_space(experiment: Experiment, model_path: Path, plan: TrialResources) 
     }
 
 
-def stop_criteria(experiment: Experiment) -> dict[str, float]:
+def stop_criteria(experiment: Experiment):
+    """Tune stopper of a trial: budget limits, or the planner-relative target met."""
+    from rllib_project.stopping import PlantStopper
+
     stop = experiment.file.stop
-    criteria = {
-        "training_iteration": stop.training_iterations,
-        ENV_STEPS: stop.env_steps,
-        "time_total_s": stop.wall_time_s,
-        "evaluation/success_rate": stop.success_rate,
-    }
-    return {k: v for k, v in criteria.items() if v is not None}
+    return PlantStopper(
+        training_iterations=stop.training_iterations,
+        env_steps=stop.env_steps,
+        wall_time_s=stop.wall_time_s,
+        success_rate=stop.success_rate,
+        moves_ratio=stop.moves_ratio,
+    )
 
 
 # --------------------------------------------------------------------------- model

@@ -89,10 +89,14 @@ def main() -> None:
     print(f"wrote {args.rows:,} rows ({size_mb:.0f} MB) in {written:.1f} s")
     print(f"{'':<14} {'rows':>10} {'load+fit s':>11} {'env build s':>12} {'10k steps s':>12} model")
     for name, r in (("sample (base)", baseline), ("large", large)):
-        print(f"{name:<14} {r['rows']:>10,} {r['load+fit s']:>11.2f} {r['env build s']:>12.3f} "
-              f"{r['10k steps s']:>12.3f} {r['model']}")
-    print(f"load+fit ratio large/sample: {large['load+fit s'] / baseline['load+fit s']:.1f}x; "
-          f"peak RSS {peak_rss_mb():.0f} MB (after the sample alone: {baseline_rss:.0f} MB)")
+        print(
+            f"{name:<14} {r['rows']:>10,} {r['load+fit s']:>11.2f} {r['env build s']:>12.3f} "
+            f"{r['10k steps s']:>12.3f} {r['model']}"
+        )
+    print(
+        f"load+fit ratio large/sample: {large['load+fit s'] / baseline['load+fit s']:.1f}x; "
+        f"peak RSS {peak_rss_mb():.0f} MB (after the sample alone: {baseline_rss:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ def start_driver(experiment: Path, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def created_experiment_dir(storage: Path) -> Path:
+    """The folder a just-started run creates under ``storage``, once it exists."""
+    wait_until(lambda: storage.exists() and any(storage.iterdir()), 120, "experiment dir")
+    return only_experiment_dir(storage)
+
+
 def state_saved_after(experiment_dir: Path, moment: float) -> bool:
     states = list(experiment_dir.glob("experiment_state-*.json"))
     return bool(states) and max(s.stat().st_mtime for s in states) > moment + 0.5
@@ -65,8 +71,7 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     with private_ray_tmpdir() as env:
         driver = start_driver(experiment, env)
         try:
-            wait_until(lambda: storage.exists() and any(storage.iterdir()), 120, "experiment dir")
-            experiment_dir = only_experiment_dir(storage)
+            experiment_dir = created_experiment_dir(storage)
             first = lambda: next(experiment_dir.glob("PPO_*_00000"), None)  # noqa: E731
             second = lambda: next(experiment_dir.glob("PPO_*_00001"), None)  # noqa: E731
 
@@ -127,8 +132,7 @@ def test_killed_trial_actor_is_restarted_from_its_checkpoint(tmp_path: Path) -> 
     with private_ray_tmpdir() as env:
         driver = start_driver(experiment, env)
         try:
-            wait_until(lambda: storage.exists() and any(storage.iterdir()), 120, "experiment dir")
-            experiment_dir = only_experiment_dir(storage)
+            experiment_dir = created_experiment_dir(storage)
 
             def checkpoint_after_iteration_two() -> bool:
                 trial = next(experiment_dir.glob("PPO_*"), None)
