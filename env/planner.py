@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from env.actions import ActionCodec, candidate_directions
+from env.actions import candidate_directions
 from env.plant import Plant
 
 MAX_LATTICE_POINTS = 2_000_000
@@ -336,7 +336,7 @@ def plan_continuous(
     limit = discrete.moves if discrete.moves is not None else max_moves + 1
     offset = float(plant.offset_for(temperature, controls))
     rng = np.random.default_rng(seed)
-    codec = ActionCodec("continuous", plant.steps, plant.settings.continuous_deadband)
+    codec = plant.codec("continuous")
     for depth in range(1, limit):
         low = np.maximum(plant.lower, controls - depth * plant.steps)
         high = np.minimum(plant.upper, controls + depth * plant.steps)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from env.actions import ActionCodec
 from env.data import PlantData, load_plant_data
 from env.errors import InputError
 from env.model import ProcessModel, fit_process_model
@@ -111,6 +112,10 @@ class Plant:
     def row_offsets(self) -> np.ndarray:
         """Measured minus modelled temperature of every data row."""
         return self.rows.state - self.model.predict(self.rows.controls)
+
+    def codec(self, action_mode: str) -> ActionCodec:
+        """How actions of ``action_mode`` move this plant's controls."""
+        return ActionCodec(action_mode, self.steps, self.settings.continuous_deadband)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ physics
     def offset_for(self, temperature: np.ndarray, controls: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from env.actions import ActionCodec, ActionMode
+from env.actions import ActionMode
 from env.plant import OBS_CLIP, Plant, load_plant
 from env.typed_config import build_dataclass
 
@@ -142,9 +142,7 @@ class TemperatureControlEnv(gym.Env):
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
         plant = self.plant
-        self.codec = ActionCodec(
-            self.config.action_mode, plant.steps, plant.settings.continuous_deadband
-        )
+        self.codec = plant.codec(self.config.action_mode)
         self.action_space = self.codec.space
         k = plant.n_controls
         low = np.concatenate([[-OBS_CLIP, -OBS_CLIP], -np.ones(k)]).astype(np.float32)

@@ -80,7 +80,7 @@ def load_checkpoint_policy(checkpoint: Path, name: str | None = None) -> LoadedP
     plant = load_plant(
         env_config["spec_path"], env_config.get("model_path"), env_config.get("settings") or None
     )
-    codec = ActionCodec(meta["action_mode"], plant.steps, plant.settings.continuous_deadband)
+    codec = plant.codec(meta["action_mode"])
     return LoadedPolicy(
         name=name or meta["algorithm"],
         algorithm=meta["algorithm"],

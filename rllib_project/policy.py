@@ -192,7 +192,7 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
         upper=np.array(plant_meta["upper"], dtype=np.float64),
         temperature_scale=float(plant_meta["temperature_scale"]),
     )
-    codec = ActionCodec(meta["action_mode"], plant.steps, settings.continuous_deadband)
+    codec = plant.codec(meta["action_mode"])
     network = PolicyNetwork(meta["network"]["layers"], weights, meta["network"]["output"])
     return ExportedPolicy(
         name=f"{meta['algorithm']} (exported)",

@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from env.actions import ActionCodec
 from env.baselines import FunctionPolicy, PlannerPolicy
 from env.evaluation import BatchPolicy, Rollouts, moves_ratio, rollout, start_states, summarize
 from env.plant import Plant
@@ -44,7 +43,7 @@ class PlantScorer:
 
     def __init__(self, plant: Plant, action_mode: str, rows: np.ndarray) -> None:
         self.plant = plant
-        self.codec = ActionCodec(action_mode, plant.steps, plant.settings.continuous_deadband)
+        self.codec = plant.codec(action_mode)
         self.rows = np.asarray(rows)
         self.temperatures, self.controls = start_states(plant, self.rows)
         self.planner_rollouts = self.rollouts(PlannerPolicy(plant, self.codec))

@@ -33,3 +33,21 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_cli("tune", experiment)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return only_experiment_dir(folder / "results")
+
+
+@pytest.fixture(scope="session")
+def trained_ppo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real PPO run trained to the planner-relative target (about half a minute)."""
+    from tests.experiments import only_experiment_dir, write_experiment
+    from tests.test_fit_cli import run_cli
+
+    folder = tmp_path_factory.mktemp("trained_ppo")
+    experiment = write_experiment(
+        folder,
+        algorithms=("PPO",),
+        rows=None,
+        stop={"wall_time_s": 180, "success_rate": 0.99, "moves_ratio": 1.05},
+    )
+    result = run_cli("tune", experiment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return only_experiment_dir(folder / "results")

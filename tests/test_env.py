@@ -172,7 +172,7 @@ def test_scalar_and_batch_twins_agree(sample_plant: env.Plant) -> None:
 @pytest.mark.parametrize("mode", env.ACTION_MODES)
 def test_env_steps_match_batch_rollout(mode: str, sample_plant: env.Plant) -> None:
     """The env and the vectorised evaluation step the same dynamics."""
-    codec = env.ActionCodec(mode, sample_plant.steps, sample_plant.settings.continuous_deadband)
+    codec = sample_plant.codec(mode)
     rows = sample_plant.start_indices[:25]
     temps, controls = start_states(sample_plant, rows)
     policy = RandomPolicy(codec, seed=4)

@@ -117,3 +117,34 @@ def test_recommend_bad_state_is_one_line(tiny_run: Path, state: str, message: st
     result = run_cli("recommend", "--policy", tiny_run, "--state", state)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+
+
+def test_recommend_below_band_moves_controls_the_way_the_model_heats(
+    trained_ppo_run: Path, sample_plant: env.Plant
+) -> None:
+    """A trained policy, from rows well below the band: every control it moves, it moves
+    in the direction in which the model says that control raises the temperature."""
+    manifest = json.loads((trained_ppo_run / "best.json").read_text())
+    assert manifest["best"]["PPO"]["metrics"]["success_rate"] >= 0.95
+    temps = sample_plant.data.state[sample_plant.start_indices]
+    below = sample_plant.start_indices[temps < sample_plant.band[0] - 3][:8]
+    assert len(below) == 8
+    moved = 0
+    for index in below:
+        row = int(sample_plant.data.row_numbers[index])
+        result = run_cli("recommend", "--policy", trained_ppo_run, "--row", row, "--json")
+        assert result.returncode == 0, result.stderr[-2000:]
+        advice = json.loads(result.stdout)
+        assert not advice["in_band"] and not advice["keep_all"]
+        controls = sample_plant.data.controls[index]
+        for i, control in enumerate(advice["controls"]):
+            if control["direction"] == "keep":
+                continue
+            nudged = controls.copy()
+            nudged[i] += 1e-3 * sample_plant.steps[i]
+            heats = sample_plant.model.predict(nudged) > sample_plant.model.predict(controls)
+            assert (control["direction"] == "increase") == heats, (row, control)
+            moved += 1
+        path = [p["temperature"] for p in advice["path"]]
+        assert path[1] > path[0]  # the first move warms the plant, on the model
+    assert moved >= 8

@@ -47,7 +47,7 @@ def test_six_controls_with_other_names_end_to_end(tmp_path: Path) -> None:
     rows = plant.start_indices[:30]
     plans = [plan_discrete(plant, plant.data.controls[i], plant.data.state[i]) for i in rows]
     assert all(p.reachable for p in plans)
-    codec = env.ActionCodec("discrete", plant.steps)
+    codec = plant.codec("discrete")
     results = {
         p.name: evaluate_policy(plant, codec, p, rows)[0] for p in baseline_policies(plant, codec)
     }

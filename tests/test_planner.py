@@ -126,7 +126,7 @@ def test_unreachable_within_horizon_reports_none(sample_plant: env.Plant) -> Non
 
 @pytest.mark.parametrize("mode", env.ACTION_MODES)
 def test_planner_beats_or_equals_every_baseline(mode: str, sample_plant: env.Plant) -> None:
-    codec = env.ActionCodec(mode, sample_plant.steps, sample_plant.settings.continuous_deadband)
+    codec = sample_plant.codec(mode)
     rows = sample_plant.start_indices[::5]
     results = {
         p.name: evaluate_policy(sample_plant, codec, p, rows)[0]
