@@ -178,7 +178,7 @@ def trial_dirname(trial) -> str:
     return f"{trial.config['trial']['algorithm']}_{trial.trial_id}"
 
 
-def _tuner(experiment: Experiment, experiment_dir: Path, space: dict, plan: TrialResources):
+def build_tuner(experiment: Experiment, experiment_dir: Path, space: dict, plan: TrialResources):
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -255,7 +255,7 @@ def run_tune(
         flush=True,
     )
     space = param_space(experiment, model_path, plan)
-    results = _tuner(experiment, experiment_dir, space, plan).fit()
+    results = build_tuner(experiment, experiment_dir, space, plan).fit()
     finish(experiment_dir, results)
     return experiment_dir
 

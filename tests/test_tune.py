@@ -125,3 +125,30 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
         assert iterations.count(1) == 1, (trial.name, iterations)
         steps = [r["env_runners"]["num_env_steps_sampled_lifetime"] for r in results]
         assert steps[-1] > steps[0] and steps[-1] >= max(steps[:-1]), (trial.name, steps)
+
+
+def test_yaml_search_spaces_become_sampled_trials(tmp_path: Path) -> None:
+    """grid / choice / uniform / loguniform in the algorithm YAML reach Tune's sampler."""
+    import yaml
+
+    search = yaml.safe_load((REPO / "tune_configs" / "ppo_search.yaml").read_text())
+    (tmp_path / "ppo_search.yaml").write_text(yaml.safe_dump(search))
+    experiment = write_experiment(
+        tmp_path, iterations=1, algorithms=("PPO",), samples_per_algorithm=2
+    )
+    data = yaml.safe_load(experiment.read_text())
+    data["algorithms"]["PPO"] = str(tmp_path / "ppo_search.yaml")
+    experiment.write_text(yaml.safe_dump(data))
+    result = run_cli("tune", experiment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    experiment_dir = only_experiment_dir(tmp_path / "results")
+    trials = [
+        json.loads((t / "params.json").read_text())["trial"]["training"]
+        for t in experiment_dir.iterdir()
+        if (t / "params.json").exists()
+    ]
+    assert len(trials) == 4
+    assert sorted(t["num_epochs"] for t in trials) == [6, 6, 10, 10]
+    assert all(0.0003 <= t["lr"] <= 0.003 and 0.9 <= t["lambda_"] <= 1.0 for t in trials)
+    assert all(t["minibatch_size"] in (64, 128) for t in trials)
+    assert len({t["lr"] for t in trials}) == 4  # sampled, not copied
