@@ -60,15 +60,19 @@ def state_saved_after(experiment_dir: Path, moment: float) -> bool:
 
 
 def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
+    iterations = 8
     experiment = write_experiment(
         tmp_path,
-        iterations=3,
+        iterations=iterations,
         algorithms=("PPO",),
         samples_per_algorithm=2,
         resources={"max_concurrent_trials": 1},  # trial 0 finishes before trial 1 starts
     )
     storage = tmp_path / "results"
     with private_ray_tmpdir() as env:
+        # Tune saves its experiment state every second (default: >= 10 s), so that the
+        # kill lands after a saved state that knows trial 1's first checkpoint.
+        env["TUNE_GLOBAL_CHECKPOINT_S"] = "1"
         driver = start_driver(experiment, env)
         try:
             experiment_dir = created_experiment_dir(storage)
@@ -76,11 +80,11 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
             second = lambda: next(experiment_dir.glob("PPO_*_00001"), None)  # noqa: E731
 
             def second_checkpointed_and_saved() -> bool:
-                if first() is None or len(results_of(first())) < 3 or second() is None:
+                if first() is None or len(results_of(first())) < iterations or not second():
                     return False
                 marks = list(second().glob("checkpoint_*/plant_policy.json"))
                 return bool(marks) and state_saved_after(
-                    experiment_dir, max(m.stat().st_mtime for m in marks)
+                    experiment_dir, min(m.stat().st_mtime for m in marks)
                 )
 
             wait_until(second_checkpointed_and_saved, 300, "trial 1's first checkpoint")
@@ -93,7 +97,7 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     assert not (experiment_dir / "best.json").exists()
     finished_before = (first() / "result.json").read_text()
     second_before = results_of(second())
-    assert 1 <= len(second_before) < 3
+    assert 1 <= len(second_before) < iterations  # killed mid-trial
 
     with private_ray_tmpdir() as env:
         resumed = run_cli("tune", "--resume", experiment_dir, env=env)
@@ -104,8 +108,8 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     assert (first() / "result.json").read_text() == finished_before
     # the unfinished one went on from its checkpoint to the end
     after = results_of(second())
-    iterations = [r["training_iteration"] for r in after]
-    assert iterations[-1] == 3 and iterations.count(1) == 1, iterations
+    reported = [r["training_iteration"] for r in after]
+    assert reported[-1] == iterations and reported.count(1) == 1, reported
     assert any(r["iterations_since_restore"] < r["training_iteration"] for r in after)
 
 

@@ -46,7 +46,9 @@ def test_tiny_run_lists_three_best_checkpoints_that_load_and_act(tiny_run: Path)
 
 
 def test_progress_has_evaluation_metrics_every_iteration(tiny_run: Path) -> None:
-    for trial in (p for p in tiny_run.iterdir() if p.is_dir()):
+    trials = [p for p in tiny_run.iterdir() if (p / "params.json").exists()]
+    assert len(trials) == 3
+    for trial in trials:
         progress = pd.read_csv(trial / "progress.csv")
         assert list(progress["training_iteration"]) == [1, 2]
         for column in ("evaluation/success_rate", "evaluation/moves_ratio", "evaluation/score"):
