@@ -18,6 +18,7 @@ How it maps onto Ray's own machinery:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -149,14 +150,7 @@ def stop_criteria(experiment: Experiment):
     """Tune stopper of a trial: budget limits, or the planner-relative target met."""
     from rllib_project.stopping import PlantStopper
 
-    stop = experiment.file.stop
-    return PlantStopper(
-        training_iterations=stop.training_iterations,
-        env_steps=stop.env_steps,
-        wall_time_s=stop.wall_time_s,
-        success_rate=stop.success_rate,
-        moves_ratio=stop.moves_ratio,
-    )
+    return PlantStopper(**dataclasses.asdict(experiment.file.stop))
 
 
 # --------------------------------------------------------------------------- model
@@ -303,8 +297,6 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
 
 def snapshot(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict:
     """The resolved configuration, saved with the run."""
-    import dataclasses
-
     return {
         "experiment_file": str(experiment.source),
         "dataset": str(experiment.dataset),
