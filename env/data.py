@@ -51,10 +51,6 @@ class PlantData:
     def n_rows(self) -> int:
         return int(self.state.shape[0])
 
-    @property
-    def steps(self) -> np.ndarray:
-        return np.array([c.step for c in self.spec.controls], dtype=np.float64)
-
     def start_row_mask(self) -> np.ndarray:
         """Rows whose controls lie inside the bounds: those are valid start states."""
         inside = (self.controls >= self.lower) & (self.controls <= self.upper)

@@ -24,6 +24,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,6 +134,22 @@ class Plant:
         noise: np.ndarray | float = 0.0,
     ) -> np.ndarray:
         steady = self.model.predict(new_controls) + offset + disturbance
+        return self._respond(temperature, steady, noise)
+
+    def next_temperature_scalar(
+        self,
+        temperature: float,
+        new_controls: list[float],
+        offset: float,
+        disturbance: float = 0.0,
+        noise: float = 0.0,
+    ) -> float:
+        """Python-float twin of :meth:`next_temperature` for the env's per-step path."""
+        steady = self.model.predict_scalar(new_controls) + offset + disturbance
+        return self._respond(temperature, steady, noise)
+
+    def _respond(self, temperature: Any, steady: Any, noise: Any) -> Any:  # floats or arrays
+        """First-order lag towards ``steady`` (``response_rate`` 1: no lag), plus noise."""
         rate = self.settings.response_rate
         if rate == 1.0:
             return steady + noise

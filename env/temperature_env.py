@@ -267,14 +267,9 @@ class TemperatureControlEnv(gym.Env):
             self._disturbance += settings.drift_std * float(self.np_random.standard_normal())
         if settings.noise_std > 0.0:
             noise = settings.noise_std * float(self.np_random.standard_normal())
-        steady = plant.model.predict_scalar(new) + self._offset + self._disturbance
-        rate = settings.response_rate
-        temperature = self._temperature
-        # Same arithmetic as Plant.next_temperature, on floats.
-        if rate == 1.0:
-            temperature = steady + noise
-        else:
-            temperature = temperature + rate * (steady - temperature) + noise
+        temperature = plant.next_temperature_scalar(
+            self._temperature, new, self._offset, self._disturbance, noise
+        )
         self._temperature = temperature
         self._controls = new
         self._t += 1

@@ -20,10 +20,10 @@ from env.errors import InputError
 from env.files import staged_folder
 from rllib_project.checkpoints import MANIFEST, load_policies, read_manifest
 from rllib_project.evaluate import EvaluationRow, evaluate_policies, format_table
+from rllib_project.tuning import ENV_STEPS
 
 REPORT_DIR = "report"
 COLORS = {"PPO": "tab:blue", "SAC": "tab:orange", "DQN": "tab:green", "planner": "black"}
-ENV_STEPS = "env_runners/num_env_steps_sampled_lifetime"
 
 
 def _pyplot():

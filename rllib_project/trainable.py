@@ -15,16 +15,15 @@ one ``Tuner.restore``) runs all of them side by side. Each trial
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EPISODES_TOTAL, TIMESTEPS_TOTAL
 
 from env.evaluation import fixed_start_rows
+from env.files import json_safe, write_json_atomic
 from env.temperature_env import TemperatureControlEnv
 from rllib_project.algorithms import build_algorithm_config
 from rllib_project.checkpoints import POLICY_METADATA
@@ -103,9 +102,7 @@ class PlantTrainable(tune.Trainable):
             "training_iteration": self.iteration,
             "evaluation": self.last_evaluation,
         }
-        (Path(checkpoint_dir) / POLICY_METADATA).write_text(
-            json.dumps(metadata, indent=1, default=_json_default)
-        )
+        write_json_atomic(Path(checkpoint_dir) / POLICY_METADATA, json_safe(metadata))
 
     def load_checkpoint(self, checkpoint: str | dict | None) -> None:
         self.algo.restore_from_path(str(checkpoint))
@@ -119,11 +116,3 @@ def _node_id() -> str:
     import ray
 
     return ray.get_runtime_context().get_node_id()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

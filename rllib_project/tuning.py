@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from env.errors import InputError
-from env.files import write_json_atomic
+from env.files import json_safe, write_json_atomic
 from env.plant import load_plant
 from rllib_project.checkpoints import MANIFEST
 from rllib_project.experiment import AlgorithmFile, Experiment, load_experiment
@@ -354,7 +354,7 @@ def write_manifest(experiment_dir: Path, results) -> Path:
         "trial_errors": errors,
         "written_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    path = write_json_atomic(experiment_dir / MANIFEST, _plain(manifest))
+    path = write_json_atomic(experiment_dir / MANIFEST, json_safe(manifest))
     print(format_best(manifest))
     return path
 
@@ -371,22 +371,3 @@ def format_best(manifest: dict) -> str:
     for error in manifest["trial_errors"]:
         lines.append(f"  trial error: {error}")
     return "\n".join(lines)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to None."""
-    import math
-
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)

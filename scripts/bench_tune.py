@@ -31,7 +31,6 @@ from rllib_project.tuning import build_tuner, init_ray, param_space, prepare_ray
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
-ENV_STEPS = "env_runners/num_env_steps_sampled_lifetime"
 
 
 def run(algorithms: tuple[str, ...], env_steps: int, storage: Path, model: Path) -> dict:
