@@ -156,10 +156,23 @@ def private_ray_tmpdir() -> Iterator[dict[str, str]]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def ensure_auth_token() -> None:
+    """Create ``~/.ray/auth_token`` if missing: ``ray start`` with token auth refuses to
+    start without one (only ``ray.init`` creates it on its own)."""
+    subprocess.run(
+        [str(BIN / "ray"), "get-auth-token", "--generate"],
+        env=ray_env(),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
 @contextlib.contextmanager
 def local_cluster(head_cpus: int, extra_nodes: tuple[int, ...] = ()) -> Iterator[LocalCluster]:
     temp_dir = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: socket paths
     cluster = LocalCluster(temp_dir, free_port(), free_port())
+    ensure_auth_token()
     try:
         cluster.start_head(head_cpus)
         cluster.wait_for_nodes(1)
