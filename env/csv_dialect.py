@@ -135,10 +135,6 @@ def split_line(line: str, sep: str) -> list[str]:
         return [line.strip()]
 
 
-def holds_columns(header: Sequence[str], columns: Iterable[str]) -> bool:
-    return set(columns) <= set(header)
-
-
 def _found(line: str, sep: str, columns: Sequence[str]) -> int:
     """How many of the spec's columns the header line holds under ``sep``."""
     return len(set(columns) & set(split_line(line, sep)))

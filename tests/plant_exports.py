@@ -59,7 +59,8 @@ class Export:
 EXPORTS = {
     "utf-8": Export("plant.csv", keys={"encoding": "utf-8", "sep": ","}),
     "utf-8 with BOM": Export(
-        "plant.csv", bom=codecs.BOM_UTF8, keys={"encoding": "utf-8"}, read_as={"encoding": "utf-8-sig"}
+        "plant.csv", bom=codecs.BOM_UTF8, keys={"encoding": "utf-8"},
+        read_as={"encoding": "utf-8-sig"},
     ),
     "gbk": Export("plant.csv", "gbk", line_end="\r\n", keys={"encoding": "gbk"}),
     "utf-16 tab (Excel unicode text)": Export(
