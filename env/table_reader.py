@@ -247,15 +247,21 @@ def to_numbers(raw: pd.Series, fmt: TableFormat) -> np.ndarray:
     mark and thousands separator; untouched when those are '.' and none."""
     cells = raw
     if fmt.decimal != "." or fmt.thousands is not None:
-        is_text = raw.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
-        if is_text.any():
-            text = raw[is_text].astype(str)
-            if fmt.thousands is not None:
-                text = text.str.replace(fmt.thousands, "", regex=False)
-            text = text.str.replace(fmt.decimal, ".", regex=False)
+        if fmt.kind == "text":  # every cell is text (or missing)
+            cells = _normalise(raw, fmt)
+        else:  # Excel: only cells stored as text carry the marks
+            is_text = raw.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
             cells = raw.astype(object).copy()
-            cells[is_text] = text
+            if is_text.any():
+                cells[is_text] = _normalise(raw[is_text].astype(str), fmt)
     return pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _normalise(text: pd.Series, fmt: TableFormat) -> pd.Series:
+    """'1.234,5' -> '1234.5' for decimal ',' and thousands '.'."""
+    if fmt.thousands is not None:
+        text = text.str.replace(fmt.thousands, "", regex=False)
+    return text.str.replace(fmt.decimal, ".", regex=False)
 
 
 # --------------------------------------------------------------------------- messages
