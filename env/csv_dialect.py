@@ -6,10 +6,10 @@ Each step uses the cheapest sure evidence first and a statistical guess last:
   UTF-8 validity (plain ASCII is UTF-8); then the ranked guesses of
   ``charset-normalizer`` followed by the commonest export encodings. A header is short,
   so statistics alone confuse GBK with the Korean cp949 or cp1252 with cp1250 (both
-  seen on this project's sample header); the first candidate under which the header
-  holds every column the spec names wins, because the spec says what the header must
-  contain.
-* separator: the one under which the header holds the spec's columns, else
+  seen on this project's sample header); the candidate under which the header holds
+  the most of the column names the spec gives wins (the first of equals), because the
+  spec says what the header must contain.
+* separator: the one under which the header holds the most of the spec's columns, else
   ``csv.Sniffer`` restricted to ``, ; tab |``;
 * decimal mark and thousands separator: votes of the numeric cells of the spec's
   columns ("1.234,5" says decimal ',' and thousands '.', "947,42" decimal ','); a cell
@@ -121,7 +121,8 @@ def encoding_candidates(sample: bytes, complete: bool) -> list[str]:
 
 def first_lines(text: str, complete: bool) -> list[str]:
     """Up to SAMPLE_LINES whole lines (a cut last line is dropped), blank ones skipped."""
-    lines = text.splitlines()
+    # only CR/LF end lines, as for pandas (str.splitlines also splits at \x85, \x1c...)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if not complete and lines:
         lines = lines[:-1]
     return [line for line in lines[: SAMPLE_LINES + 1] if line.strip()]

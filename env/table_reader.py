@@ -1,8 +1,9 @@
 """Open a plant table (CSV/TSV/TXT or Excel) as the spec and the file say.
 
-:func:`open_table` settles the :class:`~env.table_format.TableFormat` (spec keys first,
-then what the model artifact recorded for this very file, then detection, see
-:mod:`env.csv_dialect`) and returns the header; :func:`read_columns` reads the spec's
+:func:`open_table` settles the :class:`~env.table_format.TableFormat` (what the model
+artifact recorded for this very file, which the spec's keys must agree with; else the
+spec's keys, and detection for the keys it leaves out, see :mod:`env.csv_dialect`) and
+returns the header; :func:`read_columns` reads the spec's
 columns as text cells; :func:`to_numbers` turns cells into floats with the file's
 decimal mark and thousands separator. Validation of the values stays in
 :mod:`env.data`. A plain comma CSV with decimal points is read exactly as a plain
@@ -64,8 +65,10 @@ def _check_agrees(prior: TableFormat, options: ReadOptions, source: str) -> None
         recorded = getattr(prior, key)
         if key == "encoding":
             same = csv_dialect.same_encoding(codec_name(value), recorded or "")
-        else:  # a sheet position: the recorded name is what was read at that position
-            same = value == recorded or (key == "sheet" and isinstance(value, int))
+        elif key == "sheet" and isinstance(value, int):
+            same = True  # a position: the recorded name is the sheet read at it
+        else:
+            same = value == recorded
         if not same:
             raise InputError(
                 source,
