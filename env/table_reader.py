@@ -66,7 +66,7 @@ def _check_agrees(prior: TableFormat, options: ReadOptions, source: str) -> None
         if key == "encoding":
             same = csv_dialect.same_encoding(codec_name(value), recorded or "")
         elif key == "sheet" and isinstance(value, int):
-            same = True  # a position: the recorded name is the sheet read at it
+            same = True  # a position: compared once the workbook is open
         else:
             same = value == recorded
         if not same:
@@ -191,6 +191,15 @@ def _open_workbook(
     with book:
         wanted = prior.sheet if prior is not None else options.sheet
         sheet = _choose_sheet(path, book, columns, wanted)
+        if prior is not None and isinstance(options.sheet, int):
+            position = _choose_sheet(path, book, columns, options.sheet)
+            if position != sheet:
+                raise InputError(
+                    path,
+                    f"the spec's sheet {options.sheet} is {position!r}, but the model was "
+                    f"fitted on sheet {sheet!r}: refit with 'rllib-project fit'",
+                    "sheet",
+                )
         header = _sheet_header(book, sheet)
         if not header:
             raise InputError(path, f"sheet {sheet!r} is empty")

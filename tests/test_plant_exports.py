@@ -164,6 +164,22 @@ def test_fit_prints_what_it_detected_and_later_reads_follow_the_record(tmp_path:
         env.load_plant(spec, out)
 
 
+def test_workbook_sheet_is_recorded_and_a_different_sheet_refused(tmp_path: Path) -> None:
+    spec = write_export(tmp_path, EXPORTS["xlsx"], explicit=False)
+    out = tmp_path / "model.json"
+    assert main(["fit", str(spec), "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["read_as"]["sheet"] == "数据"
+    keys = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    for sheet, agrees in ((2, True), ("数据", True), (1, False), ("说明", False)):
+        keys["sheet"] = sheet
+        spec.write_text(yaml.safe_dump(keys, allow_unicode=True), "utf-8")
+        if agrees:
+            assert env.load_plant(spec, out).rows.table_format.sheet == "数据"
+        else:
+            with pytest.raises(InputError, match="refit"):
+                env.load_plant(spec, out)
+
+
 def test_a_changed_file_is_reported_as_changed_not_misread(tmp_path: Path) -> None:
     spec = write_export(tmp_path, EXPORTS["gbk ; decimal comma"], explicit=False)
     out = tmp_path / "model.json"
