@@ -1,14 +1,15 @@
-"""Load a plant CSV and check it against its dataset spec.
+"""Load a plant table and check it against its dataset spec.
 
 Historian exports are messy: a column renamed, a cell with "n/a", a stuck sensor
 reporting one value all day. Each such problem is refused here with one line naming the
 file, the column and the problem, before any model is fitted. Rows with missing values
 are dropped, and the count is reported in :attr:`PlantData.notes` rather than silently.
+How the file is written (encoding, separator, decimal mark, Excel sheet) is settled by
+:mod:`env.table_reader`; this module checks what it reads.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ import pandas as pd
 
 from env.errors import InputError
 from env.spec import DatasetSpec
+from env.table_format import RecordedRead, TableFormat
+from env.table_reader import missing_column_problem, open_table, read_columns, to_numbers
 
 ROWS_PER_PARAMETER = 10
 """Minimum rows per linear-model parameter: fewer cannot support a cross-validated fit."""
@@ -44,6 +47,8 @@ class PlantData:
     csv_sha256: str
     row_numbers: np.ndarray
     """Shape (n,): the CSV data-row index (0-based, header excluded) of each kept row."""
+    table_format: TableFormat
+    """How the file was read (recorded in the model artifact)."""
     notes: tuple[str, ...] = field(default=())
     """What was dropped or adjusted, for the user to read."""
 
@@ -66,39 +71,32 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        try:
-            return [name.strip() for name in next(csv.reader(handle))]
-        except StopIteration:
-            raise InputError(path, "file is empty") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(path, f"cannot read header ({exc})") from exc
-
-
-def _check_columns(path: Path, header: list[str], spec: DatasetSpec) -> None:
+def _check_columns(path: Path, header: list[str], spec: DatasetSpec, fmt: TableFormat) -> None:
     duplicates = sorted({name for name in header if header.count(name) > 1 and name})
     if duplicates:
         raise InputError(path, "duplicate column in header", ", ".join(duplicates))
-    for name in (spec.state, *spec.control_names):
+    columns = (spec.state, *spec.control_names)
+    for name in columns:
         if name not in header:
-            shown = ", ".join(header[:12]) + (" ..." if len(header) > 12 else "")
-            raise InputError(path, f"column missing from CSV (columns: {shown})", name)
+            raise InputError(path, missing_column_problem(header, fmt, columns), name)
 
 
-def _numeric_column(path: Path, frame: pd.DataFrame, name: str) -> np.ndarray:
+def _numeric_column(path: Path, frame: pd.DataFrame, name: str, fmt: TableFormat) -> np.ndarray:
     raw = frame[name]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    array = to_numbers(raw, fmt)
+    bad = np.isnan(array) & raw.notna().to_numpy() & (raw.astype(str).str.strip() != "").to_numpy()
     if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
+        first = int(np.flatnonzero(bad)[0])
+        cell = str(raw.iloc[first])
+        hint = ""
+        if fmt.decimal == "." and "," in cell:
+            hint = ": if the file writes decimal commas, set `decimal: ','` in the spec"
         raise InputError(
             path,
-            f"non-numeric value {str(raw.iloc[first])!r} in data row {first + 1}"
-            f" ({int(bad.sum())} such cell(s))",
+            f"non-numeric value {cell!r} in data row {first + 1}"
+            f" ({int(bad.sum())} such cell(s), read as {fmt.describe()}){hint}",
             name,
         )
-    array = values.to_numpy(dtype=np.float64)
     if np.isinf(array).any():
         first = int(np.flatnonzero(np.isinf(array))[0])
         raise InputError(path, f"infinite value in data row {first + 1}", name)
@@ -127,8 +125,12 @@ def _resolve_bounds(
     return lower, upper
 
 
-def load_plant_data(spec: DatasetSpec) -> PlantData:
-    """Read ``spec.csv_path`` and validate it; raises :class:`InputError` on bad input."""
+def load_plant_data(spec: DatasetSpec, recorded: RecordedRead | None = None) -> PlantData:
+    """Read ``spec.csv_path`` and validate it; raises :class:`InputError` on bad input.
+
+    ``recorded``: how a fitted model read the file, reused when the file is unchanged
+    so that every command reads it the same way.
+    """
     path = spec.csv_path
     if not path.exists():
         raise InputError(path, "CSV file not found")
@@ -136,17 +138,15 @@ def load_plant_data(spec: DatasetSpec) -> PlantData:
         raise InputError(path, "is a directory, expected a CSV file")
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
-    header = _read_header(path)
-    _check_columns(path, header, spec)
     columns = [spec.state, *spec.control_names]
-    try:
-        frame = pd.read_csv(path, usecols=columns, dtype=str, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(path, f"cannot parse CSV ({str(exc).splitlines()[0]})") from exc
+    sha256 = file_sha256(path)
+    fmt, header = open_table(path, columns, spec.read_options, recorded, sha256)
+    _check_columns(path, header, spec, fmt)
+    frame = read_columns(path, fmt, columns)
     if len(frame) == 0:
         raise InputError(path, "no data rows (header only)")
 
-    table = np.column_stack([_numeric_column(path, frame, name) for name in columns])
+    table = np.column_stack([_numeric_column(path, frame, name, fmt) for name in columns])
     del frame
     complete = ~np.isnan(table).any(axis=1)
     notes = []
@@ -180,8 +180,9 @@ def load_plant_data(spec: DatasetSpec) -> PlantData:
         controls=controls,
         lower=lower,
         upper=upper,
-        csv_sha256=file_sha256(path),
+        csv_sha256=sha256,
         row_numbers=row_numbers,
+        table_format=fmt,
         notes=tuple(notes),
     )
     n_outside = int((~data.start_row_mask()).sum())

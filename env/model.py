@@ -29,8 +29,11 @@ from env.data import PlantData
 from env.errors import InputError
 from env.files import write_json_atomic
 from env.spec import ModelSettings
+from env.table_format import RecordedRead, TableFormat
 
 ARTIFACT_FORMAT = "process-model/1"
+READ_AS_KEY = "read_as"
+"""Artifact key of how the data file was read (absent in artifacts of older versions)."""
 _POLY_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
 _CHUNK_ROWS = 65536
 
@@ -65,6 +68,7 @@ class ProcessModel:
         cv_scores: tuple[CandidateScore, ...] = (),
         csv_sha256: str = "",
         n_rows: int = 0,
+        table_format: TableFormat | None = None,
     ) -> None:
         self.family = family
         self.control_names = tuple(control_names)
@@ -81,6 +85,8 @@ class ProcessModel:
         self.cv_scores = tuple(cv_scores)
         self.csv_sha256 = csv_sha256
         self.n_rows = int(n_rows)
+        self.table_format = table_format
+        """How the data file was read: later commands read it the same way."""
         self.centers = None if centers is None else np.asarray(centers, dtype=np.float64)
         self.width = None if width is None else float(width)
         self._tensor: np.ndarray | None = None
@@ -222,12 +228,15 @@ class ProcessModel:
             "cv_scores": [s.__dict__ for s in self.cv_scores],
             "csv_sha256": self.csv_sha256,
             "n_rows": self.n_rows,
+            READ_AS_KEY: None if self.table_format is None else self.table_format.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | Path = "model") -> ProcessModel:
         if data.get("format") != ARTIFACT_FORMAT:
             raise InputError(source, f"not a process model artifact (format {ARTIFACT_FORMAT})")
+        read_as = data.get(READ_AS_KEY)
+        table_format = None if read_as is None else TableFormat.from_dict(read_as, source)
         try:
             return cls(
                 family=data["family"],
@@ -243,6 +252,7 @@ class ProcessModel:
                 cv_scores=tuple(CandidateScore(**s) for s in data.get("cv_scores", [])),
                 csv_sha256=data.get("csv_sha256", ""),
                 n_rows=data.get("n_rows", 0),
+                table_format=table_format,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(source, f"malformed process model artifact ({exc})") from exc
@@ -250,6 +260,12 @@ class ProcessModel:
     def save(self, path: str | Path) -> Path:
         """Write the artifact atomically (temp file + rename): never half-written."""
         return write_json_atomic(path, self.to_dict())
+
+    def recorded_read(self, source: str | Path) -> RecordedRead | None:
+        """How this model's data file was read, for reading it again the same way."""
+        if self.table_format is None:
+            return None
+        return RecordedRead(self.table_format, self.csv_sha256, str(source))
 
     @classmethod
     def load(cls, path: str | Path) -> ProcessModel:
@@ -460,4 +476,5 @@ def fit_process_model(data: PlantData) -> ProcessModel:
         cv_scores=tuple(scores),
         csv_sha256=data.csv_sha256,
         n_rows=data.n_rows,
+        table_format=data.table_format,
     )

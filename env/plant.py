@@ -295,11 +295,12 @@ def _load_base_plant(spec_path: str, mtime_ns: int, model_path: str | None) -> P
     envs per worker and each must not re-read the CSV or refit the model."""
     del mtime_ns  # part of the cache key only: an edited spec is read again
     spec = load_spec(spec_path)
-    data = load_plant_data(spec)
     if model_path is None:
+        data = load_plant_data(spec)
         model = fit_process_model(data)
     else:
         model = ProcessModel.load(model_path)
+        data = load_plant_data(spec, model.recorded_read(model_path))
         check_model_matches(model, data, model_path)
     plant = Plant.from_data(spec, data, model, spec.env)
     plant.check_band_reachable()

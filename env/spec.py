@@ -16,6 +16,9 @@ A spec file looks like this (paths are relative to the spec file)::
       - {name: coolant_flow, step: 0.5, bounds: [30, 50]}
     env: {horizon: 30}          # optional, see EnvSettings
     model: {folds: 5}           # optional, see ModelSettings
+    encoding: gbk               # optional, and so are sep, decimal, thousands and
+    sep: ";"                    # sheet (Excel): without them they are detected
+    decimal: ","
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from env.table_format import ReadOptions, table_kind
 from env.typed_config import build_dataclass, read_yaml_mapping
 
 ModelFamily = Literal["linear", "quadratic", "cubic", "rbf"]
@@ -160,7 +164,7 @@ class DatasetSpec:
     """A plant dataset and what "good" means for it."""
 
     csv: str
-    """Path of the CSV (relative paths are taken relative to the spec file)."""
+    """Path of the data file, .csv/.tsv/.txt or .xlsx (relative to the spec file)."""
     state: str
     """Name of the state column (the temperature)."""
     band: tuple[float, float]
@@ -171,6 +175,18 @@ class DatasetSpec:
     """Unit of the state, shown in recommendations."""
     env: EnvSettings = field(default_factory=EnvSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
+    encoding: str | None = None
+    """Text encoding of the file (Python codec name: utf-8, gbk, cp1252, utf-16...);
+    default: detected."""
+    sep: str | None = None
+    """Field separator (one character; a tab is written "\\t"); default: detected."""
+    decimal: str | None = None
+    """Decimal mark of the numbers, '.' or ','; default: detected."""
+    thousands: str | None = None
+    """Thousands separator inside numbers ('.', ',', ' ', "'"...); default: detected."""
+    sheet: str | int | None = None
+    """Excel workbooks: the sheet's name, or its position counting from 1; default: the
+    first sheet that holds the spec's columns."""
     source: str = field(default="", metadata={"yaml": False})
     """The spec file this came from (set by :func:`load_spec`, not written in YAML)."""
 
@@ -186,10 +202,16 @@ class DatasetSpec:
         _require(
             self.state not in names, f"state column {self.state!r} is also listed as a control"
         )
+        self.read_options.check(table_kind(self.csv))
 
     @property
     def control_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.controls)
+
+    @property
+    def read_options(self) -> ReadOptions:
+        """What the spec says about how to read its file (None where detected)."""
+        return ReadOptions(self.encoding, self.sep, self.decimal, self.thousands, self.sheet)
 
     @property
     def csv_path(self) -> Path:

@@ -17,6 +17,7 @@ Ray is imported only by the subcommands that need it.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from env.errors import InputError
 
 EXIT_INPUT_ERROR = 2
+UTF_8_NAMES = ("utf-8", "utf8")
 DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "tune_configs" / "compare.yaml"
 
 
@@ -59,7 +61,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     rows = evaluate_source(args.source)
     if args.json:
-        print(json.dumps([row.to_dict() for row in rows], indent=1))
+        print(json.dumps([row.to_dict() for row in rows], indent=1, ensure_ascii=False))
     else:
         print(format_table(rows))
     return 0
@@ -85,7 +87,7 @@ def _recommend(args: argparse.Namespace) -> int:
         temperature, controls = float(data.state[position]), data.controls[position]
     advice = recommend(plant, policy.codec, policy.act, temperature, controls, policy.name)
     if args.json:
-        print(json.dumps(advice.to_dict(), indent=1))
+        print(json.dumps(advice.to_dict(), indent=1, ensure_ascii=False))
     else:
         print(format_recommendation(advice))
     return 0
@@ -180,8 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _printable_anywhere() -> None:
+    """Column names may be Chinese or accented: on a console that cannot show them,
+    print escapes (``\\u6e29``, valid inside JSON strings too) instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.encoding.lower() not in UTF_8_NAMES:
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    _printable_anywhere()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

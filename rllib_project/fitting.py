@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from env.plant import Plant, load_plant
+from env.table_format import TableFormat
 
 
 def default_model_path(spec_path: Path) -> Path:
@@ -16,11 +17,22 @@ def default_model_path(spec_path: Path) -> Path:
     return spec_path.with_name(spec_path.stem + ".model.json")
 
 
+def format_read_as(fmt: TableFormat) -> str:
+    """'read as GBK, ';' separated, decimal ',' (detected: ...)': what the user can check
+    at a glance, and the spec keys that would change it."""
+    line = f"read as {fmt.describe()}"
+    if fmt.detected:
+        keys = ", ".join(fmt.detected)
+        line += f" (detected; spec keys: {keys})"
+    return line
+
+
 def format_fit_report(plant: Plant) -> str:
     """The cross-validation table and what the data check noted."""
     model, data = plant.model, plant.data
     lines = [
         f"dataset: {data.spec.csv_path} ({data.n_rows} rows, sha256 {data.csv_sha256[:12]}...)",
+        format_read_as(data.table_format),
         *(f"note: {note}" for note in data.notes),
         f"{plant.spec.model.folds}-fold cross-validation of the candidate model families:",
         f"{'family':<10} {'features':>8} {'ridge':>8} {'CV RMSE':>9} {'CV R2':>7}",

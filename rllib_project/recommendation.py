@@ -15,6 +15,7 @@ needs doing there. If the policy itself would have moved something, that is repo
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -221,6 +222,15 @@ def recommend(
     )
 
 
+def _display_width(text: str) -> int:
+    """Terminal columns of ``text``: CJK characters take two (a name like 燃料流量)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _display_width(text))
+
+
 def format_recommendation(rec: Recommendation) -> str:
     """Human-readable form, for the terminal."""
     unit = f" {rec.unit}" if rec.unit else ""
@@ -234,14 +244,14 @@ def format_recommendation(rec: Recommendation) -> str:
         lines.append("recommendation: keep all controls as they are")
     else:
         lines.append("recommendation:")
-    width = max(len(c.name) for c in rec.controls)
+    width = max(_display_width(c.name) for c in rec.controls)
     for c in rec.controls:
         cunit = f" {c.unit}" if c.unit else ""
         if c.direction == "keep":
-            lines.append(f"  {c.name:<{width}}  keep      at {c.current:.6g}{cunit}")
+            lines.append(f"  {_pad(c.name, width)}  keep      at {c.current:.6g}{cunit}")
         else:
             lines.append(
-                f"  {c.name:<{width}}  {c.direction:<8}  by {c.amount:.6g}{cunit}"
+                f"  {_pad(c.name, width)}  {c.direction:<8}  by {c.amount:.6g}{cunit}"
                 f"  ({c.current:.6g} -> {c.new:.6g})"
             )
     if len(rec.path) > 1:

@@ -135,7 +135,7 @@ def build_report(experiment_dir: Path) -> Path:
             plot_learning_curves(trials, staging / "learning_curves.png")
         plot_trajectories(rows, plant.band, plant.spec.state_unit, staging / "trajectories.png")
         (staging / "report.md").write_text(
-            _markdown(experiment_dir, manifest, rows, plant, bool(trials))
+            _markdown(experiment_dir, manifest, rows, plant, bool(trials)), encoding="utf-8"
         )
     return target / "report.md"
 
