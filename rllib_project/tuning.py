@@ -249,9 +249,44 @@ def run_tune(
         flush=True,
     )
     space = param_space(experiment, model_path, plan)
-    results = build_tuner(experiment, experiment_dir, space, plan).fit()
+    work_from(experiment_dir)
+    results = fit_or_read_back(build_tuner(experiment, experiment_dir, space, plan), experiment_dir)
     finish(experiment_dir, results)
     return experiment_dir
+
+
+def work_from(experiment_dir: Path) -> None:
+    """Make the experiment folder the driver's working directory.
+
+    A Ray job's driver starts inside the job's uploaded working directory, which Ray
+    deletes once no worker of that node uses it any more; where two raylets share one
+    session folder (two nodes on one machine) that happens while the driver still runs,
+    and Tune's result analysis, which resolves paths against the working directory,
+    then fails with ``FileNotFoundError``. Every path is absolute by now, so the driver
+    works from the experiment folder, which exists as long as the run does.
+    """
+    os.chdir(experiment_dir)
+
+
+def fit_or_read_back(tuner, experiment_dir: Path):
+    """``tuner.fit()``; if Tune fails after the trials (its result analysis), the results
+    are read back from the experiment folder instead of being lost with the run."""
+    from ray import tune
+
+    from rllib_project.trainable import PlantTrainable
+
+    try:
+        return tuner.fit()
+    except Exception as exc:
+        if not tune.Tuner.can_restore(str(experiment_dir)):
+            raise
+        print(
+            f"warning: Tune failed after the trials ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); reading the results saved in "
+            f"{experiment_dir}",
+            flush=True,
+        )
+        return tune.Tuner.restore(str(experiment_dir), trainable=PlantTrainable).get_results()
 
 
 class RunInterrupted(Exception):
@@ -291,7 +326,8 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
         resume_unfinished=True,
         resume_errored=True,
     )
-    finish(experiment_dir, tuner.fit())
+    work_from(experiment_dir)
+    finish(experiment_dir, fit_or_read_back(tuner, experiment_dir))
     return experiment_dir
 
 

@@ -31,12 +31,26 @@ def free_port() -> int:
 
 
 def ray_env() -> dict[str, str]:
+    """This process's environment for Ray CLIs, with token auth on. PATH is left as it
+    is: every command names its interpreter, as the README's commands do."""
     env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["RAY_AUTH_MODE"] = "token"
     env.pop("RAY_ADDRESS", None)
     env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # nodes must be able to join
     return env
+
+
+def node_agent_ports() -> list[str]:
+    """Free ports for a node's own agents: Ray's fixed defaults (52365 for the dashboard
+    agent, ...) collide when several nodes or test clusters share one machine, and a
+    node whose agent cannot bind takes no jobs ("No available agent to submit job")."""
+    return [
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
+    ]
 
 
 @dataclass
@@ -58,7 +72,7 @@ class LocalCluster:
         log = open(self.temp_dir / f"start_{len(self.processes)}.log", "w")  # noqa: SIM115
         self.processes.append(
             subprocess.Popen(
-                [str(BIN / "ray"), "start", "--block", *args],
+                [str(BIN / "ray"), "start", "--block", *args, *node_agent_ports()],
                 env=ray_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

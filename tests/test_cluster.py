@@ -1,73 +1,210 @@
-"""Cluster jobs: ray job submit to a head started here, and trials on two nodes."""
+"""Cluster jobs as the README tells a person to run them: real `ray start`, real
+`ray job submit` through scripts/submit.sh, from a shell with nothing activated."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
-import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 from tests.experiments import only_experiment_dir, write_experiment
-from tests.ray_cluster import local_cluster, ray_env
+from tests.ray_cluster import BIN, free_port, kill_processes, local_cluster, ray_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
+README_SECTION = "## Running on a Ray cluster"
 
-def test_ray_job_submit_runs_tune_and_writes_manifest(tmp_path: Path) -> None:
-    experiment = write_experiment(tmp_path, iterations=1, algorithms=("PPO", "DQN"))
+
+def fresh_shell_env(**extra: str) -> dict[str, str]:
+    """What a new login shell starts from: no virtualenv, no RAY_* settings, PATH from
+    the shell's own profile (``bash -l``)."""
+    keep = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR")
+    return {**{k: os.environ[k] for k in keep if k in os.environ}, **extra}
+
+
+def run_in_fresh_shell(
+    script: str, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "-l", "-c", f"set -e\ncd {REPO}\n{script}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def readme_cluster_block() -> str:
+    """The first ```bash block of the README's cluster section, as written."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index(README_SECTION) :]
+    match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
+    assert match, "no bash block in the README's cluster section"
+    return match.group(1)
+
+
+def results_of(trial: Path) -> list[dict]:
+    path = trial / "result.json"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def trial_dirs(experiment_dir: Path) -> list[Path]:
+    return [p for p in experiment_dir.iterdir() if (p / "params.json").exists()]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_readme_cluster_block_runs_as_written_on_two_nodes(tmp_path: Path) -> None:
+    """The README's block, in a login shell with nothing activated. Changed for the test
+    only: free ports instead of 6379/8265, a private temp dir for the second node, a
+    tiny experiment and storage in tmp, and no `ray stop` (which would stop every Ray
+    process of the machine): the test stops exactly what its shell started."""
+    block = readme_cluster_block()
+    experiment = write_experiment(tmp_path, iterations=2, algorithms=("PPO", "DQN"))
+    storage = tmp_path / "shared"
+    node_temp = tempfile.mkdtemp(prefix="rtn", dir="/tmp")  # short: socket paths
+    replacements = {
+        "6379": str(free_port()),
+        "8265": str(free_port()),
+        "/tmp/ray-node2": node_temp,
+        "tune_configs/compare.yaml": str(experiment),
+        '"$PWD/results"': f'"{storage}"',
+    }
+    for old, new in replacements.items():
+        assert old in block, f"README cluster block no longer contains {old!r}"
+        block = block.replace(old, new)
+    stop_lines = [line for line in block.splitlines() if "ray stop" in line]
+    assert len(stop_lines) == 1
+    block = block.replace(stop_lines[0], "")
+    mark = f"RLLIB_PROJECT_README_TEST={uuid.uuid4().hex}"
+    key, value = mark.split("=")
+    try:
+        result = run_in_fresh_shell(block, fresh_shell_env(**{key: value}), timeout=900)
+    finally:
+        kill_processes(set(), (mark,))
+        shutil.rmtree(node_temp, ignore_errors=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert re.search(r"Job 'rllib-project-\S+' succeeded", output), output[-3000:]
+    assert re.search(r"^job id: rllib-project-", result.stdout, re.MULTILINE)
+    experiment_dir = only_experiment_dir(storage)
+    manifest = json.loads((experiment_dir / "best.json").read_text())
+    assert set(manifest["best"]) == {"PPO", "DQN"} and manifest["trial_errors"] == []
+    nodes = {r["node_id"] for t in trial_dirs(experiment_dir) for r in results_of(t)}
+    assert len(nodes) == 2, nodes  # one trial per node: each needs a node's 2 CPUs
+
+
+def submit(*args: str) -> subprocess.CompletedProcess:
+    """scripts/submit.sh as the README runs it (no interpreter on PATH needed)."""
+    return subprocess.run(
+        ["bash", "scripts/submit.sh", *args],
+        cwd=REPO,
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _ray_job(*args: str, address: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "ray"), "job", *args, "--address", address],
+        env=ray_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _job_status(job_id: str, address: str) -> str:
+    result = _ray_job("status", job_id, address=address)
+    """The status `ray job status` prints: "Status for job 'ID': RUNNING" while the job
+    runs, "Job 'ID' succeeded / failed / was stopped" once it has ended."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # colours
+    running = re.search(r"Status for job '[^']+': (\w+)", plain)
+    if running:
+        return running.group(1)
+    ended = re.search(r"Job '[^']+' (succeeded|failed|was stopped)", plain)
+    return {"succeeded": "SUCCEEDED", "failed": "FAILED", "was stopped": "STOPPED"}.get(
+        ended.group(1) if ended else "", ""
+    )
+
+
+def test_job_without_waiting_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> None:
+    """`submit.sh --no-wait` gives a job id that `ray job status/stop` accept; a job
+    stopped after its first checkpoints is continued with `submit.sh --resume DIR`."""
+    iterations = 4
+    experiment = write_experiment(tmp_path, iterations=iterations, algorithms=("PPO",))
     storage = tmp_path / "shared"
     with local_cluster(head_cpus=2) as cluster:
-        env = ray_env()
-        result = subprocess.run(
-            [
-                "bash",
-                "scripts/submit.sh",
-                str(experiment),
-                "--address",
-                cluster.dashboard,
-                "--storage-path",
-                str(storage),
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        submitted = submit(
+            str(experiment),
+            "--no-wait",
+            "--address",
+            cluster.dashboard,
+            "--storage-path",
+            str(storage),
         )
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-        assert "succeeded" in (result.stdout + result.stderr).lower()
-    manifest = json.loads((only_experiment_dir(storage) / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO", "DQN"}
+        assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
+        job_id = re.search(r"^job id: (\S+)$", submitted.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
+
+        def first_checkpoint_and_state_saved() -> bool:
+            if not storage.exists() or not any(storage.iterdir()):
+                return False
+            experiment_dir = only_experiment_dir(storage)
+            marks = list(experiment_dir.glob("*/checkpoint_*/plant_policy.json"))
+            states = list(experiment_dir.glob("experiment_state-*.json"))
+            return bool(marks and states) and max(s.stat().st_mtime for s in states) > min(
+                m.stat().st_mtime for m in marks
+            )
+
+        wait_until(first_checkpoint_and_state_saved, 400, "the job's first checkpoint")
+        stopped = _ray_job("stop", job_id, address=cluster.dashboard)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        wait_until(
+            lambda: _job_status(job_id, cluster.dashboard) in ("STOPPED", "SUCCEEDED"),
+            120,
+            "the stopped job's status",
+        )
+        experiment_dir = only_experiment_dir(storage)
+        resumed = submit("--resume", str(experiment_dir), "--address", cluster.dashboard)
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        resumed_id = re.search(r"^job id: (\S+)$", resumed.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        assert _job_status(resumed_id, cluster.dashboard) == "SUCCEEDED"
+    manifest = json.loads((experiment_dir / "best.json").read_text())
+    assert set(manifest["best"]) == {"PPO"}
+    (trial,) = trial_dirs(experiment_dir)
+    reported = [r["training_iteration"] for r in results_of(trial)]
+    assert reported[-1] == iterations and reported.count(1) == 1, reported
 
 
-def test_trials_spread_over_two_nodes(tmp_path: Path) -> None:
-    experiment = write_experiment(
-        tmp_path, iterations=1, algorithms=("PPO",), samples_per_algorithm=4
+def test_submit_refuses_a_bad_experiment_path_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", "scripts/submit.sh", str(tmp_path / "missing.yaml")],
+        cwd=REPO,
+        env=fresh_shell_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    with local_cluster(head_cpus=1, extra_nodes=(1,)) as cluster:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "rllib_project",
-                "tune",
-                str(experiment),
-                "--address",
-                cluster.address,
-            ],
-            cwd=REPO,
-            env=ray_env(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    experiment_dir = only_experiment_dir(tmp_path / "results")
-    nodes = set()
-    for trial in (t for t in experiment_dir.iterdir() if t.is_dir()):
-        for line in (trial / "result.json").read_text().splitlines():
-            nodes.add(json.loads(line)["node_id"])
-    assert len(nodes) == 2, nodes
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "missing.yaml" in result.stderr
