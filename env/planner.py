@@ -1,52 +1,84 @@
-"""The optimal planner on the fitted model: the yardstick for every trained policy.
+"""The fewest-moves planner on the fitted model: the yardstick for every trained policy.
 
-Discrete moves (exact)
+Every plan says whether its move count is *proven minimal* (``Plan.exact``).
+
+Discrete moves
     A move shifts every control by -1, 0 or +1 step at once (clipped at its bounds), so
-    the controls move *independently and simultaneously*. The fewest moves to a control
-    setting ``u*`` is therefore ``max_i d_i(u0_i, u*_i)``, where ``d_i`` is the
-    shortest path along control i's own one-dimensional lattice (found by a breadth-first
-    search that includes the extra points clipping creates). The planner grows
-    ``D = 0, 1, 2, ...`` and evaluates the model on the *shell* of lattice points whose
-    largest per-control distance is exactly ``D``; the first ``D`` with a point whose
-    predicted temperature is inside the band is the minimum, and no smaller ``D`` can
-    work because every point reachable in fewer moves was checked before. Among the
-    points at that depth it picks the least total movement, then the reading nearest the
-    band centre, and moves every control straight there (front-loaded).
+    ``D`` moves reach exactly the product of each control's values reachable in at most
+    ``D`` moves of its own (:mod:`env.lattice`): the lattice ball of radius ``D``. The
+    fewest moves is the smallest ``D`` whose ball holds a setting with a predicted
+    reading in the band. The planner brackets that ``D`` from both sides:
 
-    **Limit**: the enumeration is exact while the lattice ball of radius ``D`` has at
-    most ``MAX_LATTICE_POINTS`` (2,000,000) points: radius 18 for 4 controls, 5 for
-    6 controls, 3 for 8 controls. Beyond it the planner switches to a beam search
-    (width ``BEAM_WIDTH``) and labels its result ``exact=False``.
+    * **below**, by the continuous relaxation: every lattice point of the ball lies in
+      the box ``u0 +/- D * step`` (within bounds); where rigorous bounds of the model
+      over that box miss the band (:mod:`env.bounds`), no move sequence of length ``D``
+      (lattice or continuous) can work. The first ``D`` not excluded this way is the
+      lower bound.
+    * **exactly**, by branch and bound over the ball's sub-boxes (:mod:`env.search`):
+      sub-boxes whose bounds miss the band are discarded, and one lattice point of each
+      remaining sub-box is evaluated; the search either finds a setting in the band
+      (depth ``D`` is feasible; the setting's own depth may be smaller) or discards the
+      whole ball (a proof that ``D`` moves are not enough). Depths are queried upwards
+      from the lower bound until a feasible one follows a proven one, so the answer is
+      minimal. All rows are searched together, in numpy batches.
+
+    Each row has a budget of sub-boxes (``budget``); a row that exhausts it keeps the
+    shortest plan found, labelled ``exact=False``, or, having found none, falls back to
+    a beam search (``plan_beam``, also ``exact=False``). A row whose every depth up to
+    the horizon is proven infeasible is unreachable, and that is exact too.
+
+    **Which setting**: the move count is what is guaranteed minimal. Among the
+    settings at that depth the planner takes the first one its search finds, then
+    moves every control straight there (front-loaded); it does not search for the
+    least total movement (the previous exhaustive planner did, at a cost that grew with
+    the lattice ball), so two plans of the same length may move controls differently.
 
 Continuous moves
-    Each control may move any amount up to one step per move, so ``D`` moves reach
-    exactly the box ``u0 +/- D * step`` (within bounds). The planner searches that box
-    (grid, random points and gradient refinement on the model, then bisection between a
-    too-cold and a too-hot point) for a setting in the band, and verifies every plan by
-    simulating it through the environment's own dynamics and action dead-band. Lattice
-    moves are valid continuous moves, so the result is never worse than the discrete
-    optimum; it is labelled ``exact=False`` because a search of a box can miss a narrow
-    feasible region.
+    Each control may move any amount up to one step per move (smaller than the
+    action dead-band counts as "keep"), so ``D`` moves reach at most the box
+    ``u0 +/- D * step``, the same relaxation as above. The same branch and bound,
+    over real sub-boxes probed at their centres, finds a setting in the band; the plan
+    moves straight to it and is verified by simulating it through the environment's
+    own action encoding and dead-band. Depths are bracketed as above, starting from the
+    discrete plan (lattice moves are valid continuous moves, so the result is never
+    worse than the discrete optimum). ``exact`` when ``D - 1`` is proven infeasible on
+    the box and the ``D``-move plan verified.
 
-Both assume the noise-free model. With a first-order lag (``response_rate < 1``)
-the control path is planned on steady states and then simulated; the count is that of
-the simulation and is labelled ``exact=False``.
+Both assume the noise-free model. With a first-order lag (``response_rate < 1``) the
+settings are planned on steady states and the plan is then simulated; the count is
+that of the simulation and is labelled ``exact=False``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from env.actions import candidate_directions
+from env.bounds import BoxBounder, box_bounder
+from env.lattice import AxisLattices, axis_directions, axis_lattices
 from env.plant import Plant
+from env.search import (
+    FOUND,
+    INFEASIBLE,
+    OUT_OF_BUDGET,
+    ContinuousBoxes,
+    LatticeBoxes,
+    search,
+)
 
-MAX_LATTICE_POINTS = 2_000_000
-"""Largest lattice ball the exact discrete planner enumerates at one depth."""
+DEFAULT_BUDGET = 20_000
+"""Sub-boxes the branch and bound may bound per row before it gives up on a proof."""
 BEAM_WIDTH = 64
 """States kept per depth by the approximate (beam) planner."""
-_CONTINUOUS_SAMPLES = 2048
+METHOD_LATTICE = "lattice"
+METHOD_BOX = "box"
+APPROXIMATE = "approximate"
+_PROBE_MARGIN = 1e-3
+"""Continuous probes must land this fraction of the band width inside it, so that the
+float32 action encoding of the verified plan cannot push the end reading out."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +94,7 @@ class Plan:
     temperatures: np.ndarray
     """Shape (moves + 1,): predicted readings along the plan."""
     exact: bool
-    """True when the move count is proven minimal (see the module docstring)."""
+    """True when the move count (or unreachability) is proven minimal (module docstring)."""
     method: str
 
     @property
@@ -74,102 +106,7 @@ class Plan:
         return np.sign(np.round(self.deltas / steps, 9)).astype(np.int8)
 
 
-def _simulate(
-    plant: Plant,
-    controls: np.ndarray,
-    temperature: float,
-    deltas: np.ndarray,
-    max_moves: int,
-) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """Noise-free roll-out of ``deltas``, then "keep", until the first in-band reading."""
-    offset = float(plant.offset_for(temperature, controls))
-    path_u, path_t = [controls.copy()], [float(temperature)]
-    u, t = controls.copy(), float(temperature)
-    if plant.in_band(t):
-        return np.array(path_u), np.array(path_t), 0
-    for move in range(max_moves):
-        delta = deltas[move] if move < len(deltas) else np.zeros_like(u)
-        u = plant.apply_delta(u, delta)
-        t = float(plant.next_temperature(t, u, offset))
-        path_u.append(u.copy())
-        path_t.append(t)
-        if plant.in_band(t):
-            return np.array(path_u), np.array(path_t), move + 1
-    return np.array(path_u), np.array(path_t), None
-
-
-def _finish(
-    plant: Plant,
-    controls: np.ndarray,
-    temperature: float,
-    deltas: np.ndarray,
-    max_moves: int,
-    exact: bool,
-    method: str,
-) -> Plan:
-    path_u, path_t, moves = _simulate(plant, controls, temperature, deltas, max_moves)
-    if moves is None:
-        return Plan(None, np.zeros((0, plant.n_controls)), path_u[:1], path_t[:1], exact, method)
-    deltas = np.diff(path_u[: moves + 1], axis=0)
-    lagged = plant.settings.response_rate < 1.0
-    return Plan(
-        moves, deltas, path_u[: moves + 1], path_t[: moves + 1], exact and not lagged, method
-    )
-
-
-def _unreachable(plant: Plant, controls: np.ndarray, temperature: float, exact: bool) -> Plan:
-    return Plan(
-        None,
-        np.zeros((0, plant.n_controls)),
-        controls[None].copy(),
-        np.array([temperature]),
-        exact,
-        "lattice" if exact else "beam (approximate)",
-    )
-
-
-# --------------------------------------------------------------------------- discrete
-
-
-class _AxisLattice:
-    """Breadth-first search along one control's lattice (u0 +/- steps, clipped)."""
-
-    def __init__(self, start: float, low: float, high: float, step: float) -> None:
-        self.low, self.high, self.step = low, high, step
-        self.values = [start]
-        self.dist = [0]
-        self.parent = [-1]
-        self._keys = {self._key(start): 0}
-        self._frontier = [0]
-        self.depth = 0
-
-    def _key(self, value: float) -> int:
-        return round((value - self.low) / self.step * 1e6)
-
-    def grow(self) -> None:
-        """Add the values first reachable in ``depth + 1`` moves."""
-        self.depth += 1
-        frontier = []
-        for index in self._frontier:
-            value = self.values[index]
-            for candidate in (value - self.step, value + self.step):
-                candidate = min(max(candidate, self.low), self.high)
-                key = self._key(candidate)
-                if key not in self._keys:
-                    self._keys[key] = len(self.values)
-                    self.values.append(candidate)
-                    self.dist.append(self.depth)
-                    self.parent.append(index)
-                    frontier.append(len(self.values) - 1)
-        self._frontier = frontier
-
-    def path(self, index: int) -> list[float]:
-        """Values from the start to ``values[index]`` (inclusive)."""
-        chain = []
-        while index != -1:
-            chain.append(self.values[index])
-            index = self.parent[index]
-        return chain[::-1]
+# --------------------------------------------------------------------------- public API
 
 
 def plan_discrete(
@@ -177,49 +114,294 @@ def plan_discrete(
     controls: np.ndarray,
     temperature: float,
     max_moves: int | None = None,
-    max_points: int = MAX_LATTICE_POINTS,
+    budget: int = DEFAULT_BUDGET,
 ) -> Plan:
-    """Fewest discrete moves into the band (exact within ``max_points``, see module)."""
-    controls = np.asarray(controls, dtype=np.float64)
-    max_moves = plant.settings.horizon if max_moves is None else max_moves
-    if plant.in_band(temperature):
-        return _finish(
-            plant, controls, temperature, np.zeros((0, plant.n_controls)), 0, True, "lattice"
+    """Fewest discrete moves into the band for one start state (see module docstring)."""
+    return plan_rows(plant, [temperature], [controls], "discrete", max_moves, budget)[0]
+
+
+def plan_continuous(
+    plant: Plant,
+    controls: np.ndarray,
+    temperature: float,
+    max_moves: int | None = None,
+    budget: int = DEFAULT_BUDGET,
+) -> Plan:
+    """Fewest continuous moves into the band for one start state (module docstring)."""
+    return plan_rows(plant, [temperature], [controls], "continuous", max_moves, budget)[0]
+
+
+def plan_rows(
+    plant: Plant,
+    temperatures: Sequence[float] | np.ndarray,
+    controls: Sequence[np.ndarray] | np.ndarray,
+    mode: str = "discrete",
+    max_moves: int | None = None,
+    budget: int = DEFAULT_BUDGET,
+) -> list[Plan]:
+    """Plans for many start states at once (``mode``: "discrete" or "continuous").
+
+    Batching is what makes the planner fast: the searches of all rows share numpy
+    calls. Any action mode other than "continuous" plans discrete moves.
+    """
+    temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
+    start = np.asarray(controls, dtype=np.float64).reshape(len(temps), plant.n_controls)
+    horizon = plant.settings.horizon if max_moves is None else int(max_moves)
+    rows = _Rows(plant, temps, start, horizon, budget)
+    discrete = _discrete_plans(rows)
+    if mode != "continuous":
+        return discrete
+    return _continuous_plans(rows, discrete)
+
+
+# --------------------------------------------------------------------------- shared
+
+
+class _Rows:
+    """Start states of one batch and what every search over them shares."""
+
+    def __init__(
+        self, plant: Plant, temps: np.ndarray, start: np.ndarray, horizon: int, budget: int
+    ) -> None:
+        self.plant = plant
+        self.temps = temps
+        self.start = start
+        self.horizon = horizon
+        self.offsets = temps - plant.model.predict(start) if len(temps) else temps.copy()
+        self.in_band = np.asarray(plant.in_band(temps), dtype=bool)
+        self.bounder: BoxBounder = box_bounder(plant.model)
+        self.budget = np.full(len(temps), int(budget), np.int64)
+        self.used = np.zeros(len(temps), np.int64)
+        self.lagged = plant.settings.response_rate < 1.0
+        self.first_possible = self._relaxation_depths()
+
+    def __len__(self) -> int:
+        return len(self.temps)
+
+    def box(self, rows: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The box ``u0 +/- depth * step`` within bounds, for each row."""
+        plant = self.plant
+        reach = depth[:, None] * plant.steps
+        return (
+            np.maximum(plant.lower, self.start[rows] - reach),
+            np.minimum(plant.upper, self.start[rows] + reach),
         )
-    offset = float(plant.offset_for(temperature, controls))
-    low, high = plant.band
-    axes = [
-        _AxisLattice(u, lo, hi, s)
-        for u, lo, hi, s in zip(controls, plant.lower, plant.upper, plant.steps, strict=True)
-    ]
-    for depth in range(1, max_moves + 1):
-        for axis in axes:
-            axis.grow()
-        sizes = [len(axis.values) for axis in axes]
-        if int(np.prod(sizes, dtype=np.float64)) > max_points:
-            return plan_beam(plant, controls, temperature, max_moves)
-        # Points reachable in fewer moves were all checked at earlier depths, so any
-        # in-band point of this ball lies on its outer shell: D is the minimum.
-        predicted = plant.model.predict_grid([np.asarray(a.values) for a in axes]) + offset
-        hit = np.nonzero((predicted >= low) & (predicted <= high))
-        if hit[0].size == 0:
+
+    def _relaxation_depths(self) -> np.ndarray:
+        """Smallest depth whose box the bounds do not exclude (horizon + 1: none)."""
+        n, horizon = len(self), self.horizon
+        result = np.full(n, horizon + 1, np.int64)
+        todo = np.flatnonzero(~self.in_band)
+        if not len(todo) or horizon < 1:
+            return np.where(self.in_band, 0, result)
+        rows = np.repeat(todo, horizon)
+        depth = np.tile(np.arange(1, horizon + 1), len(todo))
+        lower, upper = self.box(rows, depth)
+        possible = np.zeros(len(rows), bool)
+        low, high = self.plant.band
+        chunk = max(64, (1 << 22) // max(1, self.bounder.cost_per_box))
+        for s in range(0, len(rows), chunk):
+            f_lo, f_hi, _ = self.bounder(lower[s : s + chunk], upper[s : s + chunk])
+            off = self.offsets[rows[s : s + chunk]]
+            slack = 1e-9 * max(1.0, abs(low), abs(high))
+            possible[s : s + chunk] = (f_lo + off <= high + slack) & (f_hi + off >= low - slack)
+        possible = possible.reshape(len(todo), horizon)
+        first = np.where(possible.any(axis=1), possible.argmax(axis=1) + 1, horizon + 1)
+        result[todo] = first
+        return np.where(self.in_band, 0, result)
+
+
+@dataclass
+class _Bracket:
+    """Per row: the largest depth proven too small and the smallest depth that works."""
+
+    proven_bad: np.ndarray
+    good: np.ndarray
+    """horizon + 1 while no plan is known."""
+    exhausted: np.ndarray
+
+    def open_rows(self) -> np.ndarray:
+        return np.flatnonzero((self.good - self.proven_bad > 1) & ~self.exhausted)
+
+    def next_depth(self, rows: np.ndarray, horizon: int) -> np.ndarray:
+        """Upwards from the lower bound while nothing works; bisection once a plan is known.
+
+        Feasible depths are cheap to confirm (the first probe in the band ends the
+        search) and the relaxation is usually within a move of the answer, so one step
+        up at a time costs fewer proofs than bisecting towards the horizon.
+        """
+        bad, good = self.proven_bad[rows], self.good[rows]
+        return np.where(good <= horizon, (bad + good) // 2, np.minimum(bad + 1, horizon))
+
+    def exact(self) -> np.ndarray:
+        return (self.good - self.proven_bad == 1) & ~self.exhausted
+
+
+def _simulate(
+    plant: Plant, temps: np.ndarray, start: np.ndarray, deltas: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise-free roll-out of ``deltas`` (rows, moves, k), then "keep", for every row.
+
+    Returns the control path (rows, horizon + 1, k), the readings (rows, horizon + 1)
+    and the index of the first in-band reading (-1: none).
+    """
+    offset = temps - plant.model.predict(start)
+    u, t = start.copy(), temps.copy()
+    path_u, path_t = [u.copy()], [t.copy()]
+    for move in range(horizon):
+        if move < deltas.shape[1]:
+            u = plant.apply_delta(u, deltas[:, move])
+        t = plant.next_temperature(t, u, offset)
+        path_u.append(u.copy())
+        path_t.append(t.copy())
+    controls, readings = np.stack(path_u, axis=1), np.stack(path_t, axis=1)
+    inside = plant.in_band(readings)
+    first = np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
+    return controls, readings, first
+
+
+def _make_plans(
+    rows: _Rows, deltas: np.ndarray, exact: np.ndarray, methods: Sequence[str]
+) -> list[Plan]:
+    """Simulate every row's deltas and package the paths as plans."""
+    plant, k = rows.plant, rows.plant.n_controls
+    path_u, path_t, first = _simulate(plant, rows.temps, rows.start, deltas, rows.horizon)
+    plans = []
+    for i in range(len(rows)):
+        moves = int(first[i])
+        if moves < 0:
+            plans.append(
+                Plan(None, np.zeros((0, k)), rows.start[i][None].copy(),
+                     rows.temps[i : i + 1].copy(), bool(exact[i]), methods[i])
+            )  # fmt: skip
             continue
-        total_moves = sum(np.asarray(a.dist)[hit[i]] for i, a in enumerate(axes))
-        gap = np.abs(predicted[hit] - plant.band_mid)
-        choice = np.lexsort((gap, total_moves))[0]
-        best = [int(h[choice]) for h in hit]
-        deltas = np.zeros((depth, plant.n_controls))
-        for i, axis in enumerate(axes):
-            chain = np.diff(axis.path(best[i]))
-            deltas[: len(chain), i] = chain
-        return _finish(plant, controls, temperature, deltas, max_moves, True, "lattice")
-    return _unreachable(plant, controls, temperature, exact=True)
+        lag_note = rows.lagged and moves > 0
+        plans.append(
+            Plan(
+                moves,
+                np.diff(path_u[i, : moves + 1], axis=0),
+                path_u[i, : moves + 1],
+                path_t[i, : moves + 1],
+                bool(exact[i]) and not lag_note,
+                methods[i] + (f" + lag simulation ({APPROXIMATE})" if lag_note else ""),
+            )
+        )
+    return plans
+
+
+# --------------------------------------------------------------------------- discrete
+
+
+def _lattice_queries(
+    lattices: list[AxisLattices], rows: np.ndarray, depth: np.ndarray
+) -> tuple[LatticeBoxes, np.ndarray]:
+    """The lattice ball of radius ``depth`` of each row, and each entry's original index."""
+    axes_values, axes_index = [], []
+    for lattice in lattices:
+        within = lattice.distance[rows] <= depth[:, None]
+        order = np.argsort(~within, axis=1, kind="stable")
+        count = within.sum(axis=1)
+        values = np.take_along_axis(lattice.values[rows], order, axis=1)
+        values[np.arange(values.shape[1]) >= count[:, None]] = np.inf
+        axes_values.append((values, count))
+        axes_index.append(order)
+    width = max(int(c.max()) for _, c in axes_values)
+    values = np.full((len(rows), len(lattices), width), np.inf)
+    index = np.zeros((len(rows), len(lattices), width), np.intp)
+    for i, ((v, _), order) in enumerate(zip(axes_values, axes_index, strict=True)):
+        values[:, i, :] = v[:, :width]
+        index[:, i, :] = order[:, :width]
+    count = np.stack([c for _, c in axes_values], axis=1)
+    return LatticeBoxes(values, count), index
+
+
+def _discrete_search(rows: _Rows) -> tuple[_Bracket, list[AxisLattices], np.ndarray]:
+    """Bracket every row's fewest moves; returns the bracket, lattices, chosen indices."""
+    plant, horizon = rows.plant, rows.horizon
+    lattices = [
+        axis_lattices(rows.start[:, i], plant.lower[i], plant.upper[i], plant.steps[i], horizon)
+        for i in range(plant.n_controls)
+    ]
+    n = len(rows)
+    bracket = _Bracket(
+        proven_bad=np.minimum(rows.first_possible - 1, horizon),
+        good=np.where(rows.in_band, 0, horizon + 1),
+        exhausted=np.zeros(n, bool),
+    )
+    chosen = np.full((n, plant.n_controls), -1, np.intp)
+    low, high = plant.band
+    while len(open_ := bracket.open_rows()):
+        depth = bracket.next_depth(open_, horizon)
+        boxes, index = _lattice_queries(lattices, open_, depth)
+        result = search(
+            boxes,
+            rows.bounder,
+            plant.model,
+            (np.full(len(open_), low), np.full(len(open_), high)),
+            rows.offsets[open_],
+            rows.budget[open_] - rows.used[open_],
+        )
+        rows.used[open_] += result.boxes
+        found = result.status == FOUND
+        if found.any():
+            q = np.flatnonzero(found)
+            probe = boxes.probe_index(result.lower[q], result.upper[q])
+            original = np.take_along_axis(index[q], probe[:, :, None], axis=2)[:, :, 0]
+            chosen[open_[q]] = original
+            # the setting found may lie nearer than the depth asked for
+            reach = np.stack(
+                [lat.distance[open_[q], original[:, i]] for i, lat in enumerate(lattices)],
+                axis=1,
+            ).max(axis=1)
+            bracket.good[open_[q]] = reach
+        bad = result.status == INFEASIBLE
+        bracket.proven_bad[open_[bad]] = depth[bad]
+        bracket.exhausted[open_[result.status == OUT_OF_BUDGET]] = True
+    return bracket, lattices, chosen
+
+
+def _directions_to(
+    rows: _Rows, lattices: list[AxisLattices], chosen: np.ndarray, moves: np.ndarray
+) -> np.ndarray:
+    """Per-row direction sequences (rows, max moves, k) that reach the chosen settings."""
+    plant = rows.plant
+    width = int(max(1, moves.max(initial=0)))
+    directions = np.zeros((len(rows), width, plant.n_controls), np.int8)
+    for r in np.flatnonzero(chosen[:, 0] >= 0):
+        for i, lattice in enumerate(lattices):
+            j = chosen[r, i]
+            directions[r, :, i] = axis_directions(
+                int(lattice.family[r, j]),
+                int(lattice.distance[r, j]),
+                float(rows.start[r, i]),
+                float(lattice.values[r, j]),
+                (float(plant.lower[i]), float(plant.upper[i])),
+                float(plant.steps[i]),
+                width,
+            )
+    return directions
+
+
+def _discrete_plans(rows: _Rows) -> list[Plan]:
+    plant = rows.plant
+    bracket, lattices, chosen = _discrete_search(rows)
+    exact = bracket.exact()
+    found = bracket.good <= rows.horizon
+    directions = _directions_to(rows, lattices, chosen, np.where(found, bracket.good, 0))
+    methods = [
+        METHOD_LATTICE if e else f"{METHOD_LATTICE} ({APPROXIMATE}: search budget exhausted)"
+        for e in exact
+    ]
+    plans = _make_plans(rows, directions * plant.steps, exact, methods)
+    for r in np.flatnonzero(bracket.exhausted & ~found):
+        plans[r] = plan_beam(plant, rows.start[r], float(rows.temps[r]), rows.horizon)
+    return plans
 
 
 def plan_beam(
     plant: Plant, controls: np.ndarray, temperature: float, max_moves: int | None = None
 ) -> Plan:
-    """Approximate planner for lattices too large to enumerate: beam search on |gap|."""
+    """Approximate planner (beam search on |gap|): the fallback when a search runs out."""
     controls = np.asarray(controls, dtype=np.float64)
     max_moves = plant.settings.horizon if max_moves is None else max_moves
     offset = float(plant.offset_for(temperature, controls))
@@ -227,6 +409,10 @@ def plan_beam(
     moves = candidate_directions(k).astype(np.float64)
     beam_u = controls[None].copy()
     history = np.zeros((1, 0, k))
+    method = f"beam ({APPROXIMATE})"
+    rows = _Rows(plant, np.array([temperature]), controls[None], max_moves, 0)
+    if plant.in_band(temperature):
+        return _make_plans(rows, np.zeros((1, 0, k)), np.array([True]), [method])[0]
     for _ in range(max_moves):
         candidates = plant.apply_delta(beam_u[:, None, :] + 0.0, moves * plant.steps).reshape(-1, k)
         parents = np.repeat(np.arange(len(beam_u)), len(moves))
@@ -238,121 +424,105 @@ def plan_beam(
         history = np.concatenate([history[parents[keep]], steps_taken[:, None, :]], axis=1)
         beam_u = candidates[keep]
         if gap[keep[0]] == 0.0:
-            return _finish(
-                plant, controls, temperature, history[0], max_moves, False, "beam (approximate)"
-            )
-    return _unreachable(plant, controls, temperature, exact=False)
+            return _make_plans(rows, history[:1], np.array([False]), [method])[0]
+    return _make_plans(rows, np.zeros((1, 0, k)), np.array([False]), [method])[0]
 
 
 # --------------------------------------------------------------------------- continuous
 
 
-def _box_samples(low: np.ndarray, high: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    k = len(low)
-    per_axis = max(2, round(4096 ** (1.0 / k)))
-    samples = [rng.uniform(low, high, size=(_CONTINUOUS_SAMPLES, k))]
-    if per_axis**k <= 4096:
-        axes = [np.linspace(lo, hi, per_axis) for lo, hi in zip(low, high, strict=True)]
-        samples.append(np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, k))
-    return np.concatenate(samples)
+def _straight_line_deltas(plant: Plant, start: np.ndarray, target: np.ndarray, moves: np.ndarray) -> np.ndarray:
+    """Per-move changes (rows, max moves, k) along the lines start -> target.
 
-
-def _refine(
-    plant: Plant, point: np.ndarray, low: np.ndarray, high: np.ndarray, sign: float
-) -> np.ndarray:
-    """Projected gradient steps that push f up (sign=+1) or down (sign=-1) in the box."""
-    width = np.maximum(high - low, 1e-12)
-    eps = 1e-6 * width
-    for _ in range(25):
-        probes = point + np.diag(eps)
-        gradient = (plant.model.predict(probes) - plant.model.predict(point)) / eps
-        candidate = np.clip(point + sign * 0.1 * width * np.sign(gradient), low, high)
-        if sign * (plant.model.predict(candidate) - plant.model.predict(point)) <= 0:
-            break
-        point = candidate
-    return point
-
-
-def _feasible_point(
-    plant: Plant, low: np.ndarray, high: np.ndarray, offset: float, rng: np.random.Generator
-) -> np.ndarray | None:
-    """A setting in the box whose predicted reading is in the band, or None."""
-    band_low, band_high = plant.band
-    points = _box_samples(low, high, rng)
-    values = plant.model.predict(points) + offset
-    inside = np.flatnonzero((values >= band_low) & (values <= band_high))
-    if inside.size:
-        return points[inside[np.argmin(np.abs(values[inside] - plant.band_mid))]]
-    cold = _refine(plant, points[np.argmin(values)], low, high, -1.0)
-    hot = _refine(plant, points[np.argmax(values)], low, high, +1.0)
-    if (
-        plant.model.predict(hot) + offset < band_low
-        or plant.model.predict(cold) + offset > band_high
-    ):
-        return None
-    # The box is convex and f continuous: bisect the segment from cold to hot.
-    a, b = 0.0, 1.0
-    for _ in range(60):
-        mid = 0.5 * (a + b)
-        point = cold + mid * (hot - cold)
-        value = plant.model.predict(point) + offset
-        if band_low <= value <= band_high:
-            return point
-        if value < band_low:
-            a = mid
-        else:
-            b = mid
-    return None
-
-
-def _straight_line_deltas(
-    plant: Plant, start: np.ndarray, target: np.ndarray, moves: int
-) -> np.ndarray:
-    """Per-move changes along the line start -> target, honouring the action dead-band."""
+    A control whose total change is below the action dead-band is kept (the env would
+    read such an action as "keep"); otherwise its change is spread over as many moves
+    as the dead-band allows (at most the plan's length).
+    """
     total = target - start
-    deltas = np.zeros((moves, plant.n_controls))
     minimum = plant.settings.continuous_deadband * plant.steps
-    for i in range(plant.n_controls):
-        if minimum[i] > 0 and abs(total[i]) < minimum[i]:
-            continue  # too small to be acted on: the env would read it as "keep"
-        count = moves if minimum[i] == 0 else min(moves, int(abs(total[i]) // minimum[i]))
-        deltas[:count, i] = total[i] / count
-    return deltas
+    width = int(max(1, moves.max(initial=0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_deadband = np.where(minimum > 0, np.floor(np.abs(total) / minimum), np.inf)
+    count = np.minimum(moves[:, None], by_deadband)
+    count = np.where(np.abs(total) < minimum, 0, count).astype(np.int64)
+    per_move = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    active = np.arange(width)[None, :, None] < count[:, None, :]
+    return np.where(active, per_move[:, None, :], 0.0)
 
 
-def plan_continuous(
-    plant: Plant,
-    controls: np.ndarray,
-    temperature: float,
-    max_moves: int | None = None,
-    seed: int = 0,
-) -> Plan:
-    """Fewest continuous moves into the band found by a verified box search."""
-    controls = np.asarray(controls, dtype=np.float64)
-    max_moves = plant.settings.horizon if max_moves is None else max_moves
-    discrete = plan_discrete(plant, controls, temperature, max_moves)
-    if discrete.moves == 0:
-        return discrete
-    limit = discrete.moves if discrete.moves is not None else max_moves + 1
-    offset = float(plant.offset_for(temperature, controls))
-    rng = np.random.default_rng(seed)
-    codec = plant.codec("continuous")
-    for depth in range(1, limit):
-        low = np.maximum(plant.lower, controls - depth * plant.steps)
-        high = np.minimum(plant.upper, controls + depth * plant.steps)
-        target = _feasible_point(plant, low, high, offset, rng)
-        if target is None:
-            continue
-        deltas = _straight_line_deltas(plant, controls, target, depth)
-        deltas = codec.to_delta(codec.from_delta(deltas))  # exactly what the env will do
-        plan = _finish(plant, controls, temperature, deltas, depth, False, "box search")
-        if plan.moves is not None:
-            return plan
-    return Plan(
-        discrete.moves,
-        discrete.deltas,
-        discrete.controls,
-        discrete.temperatures,
-        False,
-        "lattice (continuous search found nothing shorter)",
+def _continuous_plans(rows: _Rows, discrete: list[Plan]) -> list[Plan]:
+    plant, horizon = rows.plant, rows.horizon
+    n = len(rows)
+    discrete_moves = np.array([horizon + 1 if p.moves is None else p.moves for p in discrete])
+    bracket = _Bracket(
+        proven_bad=np.minimum(rows.first_possible - 1, horizon),
+        good=np.minimum(discrete_moves, horizon + 1),
+        exhausted=np.zeros(n, bool),
     )
+    # an inexact discrete "unreachable" is no upper bound for the continuous search
+    unknown = np.array([p.moves is None and not p.exact for p in discrete])
+    bracket.good[unknown] = horizon + 1
+    deltas_found: dict[int, np.ndarray] = {}
+    codec = plant.codec("continuous")
+    low, high = plant.band
+    margin = _PROBE_MARGIN * (high - low)
+    while len(open_ := bracket.open_rows()):
+        depth = bracket.next_depth(open_, horizon)
+        lower, upper = rows.box(open_, depth)
+        boxes = ContinuousBoxes(lower, upper, 1e-6 * plant.steps)
+        ones = np.ones(len(open_))
+        result = search(
+            boxes,
+            rows.bounder,
+            plant.model,
+            (low * ones, high * ones),
+            rows.offsets[open_],
+            rows.budget[open_] - rows.used[open_],
+            probe_band=((low + margin) * ones, (high - margin) * ones),
+        )
+        rows.used[open_] += result.boxes
+        q = np.flatnonzero(result.status == FOUND)
+        if len(q):
+            r = open_[q]
+            deltas = _straight_line_deltas(plant, rows.start[r], result.point[q], depth[q])
+            deltas = codec.to_delta(codec.from_delta(deltas))  # exactly what the env does
+            _, _, first = _simulate(plant, rows.temps[r], rows.start[r], deltas, horizon)
+            verified = (first > 0) & (first <= depth[q])
+            for i in np.flatnonzero(verified):
+                deltas_found[int(r[i])] = deltas[i]
+            bracket.good[r[verified]] = first[verified]
+            bracket.exhausted[r[~verified]] = True  # a plan that failed its check: stop
+        bad = result.status == INFEASIBLE
+        bracket.proven_bad[open_[bad]] = depth[bad]
+        bracket.exhausted[open_[result.status == OUT_OF_BUDGET]] = True
+    return _continuous_results(rows, discrete, bracket, deltas_found)
+
+
+def _continuous_results(
+    rows: _Rows, discrete: list[Plan], bracket: _Bracket, deltas_found: dict[int, np.ndarray]
+) -> list[Plan]:
+    exact = bracket.exact()
+    plans = list(discrete)
+    k = rows.plant.n_controls
+    if deltas_found:
+        which = np.array(sorted(deltas_found))
+        width = max(len(deltas_found[r]) for r in which)
+        deltas = np.zeros((len(rows), width, k))
+        for r in which:
+            deltas[r, : len(deltas_found[r])] = deltas_found[r]
+        methods = [
+            METHOD_BOX if e else f"{METHOD_BOX} ({APPROXIMATE}: not proven minimal)" for e in exact
+        ]
+        simulated = _make_plans(rows, deltas, exact, methods)
+        for r in which:
+            plans[r] = simulated[r]
+    for r in range(len(rows)):
+        if r in deltas_found:
+            continue
+        plan = discrete[r]
+        proven = bool(exact[r]) and (plan.exact or plan.moves is not None) and not (
+            rows.lagged and plan.moves
+        )
+        label = METHOD_LATTICE if proven else f"{METHOD_LATTICE} ({APPROXIMATE} for continuous moves)"
+        plans[r] = Plan(plan.moves, plan.deltas, plan.controls, plan.temperatures, proven, label)
+    return plans
