@@ -33,6 +33,7 @@ depends on is never split.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -40,19 +41,30 @@ import numpy as np
 from env.model import ProcessModel
 
 
+@dataclass(frozen=True)
+class BoxBounds:
+    """What a bounder knows about n boxes."""
+
+    low: np.ndarray
+    """(n,) no prediction inside the box is below this."""
+    high: np.ndarray
+    """(n,) ... nor above this."""
+    score: np.ndarray
+    """(n, k) each axis's contribution to the bound's width (split the largest)."""
+    value: np.ndarray
+    """(n,) prediction at the box centre."""
+    slope: np.ndarray
+    """(n, k) gradient at the box centre, per physical unit of each control."""
+
+
 class BoxBounder(Protocol):
-    """Lower and upper bounds of the model's prediction over boxes, and split scores."""
+    """Bounds of the model's prediction over boxes of settings."""
 
     cost_per_box: int
     """Rough floats of work per box, so the search can size its batches."""
 
-    def __call__(
-        self, lower: np.ndarray, upper: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Boxes ``[lower, upper]`` of shape (n, k), physical units.
-
-        Returns ``(low, high, split_score)``: shapes (n,), (n,), (n, k).
-        """
+    def __call__(self, lower: np.ndarray, upper: np.ndarray) -> BoxBounds:
+        """Boxes ``[lower, upper]`` of shape (n, k), physical units."""
         ...
 
 
@@ -145,9 +157,7 @@ class PolynomialBounds:
         self._off_diagonal = ~np.eye(k, dtype=bool)
         self.cost_per_box = len(self._pairs) * k + (k + 1) * k * k + 3 * len(cross)
 
-    def __call__(
-        self, lower: np.ndarray, upper: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, lower: np.ndarray, upper: np.ndarray) -> BoxBounds:
         model = self.model
         centre_u = 0.5 * (lower + upper)
         centre = (centre_u - model.x_mean) * model._inv_scale
@@ -169,35 +179,25 @@ class PolynomialBounds:
             spread = spread + products @ self._cross_coef
         low = value + axis_lo.sum(axis=1) - spread
         high = value + axis_hi.sum(axis=1) + spread
-        return low, high, (axis_hi - axis_lo) + 2.0 * cross_by_axis
+        score = (axis_hi - axis_lo) + 2.0 * cross_by_axis
+        return BoxBounds(low, high, score, value, gradient * model._inv_scale)
 
 
 # --------------------------------------------------------------------------- rbf
 
 
-def _curvature_factor(alpha: float, s_min: np.ndarray, s_max: np.ndarray) -> np.ndarray:
-    """max over s in [s_min, s_max] of max(e^(-alpha s), |e^(-alpha s) (2 alpha s - 1)|).
+def _third_derivative_peak(alpha: float, tau: np.ndarray) -> np.ndarray:
+    """p(tau) = e^(-alpha tau^2) (12 alpha^2 tau + 8 alpha^3 tau^3), tau = |z - mu|.
 
-    The Hessian of ``exp(-alpha |t|^2)`` is ``phi (4 alpha^2 t t' - 2 alpha I)``, whose
-    spectral norm is ``2 alpha`` times this expression at ``s = |t|^2``; both terms
-    depend on ``s`` only, so the maximum over the box's range of ``s`` is exact.
-    ``h(s) = e^(-alpha s)(2 alpha s - 1)`` rises from -1 at 0 to its peak at
-    ``s = 3 / (2 alpha)``, then decays.
+    Along any direction ``h``, the third derivative of ``exp(-alpha |t|^2)`` is
+    ``phi (12 alpha^2 a b - 8 alpha^3 a^3)`` with ``a = t.h``, ``b = |h|^2``; since
+    ``|a| <= |t| |h|`` its size is at most ``p(|t|) |h|^3``.
     """
-    e_min = np.exp(-alpha * s_min)
-    e_max = np.exp(-alpha * s_max)
-    h_min = e_min * (2.0 * alpha * s_min - 1.0)
-    h_max = e_max * (2.0 * alpha * s_max - 1.0)
-    s_peak = 1.5 / alpha
-    peak = 2.0 * np.exp(-1.5)
-    inside = (s_min <= s_peak) & (s_max >= s_peak)
-    h_abs = np.maximum(np.abs(h_min), np.abs(h_max))
-    h_abs = np.maximum(h_abs, inside * peak)
-    return np.maximum(e_min, h_abs)
+    return np.exp(-alpha * tau * tau) * (12.0 * alpha**2 * tau + 8.0 * alpha**3 * tau**3)
 
 
 class RbfBounds:
-    """Per-basis and Taylor bounds for the Gaussian-RBF family.
+    """Per-basis and second-order Taylor bounds for the Gaussian-RBF family.
 
     ``f = const + w.z + sum_j v_j phi_j(z)``, ``phi_j = exp(-alpha |z - mu_j|^2)``.
     Over a box with centre ``c`` and radius ``r`` (in ``z``):
@@ -206,12 +206,16 @@ class RbfBounds:
       point of the box, exact), so ``phi_j`` lies in ``[exp(-alpha S_max_j),
       exp(-alpha S_min_j)]``; summed by the sign of ``v_j`` with the linear part's exact
       range. Tight for boxes large against the basis width.
-    * Taylor with a Hessian bound: ``f(c + h) = f(c) + grad f(c).h + h' H(xi) h / 2``
-      with ``|h' H h| <= M |h|^2`` and ``M = sum_j |v_j| 2 alpha max_s(...)`` (see
-      :func:`_curvature_factor`). Exact to first order: tight for small boxes.
+    * Taylor to second order about the centre with the exact gradient and Hessian
+      there, and a Lagrange remainder ``|R3| <= M3 |r|^3 / 6`` with
+      ``M3 = sum_j |v_j| max p(|t|)`` over the box (:func:`_third_derivative_peak`).
+      The linear and diagonal terms of each axis are ranged exactly together; the
+      cross terms by ``|H_ij| r_i r_j``. Fitted RBF weights are large and cancel
+      (ridge on overlapping bases), so bounding per basis any earlier than the third
+      order would be loose; the Hessian at the centre keeps the cancellation.
 
-    The two are intersected. The work is a few cheap operations per (box, basis,
-    control) and exponentials per (box, basis) only.
+    The two are intersected. The work is a few operations per (box, basis, control),
+    one batched ``k x k`` matrix product per box and exponentials per (box, basis).
     """
 
     def __init__(self, model: ProcessModel) -> None:
@@ -229,11 +233,16 @@ class RbfBounds:
         self.v_neg = np.minimum(self.weights, 0.0)
         self.centers = model.centers
         self.alpha = float(model._inv_two_width_sq)
-        self.cost_per_box = 10 * len(self.weights) * k
+        # p(tau) rises to one peak and decays: locate it once (then refine numerically)
+        grid = np.linspace(0.0, 10.0 / np.sqrt(self.alpha), 20001)
+        self.tau_peak = float(grid[np.argmax(_third_derivative_peak(self.alpha, grid))])
+        self.p_peak = float(_third_derivative_peak(self.alpha, np.array(self.tau_peak))) * (
+            1.0 + 1e-6
+        )
+        self._off_diagonal = ~np.eye(k, dtype=bool)
+        self.cost_per_box = len(self.weights) * k * (12 + k)
 
-    def __call__(
-        self, lower: np.ndarray, upper: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, lower: np.ndarray, upper: np.ndarray) -> BoxBounds:
         model, alpha = self.model, self.alpha
         centre = (0.5 * (lower + upper) - model.x_mean) * model._inv_scale
         r = 0.5 * (upper - lower) * model._inv_scale
@@ -252,16 +261,28 @@ class RbfBounds:
         low = lin_mid - lin_half + phi_lo @ self.v_pos + phi_hi @ self.v_neg
         high = lin_mid + lin_half + phi_hi @ self.v_pos + phi_lo @ self.v_neg
 
-        # Taylor form about the centre with a bound on the Hessian's norm
-        phi_c = np.exp(-alpha * s_centre)
-        weighted = phi_c * self.weights  # (n, J)
+        # second-order Taylor form about the centre
+        weighted = np.exp(-alpha * s_centre) * self.weights  # (n, J)
         value = lin_mid + weighted.sum(axis=1)
-        # grad = w - 2 alpha sum_j v_j phi_j (c - mu_j)
         gradient = self.linear - 2.0 * alpha * np.einsum("nj,njk->nk", weighted, d)
-        curvature = 2.0 * alpha * (_curvature_factor(alpha, s_min, s_max) @ self.abs_weights)
-        first = np.abs(gradient) * r
-        second = 0.5 * curvature[:, None] * r * r
-        half = first.sum(axis=1) + second.sum(axis=1)
-        low = np.maximum(low, value - half)
-        high = np.minimum(high, value + half)
-        return low, high, first + second
+        hessian = 4.0 * alpha**2 * np.matmul(np.swapaxes(d * weighted[:, :, None], 1, 2), d)
+        diagonal = np.einsum("nii->ni", hessian) - 2.0 * alpha * weighted.sum(axis=1)[:, None]
+        axis_lo, axis_hi = _cubic_range(gradient, 0.5 * diagonal, np.zeros_like(r), r)
+        abs_off = np.abs(hessian) * self._off_diagonal
+        cross_by_axis = 0.5 * np.einsum("nij,nj->ni", abs_off, r) * r
+        peak = self._peak_over(np.sqrt(s_min), np.sqrt(s_max)) @ self.abs_weights
+        radius = np.sqrt(np.einsum("nk,nk->n", r, r))
+        remainder = peak * radius**3 / 6.0
+        spread = cross_by_axis.sum(axis=1) + remainder
+        low = np.maximum(low, value + axis_lo.sum(axis=1) - spread)
+        high = np.minimum(high, value + axis_hi.sum(axis=1) + spread)
+        score = (axis_hi - axis_lo) + 2.0 * cross_by_axis + remainder[:, None] * (r / radius[:, None].clip(1e-300))
+        return BoxBounds(low, high, score, value, gradient * model._inv_scale)
+
+    def _peak_over(self, tau_min: np.ndarray, tau_max: np.ndarray) -> np.ndarray:
+        """max of p(tau) over [tau_min, tau_max] (p has a single peak)."""
+        ends = np.maximum(
+            _third_derivative_peak(self.alpha, tau_min), _third_derivative_peak(self.alpha, tau_max)
+        )
+        inside = (tau_min <= self.tau_peak) & (tau_max >= self.tau_peak)
+        return np.maximum(ends, inside * self.p_peak)

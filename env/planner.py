@@ -51,6 +51,7 @@ that of the simulation and is labelled ``exact=False``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -201,7 +202,8 @@ class _Rows:
         low, high = self.plant.band
         chunk = max(64, (1 << 22) // max(1, self.bounder.cost_per_box))
         for s in range(0, len(rows), chunk):
-            f_lo, f_hi, _ = self.bounder(lower[s : s + chunk], upper[s : s + chunk])
+            bounds = self.bounder(lower[s : s + chunk], upper[s : s + chunk])
+            f_lo, f_hi = bounds.low, bounds.high
             off = self.offsets[rows[s : s + chunk]]
             slack = 1e-9 * max(1.0, abs(low), abs(high))
             possible[s : s + chunk] = (f_lo + off <= high + slack) & (f_hi + off >= low - slack)
@@ -219,19 +221,40 @@ class _Bracket:
     good: np.ndarray
     """horizon + 1 while no plan is known."""
     exhausted: np.ndarray
+    descents: np.ndarray
+    """Queries below a known plan that found a shorter one."""
+
+    @classmethod
+    def start(cls, proven_bad: np.ndarray, good: np.ndarray) -> _Bracket:
+        n = len(good)
+        return cls(proven_bad, good, np.zeros(n, bool), np.zeros(n, np.int64))
 
     def open_rows(self) -> np.ndarray:
         return np.flatnonzero((self.good - self.proven_bad > 1) & ~self.exhausted)
 
     def next_depth(self, rows: np.ndarray, horizon: int) -> np.ndarray:
-        """Upwards from the lower bound while nothing works; bisection once a plan is known.
+        """The depth to ask about next, per row.
 
-        Feasible depths are cheap to confirm (the first probe in the band ends the
-        search) and the relaxation is usually within a move of the answer, so one step
-        up at a time costs fewer proofs than bisecting towards the horizon.
+        With no plan known, ask about the horizon: finding a setting is cheap, and the
+        search's aimed probes find one about as near as the fewest moves allow (its own
+        depth becomes the plan). Then prove one move less infeasible; if that finds a
+        shorter plan, repeat, bisecting after two such surprises. Proofs are the costly
+        part, and this order needs one per row when the aimed probe was right.
         """
         bad, good = self.proven_bad[rows], self.good[rows]
-        return np.where(good <= horizon, (bad + good) // 2, np.minimum(bad + 1, horizon))
+        below = np.where(self.descents[rows] >= 2, (bad + good) // 2, good - 1)
+        return np.where(good > horizon, horizon, np.maximum(below, bad + 1))
+
+    def record(
+        self, rows: np.ndarray, depth: np.ndarray, status: np.ndarray, reach: np.ndarray
+    ) -> None:
+        """Update with search answers (``reach``: depth of the setting found)."""
+        found = status == FOUND
+        self.descents[rows[found & (self.good[rows] <= depth)]] += 1
+        self.good[rows[found]] = np.minimum(self.good[rows[found]], reach[found])
+        bad = status == INFEASIBLE
+        self.proven_bad[rows[bad]] = np.maximum(self.proven_bad[rows[bad]], depth[bad])
+        self.exhausted[rows[status == OUT_OF_BUDGET]] = True
 
     def exact(self) -> np.ndarray:
         return (self.good - self.proven_bad == 1) & ~self.exhausted
@@ -293,7 +316,7 @@ def _make_plans(
 
 
 def _lattice_queries(
-    lattices: list[AxisLattices], rows: np.ndarray, depth: np.ndarray
+    lattices: list[AxisLattices], rows: np.ndarray, depth: np.ndarray, steps: np.ndarray
 ) -> tuple[LatticeBoxes, np.ndarray]:
     """The lattice ball of radius ``depth`` of each row, and each entry's original index."""
     axes_values, axes_index = [], []
@@ -312,7 +335,86 @@ def _lattice_queries(
         values[:, i, :] = v[:, :width]
         index[:, i, :] = order[:, :width]
     count = np.stack([c for _, c in axes_values], axis=1)
-    return LatticeBoxes(values, count), index
+    return LatticeBoxes(values, count, steps), index
+
+
+def _landing_moves(k: int, corner: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Sub-moves of each row's corner move to try when it would overshoot the band.
+
+    Every subset of the controls that move (2**k candidates, k <= 8), or for wider
+    plants the moves of the j controls with the steepest effect, j = 0..k.
+    """
+    if k <= 8:
+        masks = np.array(list(itertools.product((0, 1), repeat=k)), dtype=np.int8)
+        return masks[None, :, :] * corner[:, None, :]
+    order = np.argsort(-np.abs(slope), axis=1)
+    rank = np.argsort(order, axis=1)
+    masks = (rank[:, None, :] < np.arange(k + 1)[None, :, None]).astype(np.int8)
+    return masks * corner[:, None, :]
+
+
+def _greedy_paths(rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
+    """A cheap upper bound per row: move every control towards the band at once.
+
+    Each move shifts every control one step in the direction that brings the reading
+    towards the band (the sign of the model's slope there, re-read every move: the
+    corner of the reachable box that changes the reading fastest). When that move would
+    cross the band, the sub-moves that leave some controls where they are are tried
+    too, to land inside it. Returns the moves taken (horizon + 1: none) and the
+    settings reached (rows, k).
+    """
+    plant, horizon, k = rows.plant, rows.horizon, rows.plant.n_controls
+    low, high = plant.band
+    n = len(rows)
+    moves = np.where(rows.in_band, 0, horizon + 1)
+    reached = rows.start.copy()
+    u, t = rows.start.copy(), rows.temps.copy()
+    todo = np.flatnonzero(~rows.in_band)
+    for move in range(1, horizon + 1):
+        if not len(todo):
+            break
+        slope = rows.bounder(u[todo], u[todo]).slope
+        towards = np.where(t[todo] < low, 1.0, -1.0)
+        corner = (np.sign(slope) * towards[:, None]).astype(np.int8)
+        nxt = plant.apply_delta(u[todo], corner * plant.steps)
+        reading = plant.model.predict(nxt) + rows.offsets[todo]
+        crossed = np.where(towards > 0, reading >= low, reading <= high)
+        if crossed.any():
+            c = np.flatnonzero(crossed)
+            options = _landing_moves(k, corner[c], slope[c])
+            trial = plant.apply_delta(u[todo[c]][:, None, :], options * plant.steps)
+            values = plant.model.predict(trial.reshape(-1, k)).reshape(trial.shape[:2])
+            values = values + rows.offsets[todo[c]][:, None]
+            gap = np.abs(values - plant.band_mid)
+            best = np.argmin(gap, axis=1)
+            nxt[c] = trial[np.arange(len(c)), best]
+            reading[c] = values[np.arange(len(c)), best]
+        u[todo], t[todo] = nxt, reading
+        landed = (reading >= low) & (reading <= high)
+        moves[todo[landed]] = move
+        reached[todo[landed]] = nxt[landed]
+        todo = todo[~landed]
+    return moves, reached
+
+
+def _depth_of(lattices: list[AxisLattices], chosen: np.ndarray) -> np.ndarray:
+    """Fewest moves to each row's chosen lattice setting (the largest per control)."""
+    rows = np.arange(len(chosen))
+    index = np.maximum(chosen, 0)
+    return np.stack(
+        [lat.distance[rows, index[:, i]] for i, lat in enumerate(lattices)], axis=1
+    ).max(axis=1)
+
+
+def _lattice_index(lattices: list[AxisLattices], points: np.ndarray) -> np.ndarray:
+    """Index of each row's setting in each axis's reachable values (nearest value)."""
+    return np.stack(
+        [
+            np.argmin(np.abs(lat.values - points[:, i : i + 1]), axis=1)
+            for i, lat in enumerate(lattices)
+        ],
+        axis=1,
+    )
 
 
 def _discrete_search(rows: _Rows) -> tuple[_Bracket, list[AxisLattices], np.ndarray]:
@@ -322,17 +424,19 @@ def _discrete_search(rows: _Rows) -> tuple[_Bracket, list[AxisLattices], np.ndar
         axis_lattices(rows.start[:, i], plant.lower[i], plant.upper[i], plant.steps[i], horizon)
         for i in range(plant.n_controls)
     ]
-    n = len(rows)
-    bracket = _Bracket(
-        proven_bad=np.minimum(rows.first_possible - 1, horizon),
-        good=np.where(rows.in_band, 0, horizon + 1),
-        exhausted=np.zeros(n, bool),
+    greedy_moves, greedy_reached = _greedy_paths(rows)
+    bracket = _Bracket.start(np.minimum(rows.first_possible - 1, horizon), greedy_moves)
+    chosen = np.where(
+        (greedy_moves <= horizon)[:, None], _lattice_index(lattices, greedy_reached), -1
     )
-    chosen = np.full((n, plant.n_controls), -1, np.intp)
+    # the point reached may be nearer (per control) than the moves the path took
+    bracket.good = np.where(
+        greedy_moves <= horizon, np.minimum(greedy_moves, _depth_of(lattices, chosen)), greedy_moves
+    )
     low, high = plant.band
     while len(open_ := bracket.open_rows()):
         depth = bracket.next_depth(open_, horizon)
-        boxes, index = _lattice_queries(lattices, open_, depth)
+        boxes, index = _lattice_queries(lattices, open_, depth, plant.steps)
         result = search(
             boxes,
             rows.bounder,
@@ -342,21 +446,19 @@ def _discrete_search(rows: _Rows) -> tuple[_Bracket, list[AxisLattices], np.ndar
             rows.budget[open_] - rows.used[open_],
         )
         rows.used[open_] += result.boxes
-        found = result.status == FOUND
-        if found.any():
-            q = np.flatnonzero(found)
-            probe = boxes.probe_index(result.lower[q], result.upper[q])
+        reach = np.full(len(open_), horizon + 1)
+        q = np.flatnonzero(result.status == FOUND)
+        if len(q):
+            probe = result.coords[q].astype(np.intp)
             original = np.take_along_axis(index[q], probe[:, :, None], axis=2)[:, :, 0]
-            chosen[open_[q]] = original
             # the setting found may lie nearer than the depth asked for
-            reach = np.stack(
+            reach[q] = np.stack(
                 [lat.distance[open_[q], original[:, i]] for i, lat in enumerate(lattices)],
                 axis=1,
             ).max(axis=1)
-            bracket.good[open_[q]] = reach
-        bad = result.status == INFEASIBLE
-        bracket.proven_bad[open_[bad]] = depth[bad]
-        bracket.exhausted[open_[result.status == OUT_OF_BUDGET]] = True
+            better = reach[q] < bracket.good[open_[q]]
+            chosen[open_[q[better]]] = original[better]
+        bracket.record(open_, depth, result.status, reach)
     return bracket, lattices, chosen
 
 
@@ -452,15 +554,12 @@ def _straight_line_deltas(plant: Plant, start: np.ndarray, target: np.ndarray, m
 
 def _continuous_plans(rows: _Rows, discrete: list[Plan]) -> list[Plan]:
     plant, horizon = rows.plant, rows.horizon
-    n = len(rows)
     discrete_moves = np.array([horizon + 1 if p.moves is None else p.moves for p in discrete])
-    bracket = _Bracket(
-        proven_bad=np.minimum(rows.first_possible - 1, horizon),
-        good=np.minimum(discrete_moves, horizon + 1),
-        exhausted=np.zeros(n, bool),
+    bracket = _Bracket.start(
+        np.minimum(rows.first_possible - 1, horizon), np.minimum(discrete_moves, horizon + 1)
     )
     # an inexact discrete "unreachable" is no upper bound for the continuous search
-    unknown = np.array([p.moves is None and not p.exact for p in discrete])
+    unknown = np.array([p.moves is None and not p.exact for p in discrete], dtype=bool)
     bracket.good[unknown] = horizon + 1
     deltas_found: dict[int, np.ndarray] = {}
     codec = plant.codec("continuous")
@@ -481,20 +580,23 @@ def _continuous_plans(rows: _Rows, discrete: list[Plan]) -> list[Plan]:
             probe_band=((low + margin) * ones, (high - margin) * ones),
         )
         rows.used[open_] += result.boxes
-        q = np.flatnonzero(result.status == FOUND)
+        reach = np.full(len(open_), horizon + 1)
+        status = result.status.copy()
+        q = np.flatnonzero(status == FOUND)
         if len(q):
             r = open_[q]
-            deltas = _straight_line_deltas(plant, rows.start[r], result.point[q], depth[q])
+            needed = np.ceil(np.abs(result.point[q] - rows.start[r]) / plant.steps - 1e-9)
+            moves = np.clip(needed.max(axis=1), 1, depth[q]).astype(np.int64)
+            deltas = _straight_line_deltas(plant, rows.start[r], result.point[q], moves)
             deltas = codec.to_delta(codec.from_delta(deltas))  # exactly what the env does
             _, _, first = _simulate(plant, rows.temps[r], rows.start[r], deltas, horizon)
             verified = (first > 0) & (first <= depth[q])
-            for i in np.flatnonzero(verified):
+            for i in np.flatnonzero(verified & (first < bracket.good[r])):
                 deltas_found[int(r[i])] = deltas[i]
-            bracket.good[r[verified]] = first[verified]
-            bracket.exhausted[r[~verified]] = True  # a plan that failed its check: stop
-        bad = result.status == INFEASIBLE
-        bracket.proven_bad[open_[bad]] = depth[bad]
-        bracket.exhausted[open_[result.status == OUT_OF_BUDGET]] = True
+            reach[q[verified]] = first[verified]
+            # a plan that fails its check ends the row's search: not proven either way
+            status[q[~verified]] = OUT_OF_BUDGET
+        bracket.record(open_, depth, status, reach)
     return _continuous_results(rows, discrete, bracket, deltas_found)
 
 

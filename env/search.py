@@ -24,12 +24,13 @@ from typing import Protocol
 
 import numpy as np
 
-from env.bounds import BoxBounder
+from env.bounds import BoxBounder, BoxBounds
 from env.model import ProcessModel
 
 SEARCHING, FOUND, INFEASIBLE, OUT_OF_BUDGET = 0, 1, 2, 3
 _BATCH_FLOATS = 1 << 22
 """Work per batch (boxes x bounder cost): about 32 MB of temporaries."""
+_BOUND_FIELDS = ("low", "high", "score", "value", "slope")
 _TOLERANCE = 1e-9
 """Relative slack on the band when pruning: bounds are computed in floating point."""
 
@@ -49,8 +50,13 @@ class BoxSet(Protocol):
         """The boxes in physical units."""
         ...
 
-    def probe(self, query: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-        """One setting inside each box (physical units)."""
+    def probe(
+        self, query: np.ndarray, lower: np.ndarray, upper: np.ndarray, aim: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A setting inside each box, near ``aim`` (physical) or the middle if None.
+
+        Returns the setting in the set's own coordinates and in physical units.
+        """
         ...
 
     def split(
@@ -71,9 +77,10 @@ class LatticeBoxes:
     padded with +inf past ``count`` (queries, k).
     """
 
-    def __init__(self, values: np.ndarray, count: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, count: np.ndarray, steps: np.ndarray) -> None:
         self.values = values
         self.count = count
+        self.steps = steps
         self.n_queries, self.k, self.width = values.shape
         self._flat = values.reshape(-1, self.width)
         self._axis = np.arange(self.k)
@@ -90,11 +97,17 @@ class LatticeBoxes:
     ) -> tuple[np.ndarray, np.ndarray]:
         return self._gather(query, lower), self._gather(query, upper)
 
-    def probe_index(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-        return (lower + upper) // 2
-
-    def probe(self, query: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-        return self._gather(query, self.probe_index(lower, upper))
+    def probe(
+        self, query: np.ndarray, lower: np.ndarray, upper: np.ndarray, aim: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if aim is None:
+            index = (lower + upper) // 2
+        else:
+            # values are (nearly) a step apart: a good guess, and always inside the box
+            first = self._gather(query, lower)
+            index = lower + np.rint((aim - first) / self.steps).astype(np.int32)
+            index = np.clip(index, lower, upper)
+        return index, self._gather(query, index)
 
     def split(
         self, lower: np.ndarray, upper: np.ndarray, axis: np.ndarray
@@ -126,8 +139,11 @@ class ContinuousBoxes:
     ) -> tuple[np.ndarray, np.ndarray]:
         return lower, upper
 
-    def probe(self, query: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-        return 0.5 * (lower + upper)
+    def probe(
+        self, query: np.ndarray, lower: np.ndarray, upper: np.ndarray, aim: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        point = 0.5 * (lower + upper) if aim is None else np.clip(aim, lower, upper)
+        return point, point
 
     def split(
         self, lower: np.ndarray, upper: np.ndarray, axis: np.ndarray
@@ -149,11 +165,10 @@ class SearchResult:
 
     status: np.ndarray
     """FOUND, INFEASIBLE (proven) or OUT_OF_BUDGET."""
-    lower: np.ndarray
-    """(queries, k) the box whose probe was in the band (set coordinates), if FOUND."""
-    upper: np.ndarray
+    coords: np.ndarray
+    """(queries, k) the setting found, in the set's coordinates (if FOUND)."""
     point: np.ndarray
-    """(queries, k) that probe in physical units (NaN if not FOUND)."""
+    """(queries, k) the same in physical units (NaN if not FOUND)."""
     boxes: np.ndarray
     """(queries,) sub-boxes bounded."""
 
@@ -183,6 +198,19 @@ class _Stack:
         self.upper = np.concatenate([self.upper, upper])
 
 
+def _aim(bounds: BoxBounds, lower: np.ndarray, upper: np.ndarray, goal: np.ndarray) -> np.ndarray:
+    """The setting a linear model of each box predicts to read ``goal`` (box clipped).
+
+    Moves from the centre along the signs of the gradient, scaled per axis by the
+    box's half-width: the corner direction that changes the reading fastest.
+    """
+    half = 0.5 * (upper - lower)
+    reach = (np.abs(bounds.slope) * half).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.clip(np.nan_to_num((goal - bounds.value) / reach), -1.0, 1.0)
+    return 0.5 * (lower + upper) + fraction[:, None] * np.sign(bounds.slope) * half
+
+
 def search(
     boxes: BoxSet,
     bounder: BoxBounder,
@@ -196,15 +224,18 @@ def search(
 
     ``band`` holds per-query (low, high) arrays; ``probe_band`` (default: the band)
     is what a probe must hit to count as found (narrower to leave a safety margin).
+    Each surviving box is probed twice: at its middle and where the linear model of the
+    box predicts the band's centre.
     """
     q_total = boxes.n_queries
     band_low, band_high = band
     hit_low, hit_high = probe_band if probe_band is not None else band
+    goal = 0.5 * (band_low + band_high) - offset
     slack = _TOLERANCE * np.maximum(1.0, np.maximum(np.abs(band_low), np.abs(band_high)))
     status = np.zeros(q_total, np.int8)
     used = np.zeros(q_total, np.int64)
     root_q, root_lo, root_hi = boxes.roots()
-    found_lo, found_hi = np.zeros_like(root_lo), np.zeros_like(root_hi)
+    coords = np.zeros(root_lo.shape, root_lo.dtype)
     point = np.full(root_lo.shape, np.nan)
     stack = _Stack(root_q, root_lo, root_hi)
     batch = max(64, _BATCH_FLOATS // max(1, bounder.cost_per_box))
@@ -219,23 +250,32 @@ def search(
             continue
         used += np.bincount(q, minlength=q_total)
         u_lo, u_hi = boxes.extent(q, lo, hi)
-        f_lo, f_hi, score = bounder(u_lo, u_hi)
+        bounds = bounder(u_lo, u_hi)
         off = offset[q]
-        alive = (f_lo + off <= band_high[q] + slack[q]) & (f_hi + off >= band_low[q] - slack[q])
-        q, lo, hi, score = q[alive], lo[alive], hi[alive], score[alive]
+        alive = (bounds.low + off <= band_high[q] + slack[q]) & (
+            bounds.high + off >= band_low[q] - slack[q]
+        )
+        q, lo, hi, u_lo, u_hi = q[alive], lo[alive], hi[alive], u_lo[alive], u_hi[alive]
+        bounds = BoxBounds(*(getattr(bounds, f)[alive] for f in _BOUND_FIELDS))
         if not len(q):
             continue
-        probes = boxes.probe(q, lo, hi)
-        reading = model.predict(probes) + offset[q]
-        hit = (reading >= hit_low[q]) & (reading <= hit_high[q])
+        aim = _aim(bounds, u_lo, u_hi, goal[q])
+        probe_q = np.concatenate([q, q])
+        c_mid, p_mid = boxes.probe(q, lo, hi, None)
+        c_aim, p_aim = boxes.probe(q, lo, hi, aim)
+        probe_c, probe_p = np.concatenate([c_mid, c_aim]), np.concatenate([p_mid, p_aim])
+        reading = model.predict(probe_p) + offset[probe_q]
+        hit = (reading >= hit_low[probe_q]) & (reading <= hit_high[probe_q])
         if hit.any():
             first = np.flatnonzero(hit)
-            first = first[np.unique(q[first], return_index=True)[1]]
-            status[q[first]] = FOUND
-            found_lo[q[first]], found_hi[q[first]] = lo[first], hi[first]
-            point[q[first]] = probes[first]
+            first = first[np.unique(probe_q[first], return_index=True)[1]]
+            status[probe_q[first]] = FOUND
+            coords[probe_q[first]] = probe_c[first]
+            point[probe_q[first]] = probe_p[first]
             rest = status[q] == SEARCHING
-            q, lo, hi, score = q[rest], lo[rest], hi[rest], score[rest]
+            q, lo, hi, score = q[rest], lo[rest], hi[rest], bounds.score[rest]
+        else:
+            score = bounds.score
         can = boxes.splittable(lo, hi)
         open_ = can.any(axis=1)
         q, lo, hi, score, can = q[open_], lo[open_], hi[open_], score[open_], can[open_]
@@ -247,4 +287,4 @@ def search(
             np.concatenate([q, q]), np.concatenate([lo_a, lo_b]), np.concatenate([hi_a, hi_b])
         )
     status[status == SEARCHING] = INFEASIBLE
-    return SearchResult(status, found_lo, found_hi, point, used)
+    return SearchResult(status, coords, point, used)
