@@ -102,60 +102,78 @@ def _cubic_range(
     return values.min(axis=0), values.max(axis=0)
 
 
+def _exponents(combos: np.ndarray, k: int) -> np.ndarray:
+    """Exponent vectors (m, k) of monomials given as index tuples into [1, z_1..z_k]."""
+    exponents = np.zeros((len(combos), k), dtype=np.intp)
+    for m, combo in enumerate(combos):
+        for index in combo:
+            if index:
+                exponents[m, index - 1] += 1
+    return exponents
+
+
+@dataclass(frozen=True)
+class _TaylorTables:
+    """A polynomial's derivatives as linear maps of low-degree monomials of the centre."""
+
+    pairs: np.ndarray
+    """(p, 2) degree <= 2 monomials as index pairs into [1, z]."""
+    gradient: np.ndarray
+    """(p, k): gradient = monomials(pairs) @ gradient."""
+    hessian: np.ndarray
+    """(k + 1, k, k): Hessian = [1, z] contracted with this."""
+    axis_cubic: np.ndarray
+    """(k,) coefficient of z_i^3."""
+    cross_coef: np.ndarray
+    """|coefficients| of the other degree-3 monomials ..."""
+    cross_combos: np.ndarray
+    """... as index triples into [1, r]."""
+
+
+def _taylor_tables(combos: np.ndarray, coef: np.ndarray, k: int) -> _TaylorTables:
+    exponents = _exponents(combos, k)
+    pairs = np.array(list(itertools.combinations_with_replacement(range(k + 1), 2)), np.intp)
+    pair_column = {tuple(e): c for c, e in enumerate(_exponents(pairs, k))}
+    gradient, hessian, axis_cubic = np.zeros((len(pairs), k)), np.zeros((k + 1, k, k)), np.zeros(k)
+    cross: list[tuple[float, np.ndarray]] = []
+    for m, (e, c) in enumerate(zip(exponents, coef, strict=True)):
+        for i in np.flatnonzero(e):  # d/dz_i of c z^e is c e_i z^(e - 1_i)
+            de = e.copy()
+            de[i] -= 1
+            gradient[pair_column[tuple(de)], i] += c * e[i]
+            for j in np.flatnonzero(de):
+                dde = de.copy()
+                dde[j] -= 1
+                column = 0 if dde.sum() == 0 else 1 + int(np.flatnonzero(dde)[0])
+                hessian[column, i, j] += c * e[i] * de[j]
+        if e.sum() == 3 and e.max() == 3:
+            axis_cubic[int(np.argmax(e))] += c
+        elif e.sum() == 3:
+            cross.append((abs(c), combos[m]))
+    return _TaylorTables(
+        pairs,
+        gradient,
+        hessian,
+        axis_cubic,
+        np.array([c for c, _ in cross]),
+        np.array([c for _, c in cross], dtype=np.intp).reshape(-1, 3),
+    )
+
+
 class PolynomialBounds:
     """Taylor-form bounds for linear, quadratic and cubic models (see module docstring)."""
 
     def __init__(self, model: ProcessModel) -> None:
-        combos = model._combos
-        if combos is None:
+        if model._combos is None:
             raise ValueError("PolynomialBounds needs a polynomial model")
         self.model = model
         k = model.n_controls
-        self.k = k
-        coef = model.coef_mean
-        exponents = np.zeros((len(combos), k), dtype=np.intp)
-        for m, combo in enumerate(combos):
-            for index in combo:
-                if index:
-                    exponents[m, index - 1] += 1
-        degree = exponents.sum(axis=1)
-        # Degree <= 2 monomials in [1, z]: columns of the gradient's feature matrix.
-        self._pairs = np.array(
-            list(itertools.combinations_with_replacement(range(k + 1), 2)), dtype=np.intp
-        )
-        pair_column = {}
-        for column, (a, b) in enumerate(self._pairs):
-            e = np.zeros(k, dtype=np.intp)
-            for index in (a, b):
-                if index:
-                    e[index - 1] += 1
-            pair_column[tuple(e)] = column
-        self._grad = np.zeros((len(self._pairs), k))
-        self._hess = np.zeros((k + 1, k, k))
-        self._axis_cubic = np.zeros(k)
-        cross: list[tuple[float, np.ndarray]] = []  # (|coef|, combo into [1, r])
-        for m in range(len(combos)):
-            e, c = exponents[m], coef[m]
-            if c == 0.0 or degree[m] == 0:
-                continue
-            for i in np.flatnonzero(e):
-                de = e.copy()
-                de[i] -= 1
-                self._grad[pair_column[tuple(de)], i] += c * e[i]
-                for j in np.flatnonzero(de):
-                    dde = de.copy()
-                    dde[j] -= 1
-                    column = 0 if dde.sum() == 0 else 1 + int(np.flatnonzero(dde)[0])
-                    self._hess[column, i, j] += c * e[i] * de[j]
-            if degree[m] == 3:
-                if e.max() == 3:
-                    self._axis_cubic[int(np.argmax(e))] += c
-                else:
-                    cross.append((abs(c), combos[m]))
-        self._cross_coef = np.array([c for c, _ in cross])
-        self._cross_combos = np.array([c for _, c in cross], dtype=np.intp).reshape(-1, 3)
+        tables = _taylor_tables(model._combos, model.coef_mean, k)
+        self._pairs, self._grad, self._hess = tables.pairs, tables.gradient, tables.hessian
+        self._axis_cubic = tables.axis_cubic
+        self._cross_coef, self._cross_combos = tables.cross_coef, tables.cross_combos
         self._off_diagonal = ~np.eye(k, dtype=bool)
-        self.cost_per_box = len(self._pairs) * k + (k + 1) * k * k + 3 * len(cross)
+        self.cost_per_box = len(self._pairs) * k + (k + 1) * k * k + 3 * len(self._cross_coef)
 
     def __call__(self, lower: np.ndarray, upper: np.ndarray) -> BoxBounds:
         model = self.model
@@ -276,7 +294,8 @@ class RbfBounds:
         spread = cross_by_axis.sum(axis=1) + remainder
         low = np.maximum(low, value + axis_lo.sum(axis=1) - spread)
         high = np.minimum(high, value + axis_hi.sum(axis=1) + spread)
-        score = (axis_hi - axis_lo) + 2.0 * cross_by_axis + remainder[:, None] * (r / radius[:, None].clip(1e-300))
+        share = r / np.maximum(radius, 1e-300)[:, None]
+        score = (axis_hi - axis_lo) + 2.0 * cross_by_axis + remainder[:, None] * share
         return BoxBounds(low, high, score, value, gradient * model._inv_scale)
 
     def _peak_over(self, tau_min: np.ndarray, tau_max: np.ndarray) -> np.ndarray:

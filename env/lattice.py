@@ -70,9 +70,7 @@ def axis_lattices(
     family = np.repeat(
         np.array([STRAIGHT, VIA_LOWER, VIA_UPPER], dtype=np.int8), [len(j), len(m), len(m)]
     )
-    valid = (
-        (values >= lower - tolerance) & (values <= upper + tolerance) & (distance <= horizon)
-    )
+    valid = (values >= lower - tolerance) & (values <= upper + tolerance) & (distance <= horizon)
     values = np.clip(values, lower, upper)
     key = np.where(valid, np.round((values - lower) / step * _KEY_RESOLUTION), np.inf)
     # sort each row by (key, distance): the first entry of every key is its fewest moves

@@ -338,18 +338,28 @@ def _lattice_queries(
     return LatticeBoxes(values, count, steps), index
 
 
+_LANDING_AXES = 5
+"""Controls whose every keep/move combination the greedy path tries when landing."""
+
+
 def _landing_moves(k: int, corner: np.ndarray, slope: np.ndarray) -> np.ndarray:
     """Sub-moves of each row's corner move to try when it would overshoot the band.
 
-    Every subset of the controls that move (2**k candidates, k <= 8), or for wider
-    plants the moves of the j controls with the steepest effect, j = 0..k.
+    Every subset of the moving controls when there are at most ``_LANDING_AXES``;
+    otherwise every subset of the ``_LANDING_AXES`` steepest ones, with the others all
+    moving or all kept (64 candidates).
     """
-    if k <= 8:
+    if k <= _LANDING_AXES:
         masks = np.array(list(itertools.product((0, 1), repeat=k)), dtype=np.int8)
         return masks[None, :, :] * corner[:, None, :]
-    order = np.argsort(-np.abs(slope), axis=1)
-    rank = np.argsort(order, axis=1)
-    masks = (rank[:, None, :] < np.arange(k + 1)[None, :, None]).astype(np.int8)
+    steep = np.argsort(-np.abs(slope), axis=1)[:, :_LANDING_AXES]
+    subsets = np.array(list(itertools.product((0, 1), repeat=_LANDING_AXES)), dtype=np.int8)
+    masks = np.zeros((len(corner), 2 * len(subsets), k), np.int8)
+    masks[:, len(subsets) :, :] = 1  # the other controls all move ...
+    rows = np.arange(len(corner))[:, None, None]
+    half = np.arange(len(subsets))[None, :, None]
+    for offset in (0, len(subsets)):  # ... or all stay; the steep ones take every subset
+        masks[rows, half + offset, steep[:, None, :]] = subsets[None]
     return masks * corner[:, None, :]
 
 
@@ -365,7 +375,6 @@ def _greedy_paths(rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
     """
     plant, horizon, k = rows.plant, rows.horizon, rows.plant.n_controls
     low, high = plant.band
-    n = len(rows)
     moves = np.where(rows.in_band, 0, horizon + 1)
     reached = rows.start.copy()
     u, t = rows.start.copy(), rows.temps.copy()
@@ -462,6 +471,44 @@ def _discrete_search(rows: _Rows) -> tuple[_Bracket, list[AxisLattices], np.ndar
     return bracket, lattices, chosen
 
 
+def _trim_movement(rows: _Rows, lattices: list[AxisLattices], chosen: np.ndarray) -> np.ndarray:
+    """Move each control back towards its start as far as the band allows (a tie-break).
+
+    For one control at a time (the others fixed), every reachable value between the
+    start and the chosen one is tried, and the one needing the fewest moves of its own
+    whose reading stays in the band is kept (then the reading nearest the band centre).
+    It never lengthens a plan (each control's moves only shrink) and prefers plans that
+    move less, but it is a greedy pass, not a search for the least total movement.
+    """
+    plant = rows.plant
+    sel = np.flatnonzero((chosen[:, 0] >= 0) & ~rows.in_band)
+    if not len(sel):
+        return chosen
+    chosen = chosen.copy()
+    low, high = plant.band
+    point = np.stack([lat.values[sel, chosen[sel, i]] for i, lat in enumerate(lattices)], axis=1)
+    for i, lat in enumerate(lattices):
+        current = chosen[sel, i]
+        distance = lat.distance[sel]
+        values = lat.values[sel]
+        nearer = distance < distance[np.arange(len(sel)), current][:, None]
+        r, j = np.nonzero(nearer)
+        if not len(r):
+            continue
+        trial = point[r].copy()
+        trial[:, i] = values[r, j]
+        reading = plant.model.predict(trial) + rows.offsets[sel[r]]
+        ok = (reading >= low) & (reading <= high)
+        r, j, reading = r[ok], j[ok], reading[ok]
+        # per row: fewest moves on this control, then nearest the band centre
+        order = np.lexsort((np.abs(reading - plant.band_mid), distance[r, j], r))
+        r, j = r[order], j[order]
+        first = np.unique(r, return_index=True)[1]
+        chosen[sel[r[first]], i] = j[first]
+        point[r[first], i] = values[r[first], j[first]]
+    return chosen
+
+
 def _directions_to(
     rows: _Rows, lattices: list[AxisLattices], chosen: np.ndarray, moves: np.ndarray
 ) -> np.ndarray:
@@ -489,6 +536,7 @@ def _discrete_plans(rows: _Rows) -> list[Plan]:
     bracket, lattices, chosen = _discrete_search(rows)
     exact = bracket.exact()
     found = bracket.good <= rows.horizon
+    chosen = _trim_movement(rows, lattices, chosen)
     directions = _directions_to(rows, lattices, chosen, np.where(found, bracket.good, 0))
     methods = [
         METHOD_LATTICE if e else f"{METHOD_LATTICE} ({APPROXIMATE}: search budget exhausted)"
@@ -533,7 +581,9 @@ def plan_beam(
 # --------------------------------------------------------------------------- continuous
 
 
-def _straight_line_deltas(plant: Plant, start: np.ndarray, target: np.ndarray, moves: np.ndarray) -> np.ndarray:
+def _straight_line_deltas(
+    plant: Plant, start: np.ndarray, target: np.ndarray, moves: np.ndarray
+) -> np.ndarray:
     """Per-move changes (rows, max moves, k) along the lines start -> target.
 
     A control whose total change is below the action dead-band is kept (the env would
@@ -622,9 +672,13 @@ def _continuous_results(
         if r in deltas_found:
             continue
         plan = discrete[r]
-        proven = bool(exact[r]) and (plan.exact or plan.moves is not None) and not (
-            rows.lagged and plan.moves
+        proven = (
+            bool(exact[r])
+            and (plan.exact or plan.moves is not None)
+            and not (rows.lagged and plan.moves)
         )
-        label = METHOD_LATTICE if proven else f"{METHOD_LATTICE} ({APPROXIMATE} for continuous moves)"
+        label = (
+            METHOD_LATTICE if proven else f"{METHOD_LATTICE} ({APPROXIMATE} for continuous moves)"
+        )
         plans[r] = Plan(plan.moves, plan.deltas, plan.controls, plan.temperatures, proven, label)
     return plans

@@ -181,9 +181,7 @@ class SyntheticPlant:
 def _phi(z: np.ndarray) -> np.ndarray:
     """Per-control response shapes, chosen by control index modulo 3."""
     kind = np.arange(z.shape[-1]) % len(_SHAPES)
-    return np.where(
-        kind == 0, z, np.where(kind == 1, 1.6 * np.tanh(0.7 * z), z + 0.12 * z**2)
-    )
+    return np.where(kind == 0, z, np.where(kind == 1, 1.6 * np.tanh(0.7 * z), z + 0.12 * z**2))
 
 
 def _phi_slope(z: np.ndarray) -> np.ndarray:
@@ -265,7 +263,9 @@ def _tilt_weights(depth: np.ndarray, target: float) -> np.ndarray:
 # --------------------------------------------------------------------------- generator
 
 
-def make_synthetic_plant(settings: SyntheticSettings | None = None, **overrides: Any) -> SyntheticPlant:
+def make_synthetic_plant(
+    settings: SyntheticSettings | None = None, **overrides: Any
+) -> SyntheticPlant:
     """Generate a plant (deterministic in ``settings.seed``)."""
     s = dataclasses.replace(settings or SyntheticSettings(), **overrides)
     k = s.n_controls
@@ -289,7 +289,10 @@ def make_synthetic_plant(settings: SyntheticSettings | None = None, **overrides:
     spread = float(clean.std())
     readings = clean + rng.normal(0.0, s.noise_fraction * spread, len(pool))
     mid = float(np.median(clean))
-    band = (round(mid - 0.5 * s.band_fraction * spread, 3), round(mid + 0.5 * s.band_fraction * spread, 3))
+    band = (
+        round(mid - 0.5 * s.band_fraction * spread, 3),
+        round(mid + 0.5 * s.band_fraction * spread, 3),
+    )
 
     lengths = _path_lengths(pool, readings, band, truth, gradient)
     finite = np.isfinite(lengths)

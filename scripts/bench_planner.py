@@ -38,7 +38,7 @@ from env.planner import plan_rows
 from env.synthetic import SyntheticSettings, make_synthetic_plant
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import planner_baseline  # noqa: E402
+import planner_baseline
 
 FAMILIES = {"poly": ("linear", "quadratic", "cubic"), "rbf": ("rbf",)}
 
