@@ -10,13 +10,11 @@ import pytest
 
 import env
 from env.bounds import box_bounder
-from env.synthetic import make_synthetic_plant
+from tests.datasets import write_synthetic
 
 
 def fitted(tmp_path: Path, k: int, family: str) -> env.Plant:
-    spec = make_synthetic_plant(
-        n_controls=k, mean_depth=5, rows=150, seed=k, candidates=(family,), ensemble_size=2
-    ).write(tmp_path)
+    spec = write_synthetic(tmp_path, k, seed=k, candidates=(family,))
     plant = env.load_plant(spec)
     assert plant.model.family == family
     return plant

@@ -14,8 +14,8 @@ from env.baselines import baseline_policies
 from env.evaluation import evaluate_policy
 from env.lattice import axis_lattices
 from env.planner import APPROXIMATE, plan_beam, plan_continuous, plan_discrete, plan_rows
-from env.synthetic import make_synthetic_plant
 from tests.conftest import SAMPLE_SPEC
+from tests.datasets import write_synthetic
 
 
 def brute_force_moves(
@@ -50,10 +50,10 @@ def brute_force_moves(
 
 
 def synthetic_plant(folder: Path, k: int, family: str, seed: int, horizon: int = 12) -> env.Plant:
-    spec = make_synthetic_plant(
-        n_controls=k, mean_depth=0.5 * horizon, rows=120, horizon=horizon, seed=seed,
-        candidates=(family,), ensemble_size=2,
-    ).write(folder)  # fmt: skip
+    spec = write_synthetic(
+        folder, k, mean_depth=0.5 * horizon, rows=120, horizon=horizon, seed=seed,
+        candidates=(family,),
+    )  # fmt: skip
     return env.load_plant(spec)
 
 
