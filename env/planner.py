@@ -143,10 +143,14 @@ def plan_rows(
     """Plans for many start states at once (``mode``: "discrete" or "continuous").
 
     Batching is what makes the planner fast: the searches of all rows share numpy
-    calls. Any action mode other than "continuous" plans discrete moves.
+    calls. Any action mode other than "continuous" plans discrete moves. Settings
+    outside the control bounds are clipped into them first.
     """
     temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
     start = np.asarray(controls, dtype=np.float64).reshape(len(temps), plant.n_controls)
+    # Start rows lie within the bounds; a setting outside is planned from its clipped
+    # value (the first move of any control clips it there anyway).
+    start = np.clip(start, plant.lower, plant.upper)
     horizon = plant.settings.horizon if max_moves is None else int(max_moves)
     rows = _Rows(plant, temps, start, horizon, budget)
     discrete = _discrete_plans(rows)
@@ -174,7 +178,7 @@ class _Rows:
         self.budget = np.full(len(temps), int(budget), np.int64)
         self.used = np.zeros(len(temps), np.int64)
         self.lagged = plant.settings.response_rate < 1.0
-        self.first_possible = self._relaxation_depths()
+        self._relaxed: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.temps)
@@ -188,13 +192,41 @@ class _Rows:
             np.minimum(plant.upper, self.start[rows] + reach),
         )
 
-    def _relaxation_depths(self) -> np.ndarray:
-        """Smallest depth whose box the bounds do not exclude (horizon + 1: none)."""
-        n, horizon = len(self), self.horizon
-        result = np.full(n, horizon + 1, np.int64)
-        todo = np.flatnonzero(~self.in_band)
-        if not len(todo) or horizon < 1:
-            return np.where(self.in_band, 0, result)
+    def proven_too_few(self, known: np.ndarray) -> np.ndarray:
+        """Per row, the largest depth the relaxation proves infeasible (-1: in band).
+
+        Boxes of depth 1, 2, ... are bounded until one is not excluded; only depths
+        below ``known`` (a depth that works, horizon + 1 if none) are worth a look.
+        """
+        horizon = self.horizon
+        limit = np.where(self.in_band, 0, np.minimum(known - 1, horizon))
+        if self._relaxed is not None and (limit <= self._relaxed[0]).all():
+            # asked before about more depths: those answers cover these
+            return np.where(self.in_band, -1, np.minimum(self._relaxed[1], limit))
+        result = np.where(self.in_band, -1, limit).astype(np.int64)
+        todo = np.flatnonzero(limit > 0)
+        if not len(todo):
+            return result
+        rows = np.repeat(todo, limit[todo])
+        depth = np.concatenate([np.arange(1, m + 1) for m in limit[todo]])
+        lower, upper = self.box(rows, depth)
+        possible = np.zeros(len(rows), bool)
+        low, high = self.plant.band
+        slack = 1e-9 * max(1.0, abs(low), abs(high))
+        chunk = max(64, (1 << 22) // max(1, self.bounder.cost_per_box))
+        for s in range(0, len(rows), chunk):
+            bounds = self.bounder(lower[s : s + chunk], upper[s : s + chunk])
+            off = self.offsets[rows[s : s + chunk]]
+            possible[s : s + chunk] = (bounds.low + off <= high + slack) & (
+                bounds.high + off >= low - slack
+            )
+        # the first possible depth of each row; all below it are proven infeasible
+        first = np.full(len(self), np.iinfo(np.int64).max)
+        np.minimum.at(first, rows[possible], depth[possible])
+        found = first[todo] < np.iinfo(np.int64).max
+        result[todo] = np.where(found, first[todo] - 1, limit[todo])
+        self._relaxed = (limit, result.copy())  # callers update theirs in place
+        return result
         rows = np.repeat(todo, horizon)
         depth = np.tile(np.arange(1, horizon + 1), len(todo))
         lower, upper = self.box(rows, depth)
@@ -434,14 +466,11 @@ def _discrete_search(rows: _Rows) -> tuple[_Bracket, list[AxisLattices], np.ndar
         for i in range(plant.n_controls)
     ]
     greedy_moves, greedy_reached = _greedy_paths(rows)
-    bracket = _Bracket.start(np.minimum(rows.first_possible - 1, horizon), greedy_moves)
-    chosen = np.where(
-        (greedy_moves <= horizon)[:, None], _lattice_index(lattices, greedy_reached), -1
-    )
-    # the point reached may be nearer (per control) than the moves the path took
-    bracket.good = np.where(
-        greedy_moves <= horizon, np.minimum(greedy_moves, _depth_of(lattices, chosen)), greedy_moves
-    )
+    reached = greedy_moves <= horizon
+    chosen = np.where(reached[:, None], _lattice_index(lattices, greedy_reached), -1)
+    # the setting reached may be nearer (per control) than the moves the path took
+    good = np.where(reached, np.minimum(greedy_moves, _depth_of(lattices, chosen)), greedy_moves)
+    bracket = _Bracket.start(rows.proven_too_few(good), good)
     low, high = plant.band
     while len(open_ := bracket.open_rows()):
         depth = bracket.next_depth(open_, horizon)
@@ -606,7 +635,7 @@ def _continuous_plans(rows: _Rows, discrete: list[Plan]) -> list[Plan]:
     plant, horizon = rows.plant, rows.horizon
     discrete_moves = np.array([horizon + 1 if p.moves is None else p.moves for p in discrete])
     bracket = _Bracket.start(
-        np.minimum(rows.first_possible - 1, horizon), np.minimum(discrete_moves, horizon + 1)
+        rows.proven_too_few(discrete_moves), np.minimum(discrete_moves, horizon + 1)
     )
     # an inexact discrete "unreachable" is no upper bound for the continuous search
     unknown = np.array([p.moves is None and not p.exact for p in discrete], dtype=bool)

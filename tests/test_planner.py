@@ -15,7 +15,7 @@ from env.evaluation import evaluate_policy
 from env.lattice import axis_lattices
 from env.planner import APPROXIMATE, plan_beam, plan_continuous, plan_discrete, plan_rows
 from tests.conftest import SAMPLE_SPEC
-from tests.datasets import write_synthetic
+from tests.datasets import write_dataset, write_synthetic
 
 
 def brute_force_moves(
@@ -156,6 +156,36 @@ def test_continuous_plan_is_verified_and_never_longer(sample_plant: env.Plant) -
         for delta in plan.deltas:
             info = environment.step(environment.codec.from_delta(delta))[4]
         assert info["in_band"]
+
+
+def test_continuous_moves_beat_coarse_lattices_and_their_proofs_hold(tmp_path: Path) -> None:
+    """Steps far coarser than the band: continuous moves land where lattice ones cannot."""
+    spec = write_dataset(tmp_path, 2, band=(499.8, 500.2), steps=[0.5, 0.5])
+    plant = env.load_plant(spec, settings={"horizon": 10})
+    rows = plant.start_indices
+    temps, controls = plant.data.state[rows], plant.data.controls[rows]
+    lattice = plan_rows(plant, temps, controls)
+    box = plan_rows(plant, temps, controls, "continuous")
+    shorter = 0
+    rng = np.random.default_rng(0)
+    environment = gym.make(env.ENV_ID, spec_path=str(spec), action_mode="continuous").unwrapped
+    for i, (a, b) in enumerate(zip(lattice, box, strict=True)):
+        assert b.moves is not None and a.moves is not None and b.moves <= a.moves
+        shorter += b.moves < a.moves
+        if i % 10 == 0 and b.moves > 0:  # the plan does what it says in the environment
+            environment.reset(options={"row": int(plant.data.row_numbers[rows[i]])})
+            for delta in b.deltas:
+                info = environment.step(environment.codec.from_delta(delta))[4]
+            assert info["in_band"]
+        offset = temps[i] - plant.model.predict(controls[i])
+        if b.exact and b.moves > 0:  # no setting within moves - 1 may reach the band
+            reach = (b.moves - 1) * plant.steps
+            low = np.maximum(plant.lower, controls[i] - reach)
+            high = np.minimum(plant.upper, controls[i] + reach)
+            samples = rng.uniform(low, high, (4000, 2))
+            assert not plant.in_band(plant.model.predict(samples) + offset).any()
+    assert shorter >= 10
+    assert np.mean([p.exact for p in box]) >= 0.95
 
 
 def test_exhausted_budget_is_labelled_approximate(sample_plant: env.Plant) -> None:
