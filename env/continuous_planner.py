@@ -5,12 +5,13 @@ See :mod:`env.planner` for the method and what is guaranteed.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from env.plans import (
     APPROXIMATE,
     METHOD_BOX,
-    METHOD_LATTICE,
     DepthBracket,
     Plan,
     PlanningRows,
@@ -112,20 +113,17 @@ def _continuous_results(
         methods = [
             METHOD_BOX if e else f"{METHOD_BOX} ({APPROXIMATE}: not proven minimal)" for e in exact
         ]
-        simulated = make_plans(rows, deltas, exact, methods)
+        simulated = make_plans(rows, deltas, exact, methods, bracket.good)
         for r in which:
             plans[r] = simulated[r]
     for r in range(len(rows)):
         if r in deltas_found:
             continue
+        # the discrete plan is the answer; proven if the box one move shorter is
         plan = discrete[r]
-        proven = (
-            bool(exact[r])
-            and (plan.exact or plan.moves is not None)
-            and not (rows.lagged and plan.moves)
-        )
-        label = (
-            METHOD_LATTICE if proven else f"{METHOD_LATTICE} ({APPROXIMATE} for continuous moves)"
-        )
-        plans[r] = Plan(plan.moves, plan.deltas, plan.controls, plan.temperatures, proven, label)
+        proven = bool(exact[r]) and not (rows.lagged and plan.moves != 0)
+        label = plan.method
+        if not proven and APPROXIMATE not in label:
+            label = f"{label} ({APPROXIMATE} for continuous moves)"
+        plans[r] = dataclasses.replace(plan, exact=proven, method=label)
     return plans

@@ -251,7 +251,7 @@ def discrete_plans(rows: PlanningRows) -> list[Plan]:
         METHOD_LATTICE if e else f"{METHOD_LATTICE} ({APPROXIMATE}: search budget exhausted)"
         for e in exact
     ]
-    plans = make_plans(rows, directions * plant.steps, exact, methods)
+    plans = make_plans(rows, directions * plant.steps, exact, methods, bracket.good)
     for r in np.flatnonzero(bracket.exhausted & ~found):
         plans[r] = plan_beam(plant, rows.start[r], float(rows.temps[r]), rows.horizon)
     return plans

@@ -203,29 +203,43 @@ def simulate(
 
 
 def make_plans(
-    rows: PlanningRows, deltas: np.ndarray, exact: np.ndarray, methods: Sequence[str]
+    rows: PlanningRows,
+    deltas: np.ndarray,
+    exact: np.ndarray,
+    methods: Sequence[str],
+    expected: np.ndarray | None = None,
 ) -> list[Plan]:
-    """Simulate every row's deltas and package the paths as plans."""
+    """Simulate every row's deltas and package the paths as plans.
+
+    The move count is the simulation's. A plan stays ``exact`` only if the simulation
+    agrees with the ``expected`` count (the proven minimum) and no lag is simulated:
+    with inertia the readings between steady states can cross the band at other
+    times, or never, so nothing the steady-state search proved carries over.
+    """
     plant, k = rows.plant, rows.plant.n_controls
     path_u, path_t, first = simulate(plant, rows.temps, rows.start, deltas, rows.horizon)
     plans = []
     for i in range(len(rows)):
         moves = int(first[i])
+        lag_note = rows.lagged and moves != 0
+        proven = bool(exact[i]) and not lag_note
+        if expected is not None and expected[i] <= rows.horizon:
+            proven = proven and moves == expected[i]
+        method = methods[i] + (f" + lag simulation ({APPROXIMATE})" if lag_note else "")
         if moves < 0:
             plans.append(
                 Plan(None, np.zeros((0, k)), rows.start[i][None].copy(),
-                     rows.temps[i : i + 1].copy(), bool(exact[i]), methods[i])
+                     rows.temps[i : i + 1].copy(), proven, method)
             )  # fmt: skip
             continue
-        lag_note = rows.lagged and moves > 0
         plans.append(
             Plan(
                 moves,
                 np.diff(path_u[i, : moves + 1], axis=0),
                 path_u[i, : moves + 1],
                 path_t[i, : moves + 1],
-                bool(exact[i]) and not lag_note,
-                methods[i] + (f" + lag simulation ({APPROXIMATE})" if lag_note else ""),
+                proven,
+                method,
             )
         )
     return plans
