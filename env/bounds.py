@@ -5,8 +5,8 @@ over the box: if the lowest possible prediction is above the band (or the highes
 below it), every point of the box can be discarded without evaluating it. The bounds
 must therefore *contain* the true range (up to floating-point rounding, which the
 planner covers with a tolerance); the tighter they are, the fewer boxes the search
-splits. Both model families get a bound that is exact to first order as boxes shrink,
-so small boxes are decided almost as sharply as single points.
+splits. Both model families get a bound that is exact to second order as boxes
+shrink, so small boxes are decided almost as sharply as single points.
 
 Polynomial families (degree <= 3, in standardised ``z``)
     Taylor form about the box centre ``c`` with radius ``r``: a cubic equals its
@@ -18,12 +18,13 @@ Polynomial families (degree <= 3, in standardised ``z``)
     centres are matrix products of low-degree monomials, precomputed per model.
 
 Gaussian-RBF family (linear terms + ``sum_j v_j exp(-|z - mu_j|^2 / (2 w^2))``)
-    Each basis factorises over the axes, so its range over a box is exact from the
-    per-axis nearest and farthest distances to its centre. Two bounds are intersected:
-    the sum of per-basis ranges (by sign of ``v_j``), tight for large boxes; and the
-    mean-value form ``f(c) + sum_i G_i [-r_i, r_i]``, with ``G_i`` an enclosure of the
-    partial derivative built from exact per-basis, per-axis factor ranges, tight for
-    small boxes.
+    Two bounds are intersected (details in :class:`RbfBounds`): the sum of per-basis
+    ranges by the sign of ``v_j`` (each basis's range over a box is exact from the
+    nearest and farthest point to its centre), tight for large boxes; and the same
+    second-order Taylor form as above with the exact gradient and Hessian at the
+    centre and a rigorous bound on the third-order remainder, tight for small boxes.
+    Fitted RBF weights are large and of both signs, so only the Taylor form, which
+    sums them before taking sizes, gets tight.
 
 Every bounder also returns, per axis, how much that axis contributes to the bound's
 width: the search splits the box along the largest, so an axis the model barely

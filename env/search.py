@@ -7,9 +7,10 @@ queries at once:
 
 1. bounds the model over each sub-box (:mod:`env.bounds`) and drops the sub-boxes whose
    bounds miss the band: no setting inside can reach it (a proof, not a guess);
-2. evaluates the model at one setting of every remaining sub-box (its middle lattice
-   point, or its centre); a reading inside the band answers the query with that
-   setting;
+2. evaluates the model at two settings of every remaining sub-box: its middle, and
+   the setting a linear model of the sub-box (the bounder's gradient at its centre)
+   predicts to read the band's centre; a reading inside the band answers the query
+   with that setting (lattice sub-boxes are probed at lattice points only);
 3. splits every remaining sub-box in two along the axis that contributes most to its
    bound's width (a single lattice point is never split: it was evaluated exactly).
 
