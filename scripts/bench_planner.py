@@ -115,11 +115,11 @@ def bench_shape(
     sample = np.random.default_rng(args.seed).choice(rows, min(args.sample, len(rows)), False)
     baseline = time_baseline(plant, sample, by_row, args.cap)
     old = baseline.extrapolated(len(rows))
-    ratio = (
-        f"{baseline.seconds / baseline.rows_done * len(rows) / seconds:.0f}x"
-        if baseline.rows_done
-        else f">{baseline.seconds / seconds:.0f}x"
-    )
+    if baseline.rows_done:
+        speedup = baseline.seconds / baseline.rows_done * len(rows) / seconds
+        ratio = f"{speedup:.1f}x" if speedup < 10 else f"{speedup:.0f}x"
+    else:
+        ratio = f">{baseline.seconds / seconds:.0f}x"
     return [
         f"{k}",
         f"{depth:g}",

@@ -1,6 +1,6 @@
 """The exhaustive lattice planner used before branch and bound: the benchmark's baseline.
 
-Kept verbatim (from ``env/planner.py`` before the branch-and-bound planner replaced it)
+Kept verbatim (``env/planner.py`` as of commit 0ab24cd, before branch and bound replaced it)
 so that ``scripts/bench_planner.py`` can time both on the same rows in one process. It
 enumerates the whole lattice ball at each depth (exact up to 2,000,000 points, a beam
 search beyond); nothing in the project imports it.
