@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from env.actions import ActionCodec, candidate_directions
-from env.planner import Plan, plan_continuous, plan_discrete
+from env.planner import Plan, plan_rows
 from env.plant import Plant
 
 
@@ -104,14 +104,16 @@ class PlannerPolicy:
         self.codec = codec
         self.plans: list[Plan] = []
 
+    @property
+    def _planning_mode(self) -> str:
+        return "continuous" if self.codec.mode == "continuous" else "discrete"
+
     def plan(self, temperature: float, controls: np.ndarray) -> Plan:
-        planner: Callable[..., Plan] = (
-            plan_continuous if self.codec.mode == "continuous" else plan_discrete
-        )
-        return planner(self.plant, controls, temperature)
+        return plan_rows(self.plant, [temperature], [controls], self._planning_mode)[0]
 
     def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        self.plans = [self.plan(float(t), u) for t, u in zip(temperatures, controls, strict=True)]
+        # all start states in one batch: the planner shares its searches across rows
+        self.plans = plan_rows(self.plant, temperatures, controls, self._planning_mode)
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int

@@ -3,6 +3,7 @@
 Subcommands (``rllib-project <command> --help`` for each):
 
 * ``fit SPEC``: validate a dataset, choose and fit the process model, save it;
+* ``plan SPEC``: the fewest-moves yardstick over every row (how deep, how exact, how fast);
 * ``tune EXPERIMENT`` / ``tune --resume DIR``: train PPO, SAC and DQN in parallel;
 * ``evaluate DIR|CHECKPOINT``: compare trained policies with the planner and baselines;
 * ``recommend``: what to do with each control, from a state or a CSV row;
@@ -35,6 +36,18 @@ def _fit(args: argparse.Namespace) -> int:
     from rllib_project.fitting import fit_command
 
     return fit_command(Path(args.spec), None if args.out is None else Path(args.out))
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from rllib_project.planning import plan_command
+
+    return plan_command(
+        Path(args.spec),
+        None if args.model is None else Path(args.model),
+        args.mode,
+        args.json,
+        None if args.save is None else Path(args.save),
+    )
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -133,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("spec", help="dataset spec YAML (e.g. data/sample_spec.yaml)")
     fit.add_argument("--out", help="model JSON to write (default: <spec>.model.json)")
     fit.set_defaults(handler=_fit)
+
+    plan = commands.add_parser("plan", help="fewest moves into the band for every row")
+    plan.add_argument("spec", help="dataset spec YAML")
+    plan.add_argument("--model", help="model JSON from 'fit' (default: fit one now)")
+    plan.add_argument("--mode", choices=["discrete", "continuous"], default="discrete")
+    plan.add_argument("--save", metavar="FILE", help="also write the per-row yardstick JSON")
+    plan.add_argument("--json", action="store_true", help="print JSON instead of text")
+    plan.set_defaults(handler=_plan)
 
     tune = commands.add_parser("tune", help="train PPO, SAC and DQN in parallel with Ray Tune")
     tune.add_argument("experiment", nargs="?", help="experiment YAML (tune_configs/compare.yaml)")

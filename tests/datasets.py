@@ -2,6 +2,11 @@
 
 Any number of controls and any column names: the code under test must take all of
 that from the spec, never assume the sample data's four columns.
+
+* :func:`write_synthetic`: a plant from :mod:`env.synthetic` (the generator the
+  benchmarks use), for tests about plant *shape*: k controls, how many moves rows need.
+* :func:`write_dataset`: a simple plant with everything explicit (names, band, steps,
+  spec entries), for tests about spec and CSV handling.
 """
 
 from __future__ import annotations
@@ -12,6 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from env.synthetic import make_synthetic_plant
+
+
+def write_synthetic(
+    folder: Path, n_controls: int, *, mean_depth: float = 5.0, rows: int = 150, **settings: Any
+) -> Path:
+    """A generated plant (``env.synthetic``) with test-sized defaults; the spec path."""
+    settings.setdefault("ensemble_size", 2)
+    return make_synthetic_plant(
+        n_controls=n_controls, mean_depth=mean_depth, rows=rows, **settings
+    ).write(folder)
 
 
 def plant_temperature(z: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,44 +12,71 @@ import env
 from env.actions import direction_table
 from env.baselines import baseline_policies
 from env.evaluation import evaluate_policy
-from env.planner import plan_beam, plan_continuous, plan_discrete
+from env.lattice import axis_lattices
+from env.planner import APPROXIMATE, plan_beam, plan_continuous, plan_discrete, plan_rows
+from tests.conftest import SAMPLE_SPEC
+from tests.datasets import write_dataset, write_synthetic
 
 
-def brute_force_moves(plant: env.Plant, controls: np.ndarray, temperature: float, limit: int):
-    """Breadth-first search over the full product state graph, all 3**k moves per state."""
+def brute_force_moves(
+    plant: env.Plant, controls: np.ndarray, temperature: float, limit: int
+) -> int | None:
+    """Breadth-first search over the full state graph, all 3**k moves from every state.
+
+    Knows nothing of lattices, bounds or relaxations: a level's new settings are every
+    setting one move away (clipped) not seen before, and the first level with a
+    reading in the band is the answer.
+    """
     offset = float(plant.offset_for(temperature, controls))
     if plant.in_band(temperature):
         return 0
     moves = direction_table(plant.n_controls) * plant.steps
     seen = {tuple(np.round(controls, 9))}
-    queue = deque([(controls, 0)])
-    while queue:
-        u, depth = queue.popleft()
-        if depth == limit:
-            continue
-        for delta in moves:
-            nxt = plant.apply_delta(u, delta)
-            key = tuple(np.round(nxt, 9))
-            if key in seen:
-                continue
-            seen.add(key)
-            if plant.in_band(plant.model.predict(nxt) + offset):
-                return depth + 1
-            queue.append((nxt, depth + 1))
+    frontier = controls[None].copy()
+    for depth in range(1, limit + 1):
+        candidates = plant.apply_delta(frontier[:, None, :], moves).reshape(-1, plant.n_controls)
+        fresh = []
+        for point in np.unique(np.round(candidates, 9), axis=0):
+            key = tuple(point)
+            if key not in seen:
+                seen.add(key)
+                fresh.append(point)
+        if not fresh:
+            return None
+        frontier = np.array(fresh)
+        if plant.in_band(plant.model.predict(frontier) + offset).any():
+            return depth
     return None
 
 
-def test_planner_minimum_matches_brute_force(small_spec: Path) -> None:
-    plant = env.load_plant(small_spec, settings={"horizon": 8})
-    rng = np.random.default_rng(0)
-    checked = 0
-    for index in rng.choice(plant.start_indices, size=40, replace=False):
-        u, t = plant.data.controls[index], float(plant.data.state[index])
-        plan = plan_discrete(plant, u, t)
-        assert plan.exact
-        assert plan.moves == brute_force_moves(plant, u, t, limit=8)
-        checked += plan.moves is not None and plan.moves > 1
-    assert checked >= 10  # the comparison covered non-trivial starts
+def synthetic_plant(folder: Path, k: int, family: str, seed: int, horizon: int = 12) -> env.Plant:
+    spec = write_synthetic(
+        folder, k, mean_depth=0.5 * horizon, rows=120, horizon=horizon, seed=seed,
+        candidates=(family,),
+    )  # fmt: skip
+    return env.load_plant(spec)
+
+
+@pytest.mark.parametrize(
+    ("k", "family", "seed"), [(2, "cubic", 0), (2, "rbf", 1), (3, "quadratic", 2), (3, "rbf", 3)]
+)
+def test_minimum_matches_brute_force_on_generated_plants(
+    k: int, family: str, seed: int, tmp_path: Path
+) -> None:
+    plant = synthetic_plant(tmp_path, k, family, seed)
+    assert plant.model.family == family
+    rows = plant.start_indices
+    plans = plan_rows(plant, plant.data.state[rows], plant.data.controls[rows])
+    rng = np.random.default_rng(seed)
+    checked = []
+    for index in rng.choice(len(rows), size=25, replace=False):
+        u, t = plant.data.controls[rows[index]], float(plant.data.state[rows[index]])
+        plan = plans[index]
+        assert plan.exact  # these plants are small: every row must be proven
+        assert plan.moves == brute_force_moves(plant, u, t, limit=12)
+        checked.append(plan.moves)
+    # the comparison covered deep plans and, when the horizon is short, unreachable rows
+    assert max(m for m in checked if m is not None) >= 6
 
 
 def test_planner_brute_force_near_bounds(small_spec: Path) -> None:
@@ -61,7 +87,36 @@ def test_planner_brute_force_near_bounds(small_spec: Path) -> None:
         u = u + np.where(np.array(corner) == 0, 0.3, -0.3) * plant.steps  # inside, off-lattice
         for temperature in (480.0, 490.0, 510.0, 520.0):
             plan = plan_discrete(plant, u, temperature)
+            assert plan.exact
             assert plan.moves == brute_force_moves(plant, u, temperature, limit=8)
+
+
+def test_axis_lattice_matches_breadth_first_search() -> None:
+    """The closed-form reachable values of one control equal a BFS with clipping."""
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        lower, upper = 0.0, float(rng.uniform(0.5, 10.0))
+        step, horizon = float(rng.uniform(0.05, 3.0)), int(rng.integers(1, 31))
+        starts = np.clip(
+            np.r_[rng.uniform(lower, upper, 4), lower, upper, upper - step], lower, upper
+        )
+        lattice = axis_lattices(starts, lower, upper, step, horizon)
+        for row, start in enumerate(starts):
+            best = {round(start, 7): 0}
+            frontier = [start]
+            for depth in range(1, horizon + 1):
+                frontier = [min(max(v + d, lower), upper) for v in frontier for d in (-step, step)]
+                frontier = [v for v in frontier if round(v, 7) not in best]
+                best.update({round(v, 7): depth for v in frontier})
+            count = lattice.count[row]
+            got = dict(
+                zip(
+                    np.round(lattice.values[row, :count], 7),
+                    lattice.distance[row, :count],
+                    strict=True,
+                )
+            )
+            assert got == best
 
 
 def test_start_inside_band_needs_zero_moves(sample_plant: env.Plant) -> None:
@@ -103,14 +158,75 @@ def test_continuous_plan_is_verified_and_never_longer(sample_plant: env.Plant) -
         assert info["in_band"]
 
 
-def test_beam_fallback_is_labelled_approximate(sample_plant: env.Plant) -> None:
+def test_continuous_moves_beat_coarse_lattices_and_their_proofs_hold(tmp_path: Path) -> None:
+    """Steps far coarser than the band: continuous moves land where lattice ones cannot."""
+    spec = write_dataset(tmp_path, 2, band=(499.8, 500.2), steps=[0.5, 0.5])
+    plant = env.load_plant(spec, settings={"horizon": 10})
+    rows = plant.start_indices
+    temps, controls = plant.data.state[rows], plant.data.controls[rows]
+    lattice = plan_rows(plant, temps, controls)
+    box = plan_rows(plant, temps, controls, "continuous")
+    shorter = 0
+    rng = np.random.default_rng(0)
+    environment = gym.make(env.ENV_ID, spec_path=str(spec), action_mode="continuous").unwrapped
+    for i, (a, b) in enumerate(zip(lattice, box, strict=True)):
+        assert b.moves is not None and a.moves is not None and b.moves <= a.moves
+        shorter += b.moves < a.moves
+        if i % 10 == 0 and b.moves > 0:  # the plan does what it says in the environment
+            environment.reset(options={"row": int(plant.data.row_numbers[rows[i]])})
+            for delta in b.deltas:
+                info = environment.step(environment.codec.from_delta(delta))[4]
+            assert info["in_band"]
+        offset = temps[i] - plant.model.predict(controls[i])
+        if b.exact and b.moves > 0:  # no setting within moves - 1 may reach the band
+            reach = (b.moves - 1) * plant.steps
+            low = np.maximum(plant.lower, controls[i] - reach)
+            high = np.minimum(plant.upper, controls[i] + reach)
+            samples = rng.uniform(low, high, (4000, 2))
+            assert not plant.in_band(plant.model.predict(samples) + offset).any()
+    assert shorter >= 10
+    assert np.mean([p.exact for p in box]) >= 0.95
+
+
+def test_exhausted_budget_is_labelled_approximate(sample_plant: env.Plant) -> None:
     outside = sample_plant.start_indices[~sample_plant.in_band(sample_plant.data.state)]
-    index = outside[0]
-    u, t = sample_plant.data.controls[index], float(sample_plant.data.state[index])
-    fallback = plan_discrete(sample_plant, u, t, max_points=10)
-    assert not fallback.exact and "approximate" in fallback.method
-    assert fallback.moves >= plan_discrete(sample_plant, u, t).moves
-    assert plan_beam(sample_plant, u, t).moves == fallback.moves
+    deep = outside[
+        np.argsort(-np.abs(sample_plant.distance_to_band(sample_plant.data.state[outside])))[:20]
+    ]
+    temps, controls = sample_plant.data.state[deep], sample_plant.data.controls[deep]
+    exact = plan_rows(sample_plant, temps, controls)
+    starved = plan_rows(sample_plant, temps, controls, budget=1)
+    assert all(p.exact for p in exact)
+    assert not all(p.exact for p in starved)  # a budget of one sub-box cannot prove them all
+    for full, short in zip(exact, starved, strict=True):
+        assert short.exact or APPROXIMATE in short.method
+        assert short.moves >= full.moves  # still a valid plan, never shorter than optimal
+        if short.exact:
+            assert short.moves == full.moves
+
+
+def test_beam_is_a_valid_plan(sample_plant: env.Plant) -> None:
+    outside = sample_plant.start_indices[~sample_plant.in_band(sample_plant.data.state)]
+    for index in outside[:10]:
+        u, t = sample_plant.data.controls[index], float(sample_plant.data.state[index])
+        beam = plan_beam(sample_plant, u, t)
+        assert not beam.exact and APPROXIMATE in beam.method
+        assert beam.moves >= plan_discrete(sample_plant, u, t).moves
+        assert sample_plant.in_band(beam.temperatures[-1])
+
+
+def test_lagged_plant_plans_are_simulated_and_not_exact(sample_plant: env.Plant) -> None:
+    lagged = env.load_plant(SAMPLE_SPEC, settings={"response_rate": 0.5})
+    outside = lagged.start_indices[~lagged.in_band(lagged.data.state)][:20]
+    plans = plan_rows(lagged, lagged.data.state[outside], lagged.data.controls[outside])
+    steady = plan_rows(
+        sample_plant, sample_plant.data.state[outside], sample_plant.data.controls[outside]
+    )
+    for plan, fast in zip(plans, steady, strict=True):
+        assert not plan.exact
+        if plan.reachable:
+            assert plan.moves >= fast.moves  # inertia never helps
+            assert lagged.in_band(plan.temperatures[-1])
 
 
 def test_unreachable_within_horizon_reports_none(sample_plant: env.Plant) -> None:
