@@ -68,13 +68,30 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _recommend(args: argparse.Namespace) -> int:
     import json
 
-    from rllib_project.checkpoints import load_best_policy
-    from rllib_project.recommendation import format_recommendation, parse_state, recommend
+    from rllib_project.advisors import load_advisor
+    from rllib_project.recommendation import format_recommendation, parse_state
 
-    if (args.state is None) == (args.row is None):
-        raise InputError("recommend", "give either --state or --row")
-    policy = load_best_policy(args.policy)
-    plant = policy.plant
+    given = [name for name in ("state", "row", "csv") if getattr(args, name) is not None]
+    if len(given) != 1:
+        raise InputError("recommend", "give one of --state, --row or --csv")
+    if (args.out is None) != (args.csv is None):
+        raise InputError("recommend", "--csv and --out go together")
+    if args.no_path and args.csv is None:
+        raise InputError("--no-path", "only with --csv (single advice always has its path)")
+    advisor = load_advisor(args.policy)
+    if args.csv is not None:
+        import torch
+
+        from rllib_project.batch_advice import advise_csv
+
+        # A small network on blocks of a few thousand rows: one thread is faster than
+        # two competing ones (measured 5 ms vs 120 ms per 4096 rows on a busy machine).
+        torch.set_num_threads(1)
+
+        summary = advise_csv(advisor, Path(args.csv), Path(args.out), with_path=not args.no_path)
+        print(summary.describe())
+        return 0
+    plant = advisor.plant
     if args.state is not None:
         temperature, controls = parse_state(args.state, plant)
     else:
@@ -83,7 +100,7 @@ def _recommend(args: argparse.Namespace) -> int:
         if position >= len(data.row_numbers) or data.row_numbers[position] != args.row:
             raise InputError("--row", f"CSV data row {args.row} does not exist or was dropped")
         temperature, controls = float(data.state[position]), data.controls[position]
-    advice = recommend(plant, policy.codec, policy.act, temperature, controls, policy.name)
+    advice = advisor.recommend(temperature, controls)
     if args.json:
         print(json.dumps(advice.to_dict(), indent=1))
     else:
@@ -157,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--state", help='e.g. "temperature=947.1,fuel_rate=11.6,..."')
     rec.add_argument("--row", type=int, help="use data row N of the CSV (0-based) as the state")
     rec.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rec.add_argument(
+        "--csv", metavar="READINGS", help="advise every row of a CSV of readings (with --out)"
+    )
+    rec.add_argument("--out", metavar="ADVICE", help="CSV to write: one advice row per reading")
+    rec.add_argument(
+        "--no-path",
+        action="store_true",
+        help="with --csv: skip the predicted paths (first move only; much faster)",
+    )
     rec.set_defaults(handler=_recommend)
 
     export = commands.add_parser("export", help="write a Ray-free policy from a checkpoint")
