@@ -5,8 +5,10 @@ Subcommands (``rllib-project <command> --help`` for each):
 * ``fit SPEC``: validate a dataset, choose and fit the process model, save it;
 * ``tune EXPERIMENT`` / ``tune --resume DIR``: train PPO, SAC and DQN in parallel;
 * ``evaluate DIR|CHECKPOINT``: compare trained policies with the planner and baselines;
-* ``recommend``: what to do with each control, from a state or a CSV row;
+* ``recommend``: what to do with each control, from a state, a CSV row, or for every
+  reading of a CSV file (``--csv``/``--out``);
 * ``export CHECKPOINT DIR``: write a Ray-free policy;
+* ``serve SOURCE``: advice over HTTP on Ray Serve, until Ctrl-C;
 * ``report DIR``: Markdown report with plots;
 * ``demo``: the README's main job (fit, tune, report) on the sample data.
 
@@ -17,8 +19,11 @@ Ray is imported only by the subcommands that need it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +123,47 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _served_export(source: str) -> Iterator[Path]:
+    """An export folder for ``serve``: the source itself, or a checkpoint (the best of an
+    experiment) exported into a temporary folder that is removed afterwards."""
+    from rllib_project.advisors import is_export
+    from rllib_project.checkpoints import POLICY_METADATA, load_best_policy
+    from rllib_project.export import export_checkpoint
+
+    if is_export(source):
+        yield Path(source)
+        return
+    path = Path(source)
+    checkpoint = path if (path / POLICY_METADATA).exists() else load_best_policy(source).source
+    folder = Path(tempfile.mkdtemp(prefix="plant-policy-export-"))
+    try:
+        print(f"exporting {checkpoint} ...", flush=True)
+        export_checkpoint(checkpoint, folder / "export")
+        print(f"exported to {folder / 'export'} (temporary: removed at shutdown)", flush=True)
+        yield folder / "export"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from rllib_project.tuning import prepare_ray_environment
+
+    prepare_ray_environment(args.address)  # before anything imports Ray: loopback binding
+    from rllib_project.serving import ServeOptions, serve_policy
+
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        replicas=args.replicas,
+        token_file=None if args.token_file is None else Path(args.token_file),
+        address=args.address,
+    )
+    with _served_export(args.source) as export:
+        serve_policy(export, options, say=lambda line: print(line, flush=True))
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from rllib_project.report import build_report
 
@@ -190,6 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("target", help="folder to write")
     export.add_argument("--force", action="store_true", help="replace an existing folder")
     export.set_defaults(handler=_export)
+
+    serve = commands.add_parser(
+        "serve", help="serve advice over HTTP (Ray Serve): POST /recommend, GET /health, ..."
+    )
+    serve.add_argument(
+        "source",
+        help="export folder, or checkpoint / experiment / 'best' (exported to a temporary folder)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (8000)")
+    serve.add_argument("--replicas", type=int, default=1, help="replicas of the service (1)")
+    serve.add_argument(
+        "--token-file", help="file holding a bearer token that every request must send"
+    )
+    serve.add_argument("--address", help="Ray cluster to deploy on (default: a local instance)")
+    serve.set_defaults(handler=_serve)
 
     report = commands.add_parser("report", help="Markdown report with plots for an experiment")
     report.add_argument("experiment", help="experiment folder (holding best.json)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,17 @@ class Recommendation:
         return all(c.direction == "keep" for c in self.controls)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain JSON-ready data (what ``recommend --json`` prints and the server sends).
+
+        Built field by field: ``dataclasses.asdict`` deep-copies every value and costs
+        more than computing the advice when a server answers hundreds per second.
+        """
+        data = dict(self.__dict__)
+        data["band"] = list(self.band)
+        data["controls"] = [dict(c.__dict__) for c in self.controls]
+        data["path"] = [{**p.__dict__, "controls": dict(p.controls)} for p in self.path]
+        data["support"] = dict(self.support.__dict__)
+        data["notes"] = list(self.notes)
         data["keep_all"] = self.keep_all
         return data
 
