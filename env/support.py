@@ -259,12 +259,13 @@ def _knn_distance(
         np.maximum(squared, 0.0, out=squared)
         # k passes of arg-min beat a partition for the few neighbours used here
         rows = np.arange(len(q))
-        total = np.zeros(len(q))
+        chosen = np.empty((len(q), k), dtype=np.int64)
         for rank in range(k):
-            index = squared.argmin(axis=1)
-            if rank == 0:
-                nearest[start : start + block] = index
-            total += np.sqrt(squared[rows, index])
-            squared[rows, index] = np.inf
-        mean[start : start + block] = total / k
+            chosen[:, rank] = squared.argmin(axis=1)
+            squared[rows, chosen[:, rank]] = np.inf
+        # The expansion above loses digits for close rows (and its rounding depends on
+        # the block's shape): the chosen rows' distances are computed exactly.
+        exact = np.sqrt(((q[:, None, :] - reference[chosen]) ** 2).sum(axis=-1))
+        mean[start : start + block] = exact.mean(axis=1)
+        nearest[start : start + block] = chosen[rows, exact.argmin(axis=1)]
     return mean, nearest
