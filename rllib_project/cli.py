@@ -147,20 +147,29 @@ def _served_export(source: str) -> Iterator[Path]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from rllib_project.ingress import prepare_ingress
     from rllib_project.tuning import prepare_ray_environment
 
-    prepare_ray_environment(args.address)  # before anything imports Ray: loopback binding
-    from rllib_project.serving import ServeOptions, serve_policy
+    # before anything imports Ray: loopback binding; --address or RAY_ADDRESS, as for tune
+    address = prepare_ray_environment(args.address)
+    # short: HAProxy limits socket paths to 97 characters and Ray adds a 56-character hash
+    private = Path(tempfile.mkdtemp(prefix="rps", dir="/tmp"))
+    try:
+        prepare_ingress(args.ingress, address, private)
+        from rllib_project.serving import ServeOptions, serve_policy
 
-    options = ServeOptions(
-        host=args.host,
-        port=args.port,
-        replicas=args.replicas,
-        token_file=None if args.token_file is None else Path(args.token_file),
-        address=args.address,
-    )
-    with _served_export(args.source) as export:
-        serve_policy(export, options, say=lambda line: print(line, flush=True))
+        options = ServeOptions(
+            host=args.host,
+            port=args.port,
+            replicas=args.replicas,
+            token_file=None if args.token_file is None else Path(args.token_file),
+            address=address,
+            ingress=args.ingress,
+        )
+        with _served_export(args.source) as export:
+            serve_policy(export, options, say=lambda line: print(line, flush=True))
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return 0
 
 
@@ -251,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--token-file", help="file holding a bearer token that every request must send"
     )
     serve.add_argument("--address", help="Ray cluster to deploy on (default: a local instance)")
+    serve.add_argument(
+        "--ingress",
+        choices=("proxy", "haproxy"),
+        default="proxy",
+        help="proxy: Serve's HTTP proxy, all on 127.0.0.1 (default); haproxy: Ray's "
+        "high-throughput ingress, whose stats pages listen on all interfaces",
+    )
     serve.set_defaults(handler=_serve)
 
     report = commands.add_parser("report", help="Markdown report with plots for an experiment")

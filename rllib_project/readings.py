@@ -99,8 +99,10 @@ def _values(reading: Any, spec: DatasetSpec, where: str) -> list[float]:
             raise RequestError(422, f"{prefix}{name}", f"expected a number, got {_kind(value)}")
         try:
             number = float(value)
-        except OverflowError:  # an integer beyond float range
-            number = math.inf
+        except OverflowError:  # an integer literal beyond float range
+            raise RequestError(
+                422, f"{prefix}{name}", "must be finite, got a number beyond float range"
+            ) from None
         if not math.isfinite(number):
             raise RequestError(422, f"{prefix}{name}", f"must be finite, got {value}")
         values.append(number)

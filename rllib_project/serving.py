@@ -17,7 +17,7 @@ How it maps onto Ray Serve:
   ``--replicas N`` replicas share the CPUs of the cluster (at most one CPU each);
 * single readings go through ``@serve.batch``: concurrent requests on a replica are
   advised together, one vectorised roll-out (:func:`rllib_project.recommendation.advise`)
-  instead of one per request. A lone request waits at most ``BATCH_WAIT_S`` for company;
+  instead of one per request (readings arriving during one batch form the next);
 * the replicas load an *export* (:func:`rllib_project.policy.load_policy`): numpy and
   torch, no checkpoint is unpickled on the served path. The export's files travel to
   the replicas as bytes with their checksums, so replicas on other nodes need no shared
@@ -63,8 +63,10 @@ from rllib_project.readings import BATCH_LIMIT, RequestError, parse_batch, parse
 APP_NAME = "plant-advice"
 MAX_BATCH_SIZE = 64
 """Concurrent single readings advised together on one replica."""
-BATCH_WAIT_S = 0.002
-"""How long a reading waits for others to join its batch."""
+BATCH_WAIT_S = 0.0
+"""How long a reading waits for others to join its batch: not at all. Readings that
+arrive while a batch is being advised queue up and form the next batch, so batches grow
+with the load by themselves, and a lone reading is not delayed."""
 MAX_ONGOING_REQUESTS = 256
 """Requests a replica accepts at once (Serve's default of 5 would starve the batching)."""
 TOKEN_HEADER = "authorization"
@@ -135,7 +137,13 @@ def _json_response(data: Any) -> Response:
 
 # Serve serialises the decorated class when the module is imported: everything it uses
 # must be defined above this line.
-@serve.deployment(max_ongoing_requests=MAX_ONGOING_REQUESTS, health_check_period_s=10)
+@serve.deployment(
+    max_ongoing_requests=MAX_ONGOING_REQUESTS,
+    health_check_period_s=10,
+    # One log line per request cost more CPU than the advice itself; errors and
+    # replica events are still logged (under the Ray session's logs/serve/).
+    logging_config={"enable_access_log": False},
+)
 @serve.ingress(api)
 class AdviceService:
     """One replica: an exported policy behind the endpoints of the module docstring."""
@@ -215,6 +223,8 @@ class ServeOptions:
     token_file: Path | None = None
     address: str | None = None
     """A running Ray cluster to deploy on; default: start a local instance here."""
+    ingress: str = "proxy"
+    """See :mod:`rllib_project.ingress` (set up before Ray starts)."""
 
 
 def read_token(path: Path) -> str:
@@ -245,9 +255,22 @@ def _cpus_per_replica(replicas: int) -> float:
 
 
 def _start_ray(address: str | None) -> None:
-    from rllib_project.tuning import init_ray, prepare_ray_environment
+    """Connect to ``address``, or start a Ray instance of our own.
 
-    init_ray(prepare_ray_environment(address))
+    ``ray.init()`` without an address joins the newest cluster that ``ray start``
+    left on this machine (``/tmp/ray/ray_current_cluster``); the service would then be
+    deployed onto somebody else's cluster. ``address="local"`` always starts a new one,
+    bound to 127.0.0.1 (see :func:`rllib_project.tuning.prepare_ray_environment`).
+    """
+    import ray
+
+    from rllib_project.tuning import prepare_ray_environment
+
+    prepare_ray_environment(address)
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
 def _wait_for_stop() -> None:
@@ -289,7 +312,8 @@ def serve_policy(export: Path, options: ServeOptions, say: Any = print) -> None:
         serve.run(application, name=APP_NAME, route_prefix="/")
         auth = "bearer token required" if token else "no token"
         say(
-            f"listening on http://{options.host}:{options.port} ({auth}): POST /recommend, "
+            f"listening on http://{options.host}:{options.port} ({auth}; {options.ingress} "
+            "ingress): POST /recommend, "
             "POST /recommend/batch, GET /policy, GET /health; Ctrl-C to stop"
         )
         _wait_for_stop()

@@ -14,7 +14,9 @@ temporary folder first. Then:
    127.0.0.1 (its own Ray instance), waits for ``/health``, then sends ``--requests``
    ``POST /recommend`` requests from 1, 8 and 32 concurrent clients (aiohttp, one
    connection per client) and prints requests/s, p50 and p99 latency, and the
-   throughput as a ratio to the baseline. The server is stopped with SIGINT.
+   throughput as a ratio to the baseline. The server is stopped with SIGINT. Once
+   per ``--ingress`` mode: Serve's proxy (the default) and Ray's HAProxy ingress
+   (see :mod:`rllib_project.ingress`).
 3. **Batch file**: writes ``--rows`` readings (the sample rows with noise) to a CSV and
    runs the code behind ``recommend --csv --out`` on it, without and with predicted
    paths: readings per second.
@@ -104,14 +106,15 @@ def baseline_rate(policy, sample: list[dict[str, float]]) -> float:
 
 
 @contextlib.contextmanager
-def running_server(export: Path, port: int) -> Iterator[str]:
+def running_server(export: Path, port: int, ingress: str) -> Iterator[str]:
     """``rllib-project serve`` in a subprocess with its own Ray temp dir; stopped after."""
     temp_dir = tempfile.mkdtemp(prefix="rtb", dir="/tmp")
     env = dict(os.environ, RAY_TMPDIR=temp_dir, RAY_AUTH_MODE="token")
     env.pop("RAY_ADDRESS", None)
     log = open(Path(temp_dir) / "serve.log", "w")  # noqa: SIM115
+    command = [sys.executable, "-m", "rllib_project", "serve", str(export)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "rllib_project", "serve", str(export), "--port", str(port)],
+        [*command, "--port", str(port), "--ingress", ingress],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -170,11 +173,16 @@ async def load(url: str, bodies: list[bytes], clients: int) -> tuple[float, np.n
         return time.perf_counter() - start, latencies
 
 
-def bench_served(export: Path, sample: list[dict[str, float]], baseline: float) -> None:
+def bench_served(
+    export: Path, sample: list[dict[str, float]], baseline: float, ingress: str
+) -> None:
     bodies = [json.dumps(r).encode() for r in sample]
-    with running_server(export, free_port()) as url:
+    with running_server(export, free_port(), ingress) as url:
         asyncio.run(load(url, bodies[:WARMUP_REQUESTS], 8))
-        print(f"\nserved: {len(bodies)} POST /recommend per row, over HTTP on 127.0.0.1")
+        print(
+            f"\nserved ({ingress} ingress): {len(bodies)} POST /recommend per row, "
+            "over HTTP on 127.0.0.1"
+        )
         print(f"{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12}")
         for clients in CONCURRENCY:
             wall, latencies = asyncio.run(load(url, bodies, clients))
@@ -217,6 +225,13 @@ def main() -> None:
     parser.add_argument("policy", nargs="?", default="best", help="export, checkpoint, experiment")
     parser.add_argument("--requests", type=int, default=2000, help="requests per client count")
     parser.add_argument("--rows", type=int, default=100_000, help="readings in the batch file")
+    parser.add_argument(
+        "--ingress",
+        nargs="+",
+        default=["proxy", "haproxy"],
+        choices=["proxy", "haproxy"],
+        help="serve --ingress modes to measure",
+    )
     args = parser.parse_args()
 
     from rllib_project.tuning import prepare_ray_environment
@@ -233,7 +248,8 @@ def main() -> None:
         baseline = baseline_rate(policy, sample[: min(len(sample), 1000)])
         print(f"policy: {policy.name} ({policy.action_mode}) from {export}")
         print(f"baseline: in-process recommend(), one reading at a time: {baseline:,.0f}/s")
-        bench_served(export, sample, baseline)
+        for ingress in args.ingress:
+            bench_served(export, sample, baseline, ingress)
         bench_batch(policy, sample, args.rows, baseline)
 
 
