@@ -37,6 +37,7 @@ Ray instance, and a temporary export.
 # annotations (``request: Request``) at runtime, and Serve's ingress wrapping hides the
 # module globals that string annotations would be resolved in.
 import contextlib
+import gc
 import hashlib
 import hmac
 import json
@@ -70,6 +71,8 @@ with the load by themselves, and a lone reading is not delayed."""
 MAX_ONGOING_REQUESTS = 256
 """Requests a replica accepts at once (Serve's default of 5 would starve the batching)."""
 TOKEN_HEADER = "authorization"
+GC_THRESHOLD = 50_000
+"""Allocations between young-generation collections in a replica (Python's default: 700)."""
 
 api = FastAPI(title="Plant advice", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -152,6 +155,11 @@ class AdviceService:
         import torch
 
         torch.set_num_threads(1)  # small network, many small batches: threads only compete
+        # Each request allocates a few hundred small objects (parsed JSON, advice dicts):
+        # with Python's default threshold (700) the collector runs every few requests.
+        # Measured at 32 clients (haproxy ingress, shared 2-core machine, 5 alternating
+        # pairs of runs): 1,000 vs 710 requests/s on average, faster in 4 of the 5 pairs.
+        gc.set_threshold(GC_THRESHOLD, 100, 100)
         with _materialised(files) as folder:
             self.policy = load_policy(folder)
         self.advisor = self.policy.advisor
