@@ -38,12 +38,11 @@ import numpy as np
 
 from env.errors import InputError
 from env.files import staged_file
-from rllib_project.recommendation import AdviceBatch, Advisor
+from rllib_project.recommendation import DIRECTION_NAMES, AdviceBatch, Advisor
 
 CHUNK_ROWS = 4096
 """Readings advised together: large enough for vectorised roll-outs, small in memory."""
 PROGRESS_EVERY_S = 5.0
-_DIRECTIONS = ("decrease", "keep", "increase")
 _TAIL_COLUMNS = (
     "in_band",
     "moves_to_band",
@@ -155,7 +154,7 @@ def _advice_columns(advice: AdviceBatch) -> list[list[str]]:
         advice.direction.T.tolist(), advice.amount.T.tolist(), advice.new.T.tolist(), strict=True
     ):
         columns += [
-            [_DIRECTIONS[d + 1] for d in direction],
+            [DIRECTION_NAMES[d + 1] for d in direction],
             list(map(repr, amount)),
             list(map(repr, new)),
         ]

@@ -143,6 +143,10 @@ def state_from_mapping(
     return temperature, controls
 
 
+DIRECTION_NAMES = ("decrease", "keep", "increase")
+"""Name of direction -1, 0, +1 (index: direction + 1)."""
+
+
 def _changes(plant: Plant, current: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Direction (-1, 0, +1) and amount (>= 0, physical units) of each control's change."""
     change = new - current
@@ -240,7 +244,7 @@ class AdviceBatch:
         controls = [
             ControlAdvice(
                 control.name,
-                _DIRECTIONS[int(self.direction[i, j])],
+                DIRECTION_NAMES[int(self.direction[i, j]) + 1],
                 float(self.amount[i, j]),
                 float(self.clipped[i, j]),
                 float(self.new[i, j]),
@@ -266,9 +270,6 @@ class AdviceBatch:
         )
 
 
-_DIRECTIONS = {-1: "decrease", 0: "keep", 1: "increase"}
-
-
 def advise(
     plant: Plant,
     codec: ActionCodec,
@@ -283,8 +284,9 @@ def advise(
     """The next move of n readings at once (see module docstring).
 
     One policy call on all readings gives the first move; the paths are rolled out
-    together, one policy call per move for the readings not yet in the band. Each
-    reading's answer does not depend on which others share its batch.
+    together, one policy call per move for the readings not yet in the band. A
+    reading's answer does not depend on which others share its batch, up to float
+    rounding (matrix products of another shape may differ in the last bits).
     """
     temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
     controls = np.asarray(controls, dtype=np.float64).reshape(len(temperature), plant.n_controls)
@@ -296,6 +298,7 @@ def advise(
     direction, amount = _changes(plant, clipped, new)
     horizon = plant.settings.horizon if with_path else 0
     path = _roll_out(plant, codec, act, temperature, clipped, first, in_band, horizon)
+    path = dataclasses.replace(path, rolled_out=with_path)
     return AdviceBatch(
         plant=plant,
         policy=policy_name,
@@ -308,7 +311,7 @@ def advise(
         disagrees=disagrees,
         direction=direction,
         amount=amount,
-        path=dataclasses.replace(path, rolled_out=with_path),
+        path=path,
         support=support.measure(controls),
     )
 

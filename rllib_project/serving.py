@@ -23,8 +23,9 @@ How it maps onto Ray Serve:
   the replicas as bytes with their checksums, so replicas on other nodes need no shared
   folder, and each replica verifies the checksums again before loading;
 * ``serve.start(http_options={"host": ..., "port": ...})`` binds the HTTP proxy to
-  127.0.0.1 by default; a Ray instance started here is kept on loopback as well, with
-  token authentication on (:func:`rllib_project.tuning.prepare_ray_environment`);
+  127.0.0.1 by default (``--ingress haproxy``: Ray's HAProxy ingress instead, see
+  :mod:`rllib_project.ingress`); a Ray instance started here is kept on loopback as
+  well, with token authentication on (:func:`rllib_project.tuning.prepare_ray_environment`);
 * ``--token-file``: requests other than ``/health`` need ``Authorization: Bearer
   <token>``; the replicas hold only the token's sha256 and compare in constant time.
 
