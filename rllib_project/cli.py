@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (8000)")
     serve.add_argument("--replicas", type=int, default=1, help="replicas of the service (1)")
     serve.add_argument(
-        "--token-file", help="file holding a bearer token that every request must send"
+        "--token-file", help="file holding a bearer token that requests (all but /health) must send"
     )
     serve.add_argument("--address", help="Ray cluster to deploy on (default: a local instance)")
     serve.add_argument(
