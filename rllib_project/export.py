@@ -2,7 +2,8 @@
 
 The policy path of the RLModule (encoder + policy head; for DQN encoder + advantage
 head) is read layer by layer into plain arrays, described in ``policy.json`` and saved
-as ``weights.npz`` (see :mod:`rllib_project.policy` for the folder layout). Before the
+as ``weights.npz`` (see :mod:`rllib_project.policy` for the folder layout); the
+training rows' data support (:mod:`env.support`) goes into ``support.npz``. Before the
 folder is moved into place, the exported network is loaded back the way a user would
 load it and its greedy actions are compared with the checkpoint's on a batch of
 observations (random ones within the observation space and the CSV's rows); an export
@@ -22,6 +23,7 @@ import numpy as np
 from env.errors import InputError
 from env.files import staged_folder, write_json_atomic
 from env.spec import spec_to_dict
+from env.support import fit_data_support
 from rllib_project.checkpoints import LoadedPolicy, load_checkpoint_policy
 from rllib_project.policy import (
     CHECKSUM_FILE,
@@ -29,6 +31,7 @@ from rllib_project.policy import (
     HASHED_FILES,
     MODEL_FILE,
     POLICY_FILE,
+    SUPPORT_FILE,
     WEIGHTS_FILE,
     load_policy,
     sha256_file,
@@ -157,6 +160,7 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
         np.savez(staging / WEIGHTS_FILE, **weights, **head_weights)
         write_json_atomic(staging / POLICY_FILE, metadata)
         plant.model.save(staging / MODEL_FILE)
+        np.savez(staging / SUPPORT_FILE, **fit_data_support(plant.rows).to_arrays())
         write_json_atomic(
             staging / CHECKSUM_FILE, {name: sha256_file(staging / name) for name in HASHED_FILES}
         )

@@ -8,7 +8,10 @@ An export folder (written by ``rllib-project export``) holds only data, never co
   the action mapping (mode, steps, dead-band), the observation normalisation (band,
   bounds, scale), the control names and the dataset's sha256;
 * ``process_model.json``: the fitted process model (for predicted paths);
-* ``checksums.json``: sha256 of the three files above.
+* ``support.npz``: the training rows' standardised controls (at most a few thousand,
+  a seeded subset) and the calibrated distance threshold, so that advice can say when
+  a reading lies outside the data (see :mod:`env.support`);
+* ``checksums.json``: sha256 of the four files above.
 
 :func:`load_policy` checks every file against ``checksums.json`` before reading it and
 refuses a folder whose weights or metadata were changed. (A checksum detects changes
@@ -21,6 +24,10 @@ only trusted people can write.) This module needs numpy and torch, never Ray::
     advice = policy.recommend({"temperature": 947.1, "fuel_rate": 11.6, ...})
     for control in advice.controls:
         print(control.name, control.direction, control.amount, control.new)
+    print(advice.support.inside, advice.warning)
+
+Format history: ``plant-policy/1`` had no ``support.npz``; such folders are refused
+with a request to export again (the checkpoint is unchanged, only the export is new).
 """
 
 from __future__ import annotations
@@ -39,15 +46,17 @@ from env.errors import InputError
 from env.model import ProcessModel
 from env.plant import Plant
 from env.spec import DatasetSpec, EnvSettings
+from env.support import DataSupport
 from env.typed_config import build_dataclass
-from rllib_project.recommendation import Recommendation, recommend, state_from_mapping
+from rllib_project.recommendation import Advisor, Recommendation
 
-EXPORT_FORMAT = "plant-policy/1"
+EXPORT_FORMAT = "plant-policy/2"
 POLICY_FILE = "policy.json"
 WEIGHTS_FILE = "weights.npz"
 MODEL_FILE = "process_model.json"
+SUPPORT_FILE = "support.npz"
 CHECKSUM_FILE = "checksums.json"
-HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, MODEL_FILE)
+HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, MODEL_FILE, SUPPORT_FILE)
 ACTIVATIONS = ("tanh", "relu", "silu", "elu", "sigmoid", "layernorm")
 OUTPUT_KINDS = ("categorical", "multi_categorical", "gaussian", "squashed_gaussian", "q_dueling")
 
@@ -155,15 +164,35 @@ class ExportedPolicy:
     plant: Plant
     codec: ActionCodec
     network: PolicyNetwork
+    support: DataSupport
     metadata: dict[str, Any]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.network.act(obs)
 
+    @property
+    def advisor(self) -> Advisor:
+        return Advisor(self.name, self.plant, self.codec, self.act, self.support)
+
     def recommend(self, state: Mapping[str, float]) -> Recommendation:
         """What to do with each control, from ``{column name: value}`` of one reading."""
-        temperature, controls = state_from_mapping(state, self.plant)
-        return recommend(self.plant, self.codec, self.act, temperature, controls, self.name)
+        return self.advisor.recommend_state(state)
+
+
+def _read_policy_json(folder: Path) -> dict[str, Any]:
+    path = folder / POLICY_FILE
+    if not path.exists():
+        raise InputError(folder, f"not an exported policy ({POLICY_FILE} missing)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"unreadable ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise InputError(
+            path, f"format {found!r} is not {EXPORT_FORMAT}: export the checkpoint again"
+        )
+    return meta
 
 
 def load_policy(folder: str | Path) -> ExportedPolicy:
@@ -171,13 +200,9 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "exported policy folder not found")
+    _read_policy_json(folder)  # first: an old format is named as such, not as a missing file
     verify_checksums(folder)
-    try:
-        meta = json.loads((folder / POLICY_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(folder / POLICY_FILE, f"unreadable ({exc})") from exc
-    if meta.get("format") != EXPORT_FORMAT:
-        raise InputError(folder / POLICY_FILE, f"unknown format (expected {EXPORT_FORMAT})")
+    meta = _read_policy_json(folder)
     with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as archive:
         weights = {name: archive[name] for name in archive.files}
     model = ProcessModel.load(folder / MODEL_FILE)
@@ -194,6 +219,9 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     )
     codec = plant.codec(meta["action_mode"])
     network = PolicyNetwork(meta["network"]["layers"], weights, meta["network"]["output"])
+    with np.load(folder / SUPPORT_FILE, allow_pickle=False) as archive:
+        support_arrays = {name: archive[name] for name in archive.files}
+    support = DataSupport.from_arrays(support_arrays, spec.control_names, folder / SUPPORT_FILE)
     return ExportedPolicy(
         name=f"{meta['algorithm']} (exported)",
         algorithm=meta["algorithm"],
@@ -201,5 +229,6 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
         plant=plant,
         codec=codec,
         network=network,
+        support=support,
         metadata=meta,
     )

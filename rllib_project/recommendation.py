@@ -6,7 +6,13 @@ policy), on the plant's fitted model, without Ray. The answer holds:
 * per control: increase / decrease / keep, the amount in physical units, the new setting;
 * the predicted temperature path until it is inside the band: a closed-loop roll-out
   of the same policy on the model from this state (noise-free), with the model
-  ensemble's standard deviation at every step as its uncertainty.
+  ensemble's standard deviation at every step as its uncertainty;
+* ``support``: how far the reading's settings lie from the training rows
+  (:mod:`env.support`), and a ``warning`` when they are outside the data, where the
+  model and the policy extrapolate. The advice is still given, flagged.
+
+Many readings are advised at once (:func:`advise`): the batch file command and the
+server vectorise over readings; a single recommendation is a batch of one.
 
 Inside the band the answer is always "keep all": the point of the band is that nothing
 needs doing there. If the policy itself would have moved something, that is reported
@@ -15,9 +21,10 @@ needs doing there. If the policy itself would have moved something, that is repo
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +32,7 @@ import numpy as np
 from env.actions import ActionCodec
 from env.errors import InputError
 from env.plant import Plant
+from env.support import DataSupport, Support, SupportBatch
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,10 @@ class Recommendation:
     """Predicted moves until the reading is in the band (0 = already in); None if the
     policy does not get there within the horizon on the model."""
     policy: str
+    support: Support
+    """How far the reading's settings lie from the training rows."""
+    warning: str | None = None
+    """Set when the reading is outside the data: the advice is extrapolation."""
     notes: list[str] = field(default_factory=list)
     policy_disagrees: bool = False
 
@@ -69,7 +81,17 @@ class Recommendation:
         return all(c.direction == "keep" for c in self.controls)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain JSON-ready data (what ``recommend --json`` prints and the server sends).
+
+        Built field by field: ``dataclasses.asdict`` deep-copies every value and costs
+        more than computing the advice when a server answers hundreds per second.
+        """
+        data = dict(self.__dict__)
+        data["band"] = list(self.band)
+        data["controls"] = [dict(c.__dict__) for c in self.controls]
+        data["path"] = [{**p.__dict__, "controls": dict(p.controls)} for p in self.path]
+        data["support"] = dict(self.support.__dict__)
+        data["notes"] = list(self.notes)
         data["keep_all"] = self.keep_all
         return data
 
@@ -122,103 +144,176 @@ def state_from_mapping(
     return temperature, controls
 
 
-def _advice(plant: Plant, current: np.ndarray, new: np.ndarray) -> list[ControlAdvice]:
-    advice = []
-    for control, before, after in zip(plant.spec.controls, current, new, strict=True):
-        change = float(after - before)
-        tiny = 1e-9 * max(1.0, abs(control.step))
-        direction = "keep" if abs(change) <= tiny else "increase" if change > 0 else "decrease"
-        advice.append(
+DIRECTION_NAMES = ("decrease", "keep", "increase")
+"""Name of direction -1, 0, +1 (index: direction + 1)."""
+
+
+def _changes(plant: Plant, current: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Direction (-1, 0, +1) and amount (>= 0, physical units) of each control's change."""
+    change = new - current
+    tiny = 1e-9 * np.maximum(1.0, np.abs(plant.steps))
+    direction = np.where(np.abs(change) <= tiny, 0, np.sign(change)).astype(np.int8)
+    amount = np.where(direction == 0, 0.0, np.round(np.abs(change), 12))
+    return direction, amount
+
+
+@dataclass(frozen=True, eq=False)
+class PathBatch:
+    """Predicted closed-loop paths of n readings; row ``i`` uses ``length[i]`` points."""
+
+    temperature: np.ndarray
+    """Shape (n, horizon + 1); NaN after a path's end."""
+    model_std: np.ndarray
+    """Shape (n, horizon + 1): the model ensemble's standard deviation at each point."""
+    controls: np.ndarray
+    """Shape (n, horizon + 1, k)."""
+    length: np.ndarray
+    """Shape (n,): points of each path (1 = the reading only)."""
+    moves_to_band: np.ndarray
+    """Shape (n,): moves until inside the band; -1 = not within the horizon (or not
+    rolled out)."""
+    rolled_out: bool
+    """False when paths were skipped: every path is the reading alone."""
+
+
+@dataclass(frozen=True, eq=False)
+class AdviceBatch:
+    """Advice for n readings as arrays: what files and the server compute in one go."""
+
+    plant: Plant
+    policy: str
+    temperature: np.ndarray
+    """Shape (n,): the readings' state."""
+    controls: np.ndarray
+    """Shape (n, k): the readings' settings as given."""
+    clipped: np.ndarray
+    """Shape (n, k): the settings inside the model's bounds, where advice starts."""
+    new: np.ndarray
+    """Shape (n, k): the settings after the advised move."""
+    out_of_bounds: np.ndarray
+    """Shape (n, k): settings given outside the model's bounds."""
+    in_band: np.ndarray
+    disagrees: np.ndarray
+    """In the band, where the policy would have moved something (we hold instead)."""
+    direction: np.ndarray
+    """Shape (n, k): -1 decrease, 0 keep, +1 increase."""
+    amount: np.ndarray
+    """Shape (n, k): size of each change (>= 0, physical units)."""
+    path: PathBatch
+    support: SupportBatch
+
+    def __len__(self) -> int:
+        return len(self.temperature)
+
+    def notes(self, i: int) -> list[str]:
+        plant = self.plant
+        notes = []
+        outside = self.out_of_bounds[i]
+        if outside.any():
+            names = [n for n, o in zip(plant.spec.control_names, outside, strict=True) if o]
+            notes.append(
+                f"{', '.join(names)} outside the model's bounds: treated as at the nearest bound"
+            )
+        if self.disagrees[i]:
+            notes.append("in band: holding every control (the policy would have moved some)")
+        elif not self.in_band[i] and self.path.rolled_out and self.path.moves_to_band[i] < 0:
+            notes.append(
+                f"the policy does not reach the band within {plant.settings.horizon} moves"
+                " on the model"
+            )
+        return notes
+
+    def moves_to_band(self, i: int) -> int | None:
+        moves = int(self.path.moves_to_band[i])
+        return None if moves < 0 else moves
+
+    def recommendation(self, i: int) -> Recommendation:
+        """The advice for reading ``i`` as a :class:`Recommendation`."""
+        plant = self.plant
+        names = plant.spec.control_names
+        path = self.path
+        points = [
+            PathPoint(
+                move,
+                float(path.temperature[i, move]),
+                float(path.model_std[i, move]),
+                bool(plant.in_band(path.temperature[i, move])),
+                dict(zip(names, path.controls[i, move].tolist(), strict=True)),
+            )
+            for move in range(int(path.length[i]))
+        ]
+        controls = [
             ControlAdvice(
                 control.name,
-                direction,
-                0.0 if direction == "keep" else round(abs(change), 12),
-                float(before),
-                float(after),
+                DIRECTION_NAMES[int(self.direction[i, j]) + 1],
+                float(self.amount[i, j]),
+                float(self.clipped[i, j]),
+                float(self.new[i, j]),
                 control.unit,
             )
+            for j, control in enumerate(plant.spec.controls)
+        ]
+        support = self.support.at(i)
+        return Recommendation(
+            state=plant.spec.state,
+            unit=plant.spec.state_unit,
+            temperature=float(self.temperature[i]),
+            band=plant.band,
+            in_band=bool(self.in_band[i]),
+            controls=controls,
+            path=points,
+            moves_to_band=self.moves_to_band(i),
+            policy=self.policy,
+            support=support,
+            warning=support.warning(),
+            notes=self.notes(i),
+            policy_disagrees=bool(self.disagrees[i]),
         )
-    return advice
 
 
-def recommend(
+def advise(
     plant: Plant,
     codec: ActionCodec,
     act: Callable[[np.ndarray], np.ndarray],
-    temperature: float,
+    support: DataSupport,
+    temperature: np.ndarray,
     controls: np.ndarray,
+    *,
     policy_name: str = "policy",
-) -> Recommendation:
-    """The next move and the predicted path into the band (see module docstring)."""
-    notes = []
+    with_path: bool = True,
+) -> AdviceBatch:
+    """The next move of n readings at once (see module docstring).
+
+    One policy call on all readings gives the first move; the paths are rolled out
+    together, one policy call per move for the readings not yet in the band. A
+    reading's answer does not depend on which others share its batch, up to float
+    rounding (matrix products of another shape may differ in the last bits).
+    """
+    temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
+    controls = np.asarray(controls, dtype=np.float64).reshape(len(temperature), plant.n_controls)
     clipped = np.clip(controls, plant.lower, plant.upper)
-    if not np.allclose(clipped, controls):
-        outside = [
-            n for n, a, b in zip(plant.spec.control_names, controls, clipped, strict=True) if a != b
-        ]
-        notes.append(
-            f"{', '.join(outside)} outside the model's bounds: treated as at the nearest bound"
-        )
-    names = plant.spec.control_names
-    offset = float(plant.offset_for(temperature, clipped))
-    temp, ctrl = float(temperature), clipped.copy()
-    in_band_now = bool(plant.in_band(temp))
-    path = [
-        PathPoint(
-            0,
-            temp,
-            float(plant.model.predict_with_std(ctrl)[1]),
-            in_band_now,
-            dict(zip(names, ctrl.tolist(), strict=True)),
-        )
-    ]
-    first_new = None
-    moves_to_band = 0 if in_band_now else None
-    for move in range(1, plant.settings.horizon + 1):
-        if moves_to_band is not None:
-            break
-        action = act(plant.observe(temp, ctrl)[None])[0]
-        new = plant.apply_delta(ctrl, codec.to_delta(action))
-        if first_new is None:
-            first_new = new
-        temp = float(plant.next_temperature(temp, new, offset))
-        ctrl = new
-        inside = bool(plant.in_band(temp))
-        path.append(
-            PathPoint(
-                move,
-                temp,
-                float(plant.model.predict_with_std(ctrl)[1]),
-                inside,
-                dict(zip(names, ctrl.tolist(), strict=True)),
-            )
-        )
-        if inside:
-            moves_to_band = move
-    disagrees = False
-    if in_band_now:
-        observation = plant.observe(float(temperature), clipped)[None]
-        proposed = plant.apply_delta(clipped, codec.to_delta(act(observation)[0]))
-        disagrees = not np.allclose(proposed, clipped)
-        if disagrees:
-            notes.append("in band: holding every control (the policy would have moved some)")
-        first_new = clipped
-    elif moves_to_band is None:
-        notes.append(
-            f"the policy does not reach the band within {plant.settings.horizon} moves on the model"
-        )
-    return Recommendation(
-        state=plant.spec.state,
-        unit=plant.spec.state_unit,
-        temperature=float(temperature),
-        band=plant.band,
-        in_band=in_band_now,
-        controls=_advice(plant, clipped, first_new if first_new is not None else clipped),
-        path=path,
-        moves_to_band=moves_to_band,
+    in_band = plant.in_band(temperature)
+    first = plant.apply_delta(clipped, codec.to_delta(act(plant.observe(temperature, clipped))))
+    disagrees = in_band & ~np.isclose(first, clipped).all(axis=1)
+    new = np.where(in_band[:, None], clipped, first)
+    direction, amount = _changes(plant, clipped, new)
+    horizon = plant.settings.horizon if with_path else 0
+    path = _roll_out(plant, codec, act, temperature, clipped, first, in_band, horizon)
+    path = dataclasses.replace(path, rolled_out=with_path)
+    return AdviceBatch(
+        plant=plant,
         policy=policy_name,
-        notes=notes,
-        policy_disagrees=disagrees,
+        temperature=temperature,
+        controls=controls,
+        clipped=clipped,
+        new=new,
+        out_of_bounds=~np.isclose(clipped, controls),
+        in_band=in_band,
+        disagrees=disagrees,
+        direction=direction,
+        amount=amount,
+        path=path,
+        support=support.measure(controls),
     )
 
 
@@ -229,6 +324,85 @@ def _display_width(text: str) -> int:
 
 def _pad(text: str, width: int) -> str:
     return text + " " * (width - _display_width(text))
+
+
+def _roll_out(
+    plant: Plant,
+    codec: ActionCodec,
+    act: Callable[[np.ndarray], np.ndarray],
+    temperature: np.ndarray,
+    clipped: np.ndarray,
+    first: np.ndarray,
+    in_band: np.ndarray,
+    horizon: int,
+) -> PathBatch:
+    """Closed-loop roll-out on the model (noise-free) until each reading is in the band.
+
+    The bias of each reading (measured minus modelled temperature) is carried as a
+    constant offset, as in the environment.
+    """
+    n, k = clipped.shape
+    temps = np.full((n, horizon + 1), np.nan)
+    stds = np.full((n, horizon + 1), np.nan)
+    ctrls = np.full((n, horizon + 1, k), np.nan)
+    temps[:, 0], ctrls[:, 0] = temperature, clipped
+    stds[:, 0] = plant.model.predict_with_std(clipped)[1]
+    length = np.ones(n, dtype=np.int64)
+    moves = np.where(in_band, 0, -1)
+    offset = plant.offset_for(temperature, clipped)
+    current_t, current_u = temperature.copy(), clipped.copy()
+    active = np.flatnonzero(~in_band)
+    for move in range(1, horizon + 1):
+        if active.size == 0:
+            break
+        if move == 1:
+            new = first[active]
+        else:
+            obs = plant.observe(current_t[active], current_u[active])
+            new = plant.apply_delta(current_u[active], codec.to_delta(act(obs)))
+        reached_t = plant.next_temperature(current_t[active], new, offset[active])
+        current_t[active], current_u[active] = reached_t, new
+        temps[active, move], ctrls[active, move] = reached_t, new
+        stds[active, move] = plant.model.predict_with_std(new)[1]
+        length[active] = move + 1
+        inside = plant.in_band(reached_t)
+        moves[active[inside]] = move
+        active = active[~inside]
+    return PathBatch(temps, stds, ctrls, length, moves, rolled_out=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Advisor:
+    """A policy ready to give advice: its plant, action mapping and data support."""
+
+    name: str
+    plant: Plant
+    codec: ActionCodec
+    act: Callable[[np.ndarray], np.ndarray]
+    support: DataSupport
+
+    def advise(
+        self, temperature: np.ndarray, controls: np.ndarray, *, with_path: bool = True
+    ) -> AdviceBatch:
+        """Advice for n readings at once (see :func:`advise`)."""
+        return advise(
+            self.plant,
+            self.codec,
+            self.act,
+            self.support,
+            temperature,
+            controls,
+            policy_name=self.name,
+            with_path=with_path,
+        )
+
+    def recommend(self, temperature: float, controls: np.ndarray) -> Recommendation:
+        """Advice for one reading."""
+        return self.advise(np.array([temperature]), np.asarray(controls)[None]).recommendation(0)
+
+    def recommend_state(self, state: Mapping[str, float]) -> Recommendation:
+        """Advice for one reading given as ``{column name: value}``."""
+        return self.recommend(*state_from_mapping(state, self.plant))
 
 
 def format_recommendation(rec: Recommendation) -> str:
@@ -264,5 +438,13 @@ def format_recommendation(rec: Recommendation) -> str:
             )
     if rec.moves_to_band:
         lines.append(f"predicted to reach the band in {rec.moves_to_band} move(s)")
+    support = rec.support
+    lines.append(
+        f"data support: {support.distance:.3g} standard units from the nearest training rows"
+        f" ({'inside' if support.inside else 'outside'}: limit {support.threshold:.3g});"
+        f" closest CSV row {support.nearest_row}"
+    )
+    if rec.warning:
+        lines.append(f"WARNING: {rec.warning}")
     lines.extend(f"note: {note}" for note in rec.notes)
     return "\n".join(lines)

@@ -139,9 +139,10 @@ class LocalCluster:
         )
 
 
-def kill_processes(groups: set[int], marks: tuple[str, ...]) -> None:
-    """SIGKILL every process in ``groups`` or whose command line or environment names
-    one of ``marks`` (a private temp dir, a port): only what a test started."""
+def find_processes(groups: set[int], marks: tuple[str, ...]) -> list[int]:
+    """Processes in ``groups`` or whose command line or environment names one of
+    ``marks`` (a private temp dir, a port): only what a test started."""
+    found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
@@ -152,8 +153,15 @@ def kill_processes(groups: set[int], marks: tuple[str, ...]) -> None:
         except (OSError, ProcessLookupError):
             continue
         if group in groups or any(mark in cmdline or mark in environ for mark in marks):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(proc.name), signal.SIGKILL)
+            found.append(int(proc.name))
+    return found
+
+
+def kill_processes(groups: set[int], marks: tuple[str, ...]) -> None:
+    """SIGKILL every process :func:`find_processes` finds."""
+    for pid in find_processes(groups, marks):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -103,16 +103,18 @@ print(json.dumps(advice.to_dict()))
     assert json.loads(cli.stdout)["controls"] == advice["controls"]
 
 
-@pytest.mark.parametrize("victim", ["weights.npz", "policy.json", "process_model.json"])
+@pytest.mark.parametrize(
+    "victim", ["weights.npz", "policy.json", "process_model.json", "support.npz"]
+)
 def test_tampered_export_is_refused(victim: str, exports: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 
     copy = tmp_path / "tampered"
     shutil.copytree(exports["DQN"], copy)
     path = copy / victim
-    if victim == "weights.npz":
+    if victim.endswith(".npz"):  # weights nudged, or the data support widened
         data = dict(np.load(path, allow_pickle=False))
-        key = sorted(data)[0]
+        key = "threshold" if victim == "support.npz" else sorted(data)[0]
         data[key] = data[key] + 1e-3
         np.savez(path, **data)
     else:
@@ -123,6 +125,22 @@ def test_tampered_export_is_refused(victim: str, exports: dict[str, Path], tmp_p
     assert result.returncode == 2
     assert "sha256 differs" in result.stderr and victim in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_export_of_an_older_format_asks_for_a_new_export(
+    exports: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(exports["PPO"], copy)
+    meta = json.loads((copy / "policy.json").read_text())
+    meta["format"] = "plant-policy/1"
+    (copy / "policy.json").write_text(json.dumps(meta))
+    (copy / "support.npz").unlink()  # format 1 had no data support
+    result = run_cli("recommend", "--policy", copy, "--state", "temperature=950")
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "'plant-policy/1' is not plant-policy/2: export the checkpoint again" in result.stderr
 
 
 def test_export_refuses_to_overwrite_without_force(

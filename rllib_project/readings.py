@@ -1,0 +1,136 @@
+"""Readings sent over HTTP: JSON in, checked arrays out, one-line errors naming the field.
+
+A bridge from a historian or a DCS sends whatever it has; a request the service cannot
+use must come back as a 4xx with a message that says which field is wrong, never a
+500 and never a crashed replica. Everything is checked here, before any advice is
+computed, so that one bad reading cannot spoil a batch of good ones:
+
+=====================================================  ======  ==========================
+request                                                status  message starts with
+=====================================================  ======  ==========================
+body is not JSON (or not UTF-8)                        400     ``request body:``
+not an object (single) / not a list of objects (batch) 422     ``request body:`` / ``readings[i]:``
+a name the policy does not know                        422     ``<name>: unknown name``
+a state or control missing                             422     ``<name>: missing``
+a value that is not a number (string, bool, null)      422     ``<name>: expected a number``
+NaN, Infinity, or a number beyond float range          422     ``<name>: must be finite``
+an empty batch / more than the limit                   422 /   ``readings:``
+                                                       413
+=====================================================  ======  ==========================
+
+Batch messages prefix the field with the reading's position: ``readings[3].fuel_rate``.
+No Ray here: the same checks run in tests without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from env.spec import DatasetSpec
+
+BATCH_LIMIT = 1000
+"""Readings per ``/recommend/batch`` request: larger files go through ``--csv``."""
+
+
+class RequestError(Exception):
+    """A request the service cannot use: an HTTP status and a one-line message."""
+
+    def __init__(self, status: int, field: str, problem: str) -> None:
+        self.status = status
+        self.field = field
+        self.message = " ".join(f"{field}: {problem}".split())
+        super().__init__(self.message)
+
+
+def _json(body: bytes) -> Any:
+    if not body.strip():
+        raise RequestError(400, "request body", "empty: send a JSON object of readings")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise RequestError(400, "request body", "not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            400,
+            "request body",
+            f"not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})",
+        ) from None
+    except ValueError as exc:  # e.g. an integer literal of more than 4300 digits
+        raise RequestError(400, "request body", f"not usable JSON ({exc})") from None
+    except RecursionError:
+        raise RequestError(400, "request body", "JSON nested too deeply") from None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return {str: "a string", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _values(reading: Any, spec: DatasetSpec, where: str) -> list[float]:
+    """The state, then each control (spec order), from one JSON object."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(reading, dict):
+        raise RequestError(
+            422,
+            where or "request body",
+            f"expected a JSON object {{name: value}}, got {_kind(reading)}",
+        )
+    names = (spec.state, *spec.control_names)
+    for name in reading:
+        if name not in names:
+            raise RequestError(
+                422, f"{prefix}{name}", f"unknown name (expected {', '.join(names)})"
+            )
+    values = []
+    for name in names:
+        if name not in reading:
+            raise RequestError(422, f"{prefix}{name}", "missing")
+        value = reading[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RequestError(422, f"{prefix}{name}", f"expected a number, got {_kind(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer literal beyond float range
+            raise RequestError(
+                422, f"{prefix}{name}", "must be finite, got a number beyond float range"
+            ) from None
+        if not math.isfinite(number):
+            raise RequestError(422, f"{prefix}{name}", f"must be finite, got {value}")
+        values.append(number)
+    return values
+
+
+def parse_reading(body: bytes, spec: DatasetSpec) -> tuple[float, np.ndarray]:
+    """``{"<state>": 947.1, "<control>": ..., ...}`` -> (state, controls in spec order)."""
+    values = _values(_json(body), spec, "")
+    return values[0], np.array(values[1:], dtype=np.float64)
+
+
+def parse_batch(
+    body: bytes, spec: DatasetSpec, limit: int = BATCH_LIMIT
+) -> tuple[np.ndarray, np.ndarray]:
+    """A JSON list of readings -> (states (n,), controls (n, k))."""
+    readings = _json(body)
+    if not isinstance(readings, list):
+        raise RequestError(
+            422, "request body", f"expected a JSON list of readings, got {_kind(readings)}"
+        )
+    if not readings:
+        raise RequestError(422, "readings", "empty list")
+    if len(readings) > limit:
+        raise RequestError(
+            413, "readings", f"{len(readings)} readings exceed the limit of {limit} per request"
+        )
+    table = np.array(
+        [_values(r, spec, f"readings[{i}]") for i, r in enumerate(readings)], dtype=np.float64
+    )
+    return table[:, 0], table[:, 1:]
