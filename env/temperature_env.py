@@ -71,6 +71,12 @@ class TemperatureControlEnv(gym.Env):
     | `discrete_flat` | `Discrete(3 ** k)`       | the k base-3 digits as one index (for DQN)    |
     | `continuous`    | `Box(-1, 1, (k,))`       | fraction of a step; below the dead-band: keep |
 
+    `step` refuses an action outside the space with a `ValueError` naming the action and
+    the space (integers out of range, a wrong shape, floats for a discrete mode, NaN or
+    infinite values, continuous values beyond ±1) and leaves the state untouched.
+    Continuous values within `env.actions.CONTINUOUS_TOLERANCE` (1e-6) beyond ±1 are
+    float round-off and count as ±1.
+
     ## Observation Space
 
     `Box(shape=(k + 2,), dtype=float32)`:
@@ -245,14 +251,15 @@ class TemperatureControlEnv(gym.Env):
         return self._get_obs(), self._get_info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        # Refuses an action outside the space (ValueError) before anything changes.
+        deltas = self.codec.to_delta_scalar(action)
         plant = self.plant
         settings = plant.settings
-        old = self._controls
         new = []
         moved = 0.0
         for u, d, lo, hi, inv in zip(
-            old,
-            self.codec.to_delta_scalar(action),
+            self._controls,
+            deltas,
             self._lower,
             self._upper,
             self._inv_steps,
