@@ -33,6 +33,8 @@ from env.spec import ModelSettings
 ARTIFACT_FORMAT = "process-model/1"
 _POLY_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
 _CHUNK_ROWS = 65536
+PROCESS_MODEL_FILE = "process_model.json"
+"""The fitted model's file name inside a folder (experiment folder, exported policy)."""
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ import numpy as np
 
 from env.errors import InputError
 from env.files import staged_folder, write_json_atomic
+from env.model import PROCESS_MODEL_FILE
 from env.spec import spec_to_dict
 from rllib_project.checkpoints import LoadedPolicy, load_checkpoint_policy
 from rllib_project.policy import (
     CHECKSUM_FILE,
     EXPORT_FORMAT,
     HASHED_FILES,
-    MODEL_FILE,
     POLICY_FILE,
     WEIGHTS_FILE,
     load_policy,
@@ -156,7 +156,7 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
     with staged_folder(target) as staging:
         np.savez(staging / WEIGHTS_FILE, **weights, **head_weights)
         write_json_atomic(staging / POLICY_FILE, metadata)
-        plant.model.save(staging / MODEL_FILE)
+        plant.model.save(staging / PROCESS_MODEL_FILE)
         write_json_atomic(
             staging / CHECKSUM_FILE, {name: sha256_file(staging / name) for name in HASHED_FILES}
         )

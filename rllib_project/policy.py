@@ -36,7 +36,7 @@ import numpy as np
 
 from env.actions import ActionCodec
 from env.errors import InputError
-from env.model import ProcessModel
+from env.model import PROCESS_MODEL_FILE, ProcessModel
 from env.plant import Plant
 from env.spec import DatasetSpec, EnvSettings
 from env.typed_config import build_dataclass
@@ -45,9 +45,8 @@ from rllib_project.recommendation import Recommendation, recommend, state_from_m
 EXPORT_FORMAT = "plant-policy/1"
 POLICY_FILE = "policy.json"
 WEIGHTS_FILE = "weights.npz"
-MODEL_FILE = "process_model.json"
 CHECKSUM_FILE = "checksums.json"
-HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, MODEL_FILE)
+HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, PROCESS_MODEL_FILE)
 ACTIVATIONS = ("tanh", "relu", "silu", "elu", "sigmoid", "layernorm")
 OUTPUT_KINDS = ("categorical", "multi_categorical", "gaussian", "squashed_gaussian", "q_dueling")
 
@@ -180,7 +179,7 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
         raise InputError(folder / POLICY_FILE, f"unknown format (expected {EXPORT_FORMAT})")
     with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as archive:
         weights = {name: archive[name] for name in archive.files}
-    model = ProcessModel.load(folder / MODEL_FILE)
+    model = ProcessModel.load(folder / PROCESS_MODEL_FILE)
     plant_meta = meta["plant"]
     spec = build_dataclass(DatasetSpec, plant_meta["spec"], folder / POLICY_FILE, "plant.spec")
     settings = build_dataclass(EnvSettings, plant_meta["settings"], folder / POLICY_FILE)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import env
+from rllib_project.trial_config import TrialConfig
 from tests.conftest import REPO
 from tests.experiments import only_experiment_dir, write_experiment
 from tests.test_fit_cli import run_cli
@@ -145,7 +146,7 @@ def test_yaml_search_spaces_become_sampled_trials(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     experiment_dir = only_experiment_dir(tmp_path / "results")
     trials = [
-        json.loads((t / "params.json").read_text())["trial"]["training"]
+        TrialConfig.from_tune(json.loads((t / "params.json").read_text())).algorithm.training
         for t in experiment_dir.iterdir()
         if (t / "params.json").exists()
     ]
