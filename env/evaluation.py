@@ -77,7 +77,7 @@ class Rollouts:
 def start_states(plant: Plant, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Temperatures and controls of data rows (default: every valid start row)."""
     index = plant.start_indices if rows is None else np.asarray(rows, dtype=np.intp)
-    return plant.data.state[index].copy(), plant.data.controls[index].copy()
+    return plant.rows.state[index].copy(), plant.rows.controls[index].copy()
 
 
 def fixed_start_rows(plant: Plant, count: int | None, seed: int) -> np.ndarray:

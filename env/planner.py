@@ -204,7 +204,7 @@ def plan_discrete(
         hit = np.nonzero((predicted >= low) & (predicted <= high))
         if hit[0].size == 0:
             continue
-        total_moves = sum(np.asarray(a.dist)[hit[i]] for i, a in enumerate(axes))
+        total_moves = np.sum([np.asarray(a.dist)[hit[i]] for i, a in enumerate(axes)], axis=0)
         gap = np.abs(predicted[hit] - plant.band_mid)
         choice = np.lexsort((gap, total_moves))[0]
         best = [int(h[choice]) for h in hit]

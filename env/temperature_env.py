@@ -162,7 +162,7 @@ class TemperatureControlEnv(gym.Env):
         self._start_cycle = self._resolve_start_rows(self.config.start_rows)
         self._next_start = 0
         self._temperature = 0.0
-        self._controls: list[float] = plant.data.controls[plant.start_indices[0]].tolist()
+        self._controls: list[float] = plant.rows.controls[plant.start_indices[0]].tolist()
         self._offset = 0.0
         self._disturbance = 0.0
         self._t = 0
@@ -178,7 +178,7 @@ class TemperatureControlEnv(gym.Env):
 
     def _row_index(self, csv_row: int) -> int:
         """Data index of CSV data row ``csv_row`` (0-based, header excluded)."""
-        data = self.plant.data
+        data = self.plant.rows
         position = int(np.searchsorted(data.row_numbers, csv_row))
         if position >= len(data.row_numbers) or data.row_numbers[position] != csv_row:
             raise ValueError(f"CSV row {csv_row} was dropped (missing values) or does not exist")
@@ -242,9 +242,9 @@ class TemperatureControlEnv(gym.Env):
             else:
                 starts = plant.start_indices
                 index = int(starts[self.np_random.integers(len(starts))])
-            self._controls = plant.data.controls[index].tolist()
-            self._temperature = float(plant.data.state[index])
-            self._start_row = int(plant.data.row_numbers[index])
+            self._controls = plant.rows.controls[index].tolist()
+            self._temperature = float(plant.rows.state[index])
+            self._start_row = int(plant.rows.row_numbers[index])
         self._offset = self._temperature - plant.model.predict_scalar(self._controls)
         self._disturbance = 0.0
         self._t = 0
@@ -285,7 +285,7 @@ class TemperatureControlEnv(gym.Env):
         truncated = self._t >= self.horizon
         return self._get_obs(), reward, False, truncated, self._get_info()
 
-    def render(self) -> str | None:
+    def render(self) -> str | None:  # type: ignore[override]  # ansi: text, not a frame
         if self.render_mode != "ansi":
             return None
         low, high = self.plant.band

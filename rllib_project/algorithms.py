@@ -73,11 +73,12 @@ def build_algorithm_config(trial: TrialConfig) -> AlgorithmConfig:
         .framework("torch")
         .env_runners(
             num_env_runners=resources.num_env_runners,
-            num_cpus_per_env_runner=resources.cpus_per_env_runner or 1,
+            # RLlib annotates these as int; Ray takes fractional CPUs (see resources.py)
+            num_cpus_per_env_runner=resources.cpus_per_env_runner or 1,  # type: ignore[arg-type]
             **settings.env_runners,
         )
         .learners(num_learners=0, num_cpus_per_learner=resources.main_cpus)
-        .resources(num_cpus_for_main_process=resources.main_cpus)
+        .resources(num_cpus_for_main_process=resources.main_cpus)  # type: ignore[arg-type]
         .training(**settings.training)
         .rl_module(model_config=DefaultModelConfig(**settings.model))
         .debugging(seed=trial.seed, log_level="WARN")

@@ -111,8 +111,12 @@ def _check_observations(policy: LoadedPolicy, count: int = 512) -> np.ndarray:
     """Observations to compare on: the CSV's rows plus random points of the space."""
     plant = policy.plant
     rng = np.random.default_rng(0)
-    rows = plant.observe(plant.rows.state, plant.rows.controls) if plant.data is not None else []
     space_low = np.concatenate([[-3.0, -3.0], -np.ones(plant.n_controls)])
+    rows = (
+        plant.observe(plant.rows.state, plant.rows.controls)
+        if plant.data is not None
+        else np.zeros((0, len(space_low)))
+    )
     random_obs = rng.uniform(space_low, -space_low, size=(count, len(space_low)))
     return np.concatenate(
         [
@@ -154,7 +158,8 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
         "exported_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     with staged_folder(target) as staging:
-        np.savez(staging / WEIGHTS_FILE, **weights, **head_weights)
+        arrays: dict[str, Any] = {**weights, **head_weights}
+        np.savez(staging / WEIGHTS_FILE, **arrays)
         write_json_atomic(staging / POLICY_FILE, metadata)
         plant.model.save(staging / PROCESS_MODEL_FILE)
         write_json_atomic(

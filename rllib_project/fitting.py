@@ -18,7 +18,7 @@ def default_model_path(spec_path: Path) -> Path:
 
 def format_fit_report(plant: Plant) -> str:
     """The cross-validation table and what the data check noted."""
-    model, data = plant.model, plant.data
+    model, data = plant.model, plant.rows
     lines = [
         f"dataset: {data.spec.csv_path} ({data.n_rows} rows, sha256 {data.csv_sha256[:12]}...)",
         *(f"note: {note}" for note in data.notes),

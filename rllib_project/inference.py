@@ -56,7 +56,8 @@ def greedy_action_function(
                     dist_class = module.get_inference_action_dist_cls()
                 dist = dist_class.from_logits(out[Columns.ACTION_DIST_INPUTS])
                 if isinstance(dist, TorchSquashedGaussian):
-                    actions = dist.low + (torch.tanh(dist.loc) + 1.0) * (dist.high - dist.low) / 2
+                    loc = torch.as_tensor(dist.loc)
+                    actions = dist.low + (torch.tanh(loc) + 1.0) * (dist.high - dist.low) / 2
                 else:
                     actions = dist.to_deterministic().sample()
         actions = actions.cpu().numpy()
@@ -95,19 +96,24 @@ class LearnerModuleMirror:
     """
 
     def __init__(self, algorithm: Algorithm, observation_space: gym.Space, action_space: gym.Space):
+        import torch
         from ray.rllib.core import DEFAULT_MODULE_ID
 
         self.algorithm = algorithm
+        assert algorithm.config is not None  # a built algorithm has its config
         spec = algorithm.config.get_rl_module_spec(
             spaces={DEFAULT_MODULE_ID: (observation_space, action_space)}, inference_only=True
         )
         self.module = spec.build()
+        assert isinstance(self.module, torch.nn.Module)  # a torch RLModule
         self.module.eval()
 
     def refresh(self) -> RLModule:
         from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 
         component = f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{DEFAULT_MODULE_ID}"
-        state = self.algorithm.learner_group.get_state(components=component, inference_only=True)
+        learners = self.algorithm.learner_group
+        assert learners is not None  # a built algorithm has its learner group
+        state = learners.get_state(components=component, inference_only=True)
         self.module.set_state(state[COMPONENT_LEARNER][COMPONENT_RL_MODULE][DEFAULT_MODULE_ID])
         return self.module

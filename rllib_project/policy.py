@@ -84,7 +84,7 @@ class PolicyNetwork:
         import torch
 
         self.torch = torch
-        self.layers = []
+        self.layers: list[tuple[Any, ...]] = []
         for layer in layers:
             kind = layer["type"]
             if kind == "linear":

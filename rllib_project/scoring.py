@@ -66,12 +66,11 @@ class PolicyMetrics(Summary):
     def from_mapping(cls, values: Mapping[str, Any]) -> PolicyMetrics:
         """From a result's or manifest's dict; other keys (timings) are ignored, JSON's
         null (a NaN or inf written out) is read back as NaN."""
-        return cls(
-            **{
-                f.name: float("nan") if values.get(f.name) is None else values[f.name]
-                for f in dataclasses.fields(cls)
-            }
-        )
+        fields: dict[str, Any] = {
+            f.name: float("nan") if values.get(f.name) is None else values[f.name]
+            for f in dataclasses.fields(cls)
+        }
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -94,8 +93,9 @@ class PlantScorer:
 
     def metrics(self, result: Rollouts) -> PolicyMetrics:
         summary = summarize(result, self.solvable)
+        fields: dict[str, Any] = dataclasses.asdict(summary)
         return PolicyMetrics(
-            **dataclasses.asdict(summary),
+            **fields,
             moves_ratio=moves_ratio(result.moves_to_band, self.optimal_moves),
             score=score(summary.success_rate, summary.mean_return, self.plant, len(self.rows)),
         )

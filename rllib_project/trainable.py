@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EPISODES_TOTAL, TIMESTEPS_TOTAL
@@ -41,6 +41,9 @@ from rllib_project.metrics import (
 from rllib_project.scoring import PlantScorer, PolicyMetrics
 from rllib_project.trial_config import TrialConfig
 
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm import Algorithm
+
 _TRAINABLE_KEYS = {*AUTO_RESULT_KEYS, DONE, TIMESTEPS_TOTAL, EPISODES_TOTAL, "config"}
 """Keys of RLlib's result that Tune's Trainable sets itself (RLlib's would clash)."""
 
@@ -51,7 +54,11 @@ class PlantTrainable(tune.Trainable):
     @classmethod
     def default_resource_request(cls, config: dict[str, Any]) -> tune.PlacementGroupFactory:
         algo_config = build_algorithm_config(TrialConfig.from_tune(config))
-        return algo_config.algo_class.default_resource_request(algo_config)  # type: ignore[union-attr]
+        # RLlib types algo_class as a bare `type`; PPO, SAC and DQN are Algorithms
+        algo_class = cast("type[Algorithm]", algo_config.algo_class)
+        request = algo_class.default_resource_request(algo_config)
+        assert isinstance(request, tune.PlacementGroupFactory)  # always, on the new stack
+        return request
 
     def setup(self, config: dict[str, Any]) -> None:
         import torch
@@ -65,10 +72,9 @@ class PlantTrainable(tune.Trainable):
         self.mirror = LearnerModuleMirror(
             self.algo, reference_env.observation_space, reference_env.action_space
         )
+        assert self.algo.config is not None  # a built algorithm has its config
         self.act = greedy_action_function(
-            self.mirror.module,
-            reference_env.action_space,
-            self.algo.config.normalize_actions,  # type: ignore[union-attr]
+            self.mirror.module, reference_env.action_space, self.algo.config.normalize_actions
         )
         self.last_evaluation: PolicyMetrics | None = None
         self.last_evaluation_extra: dict[str, float] = {}

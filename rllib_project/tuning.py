@@ -42,7 +42,7 @@ from rllib_project.trial_config import (
 )
 
 if TYPE_CHECKING:
-    from ray.tune import ResultGrid, Tuner
+    from ray.tune import Result, ResultGrid, Tuner
     from ray.tune.experiment import Trial
 
     from rllib_project.stopping import PlantStopper
@@ -249,6 +249,11 @@ def run_tune(
     return experiment_dir
 
 
+def each(results: ResultGrid) -> list[Result]:
+    """The results of a ResultGrid (indexable, but not typed as iterable)."""
+    return [results[i] for i in range(len(results))]
+
+
 class RunInterrupted(Exception):
     """Tune stopped before every trial finished (Ctrl-C); the run can be resumed."""
 
@@ -257,7 +262,7 @@ def finish(experiment_dir: Path, results: ResultGrid) -> None:
     """Write the manifest, unless the run was interrupted before all trials ended."""
     from ray.tune.result import DONE
 
-    unfinished = [r for r in results if r.error is None and not (r.metrics or {}).get(DONE)]
+    unfinished = [r for r in each(results) if r.error is None and not (r.metrics or {}).get(DONE)]
     if unfinished:
         raise RunInterrupted(
             f"{len(unfinished)} trial(s) unfinished; continue with: "
@@ -338,7 +343,7 @@ def read_snapshot(experiment_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- manifest
 
 
-def best_per_algorithm(results: Iterable[Any]) -> dict[str, BestCheckpoint]:
+def best_per_algorithm(results: Iterable[Result]) -> dict[str, BestCheckpoint]:
     """The best kept checkpoint of each algorithm over all its trials, by score."""
     from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION, TRIAL_ID
 
@@ -379,8 +384,8 @@ def write_manifest(experiment_dir: Path, results: ResultGrid) -> Path:
         dataset=snapshot_data["dataset"],
         model=snapshot_data["model"],
         score=f"{SCORE} (success rate, ties broken by mean return)",
-        best=best_per_algorithm(results),
-        trial_errors=[str(r.error).splitlines()[0] for r in results if r.error is not None],
+        best=best_per_algorithm(each(results)),
+        trial_errors=[str(r.error).splitlines()[0] for r in each(results) if r.error is not None],
         written_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     path = manifest.write(experiment_dir)
