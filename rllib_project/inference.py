@@ -72,19 +72,12 @@ def greedy_action_function(
 
 def module_from_checkpoint(checkpoint: str | Path) -> RLModule:
     """The policy's RLModule from an Algorithm checkpoint (a pickle: trusted files only)."""
-    import logging
-
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    # RLlib 2.60 logs a deprecation warning about its own checkpoint format on every
-    # load; it is not actionable for users of this project.
-    rl_module_logger = logging.getLogger("ray._common.deprecation")
-    level = rl_module_logger.level
-    rl_module_logger.setLevel(logging.ERROR)
-    try:
-        return RLModule.from_checkpoint(str(Path(checkpoint).resolve() / MODULE_SUBPATH))
-    finally:
-        rl_module_logger.setLevel(level)
+    from rllib_project.ray_notices import hide_harmless_notices
+
+    hide_harmless_notices()  # RLlib's loader warns about its own deprecated constructor
+    return RLModule.from_checkpoint(str(Path(checkpoint).resolve() / MODULE_SUBPATH))
 
 
 class LearnerModuleMirror:

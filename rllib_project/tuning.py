@@ -61,11 +61,18 @@ def prepare_ray_environment(address: str | None) -> str | None:
     multi-node support switched off Ray binds every service to 127.0.0.1 instead of the
     host's address (seen with ``ss -ltn``). Ray reads that switch when it is imported,
     so this runs before anything imports Ray. Token authentication (the Ray 2.60
-    default) stays on either way.
+    default) stays on either way. Ray's known-harmless notices are hidden
+    (:mod:`rllib_project.ray_notices`).
     """
+    from rllib_project.ray_notices import hide_harmless_notices
+
+    hide_harmless_notices()
     address = address or os.environ.get("RAY_ADDRESS")
     if not address:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Token authentication on, said explicitly (Ray's default only warns about it);
+    # a local instance creates ~/.ray/auth_token if missing, clients send it.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
     # Our own progress table (CLIReporter) instead of Tune's new output engine.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's experiment-state sync warning fires on every short run; it is advice only.
@@ -185,8 +192,10 @@ def build_tuner(
         param_space=space,
         tune_config=tune.TuneConfig(
             num_samples=file.samples_per_algorithm,
-            max_concurrent_trials=plan.max_concurrent_trials,
-            search_alg=BasicVariantGenerator(random_state=file.seed),
+            # the generator enforces the limit (Tune ignores TuneConfig's with a generator)
+            search_alg=BasicVariantGenerator(
+                random_state=file.seed, max_concurrent=plan.max_concurrent_trials
+            ),
             reuse_actors=False,
             trial_dirname_creator=trial_dirname,
             trial_name_creator=trial_dirname,

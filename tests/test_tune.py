@@ -14,7 +14,7 @@ import pytest
 
 import env
 from rllib_project.trial_config import TrialConfig
-from tests.conftest import REPO
+from tests.conftest import REPO, TUNE_OUTPUT
 from tests.experiments import only_experiment_dir, write_experiment
 from tests.ray_cluster import private_ray_tmpdir
 from tests.test_fit_cli import run_cli
@@ -67,6 +67,19 @@ def test_progress_has_evaluation_metrics_every_iteration(tiny_run: Path) -> None
         # a run without --address starts its own Ray instance bound to loopback
         results = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
         assert {r["node_ip"] for r in results} == {"127.0.0.1"}
+
+
+def test_tune_output_is_our_table_and_results_not_ray_notices(tiny_run: Path) -> None:
+    output = (tiny_run.parent.parent / TUNE_OUTPUT).read_text()
+    assert "Trial name" in output and "moves/opt" in output  # our progress table
+    assert "best checkpoint per algorithm" in output
+    assert "rllib-project tune --finish" in output  # how to end early
+    for notice in (
+        "on the new API stack",  # known-harmless, filtered
+        "Token authentication is enabled for this Ray cluster",  # auth mode set explicitly
+        "max_concurrent_trials` will be ignored",  # fixed: the generator enforces it
+    ):
+        assert notice not in output, notice
 
 
 def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
