@@ -43,6 +43,8 @@ CONTINUOUS_TOLERANCE = 1e-6
 policy's own arithmetic (a float64 tanh, an unsquash) must not be refused. Anything
 further out is refused, like NaN and infinity."""
 _CONTINUOUS_LIMIT = 1.0 + CONTINUOUS_TOLERANCE
+_INTEGER_SCALARS = frozenset({int, *(np.dtype(code).type for code in "bhilqpBHILQP")})
+"""Python's int and NumPy's integer scalar types (bool excluded): one set look-up per step."""
 
 
 def direction_table(n_controls: int) -> np.ndarray:
@@ -131,10 +133,8 @@ class ActionCodec:
 
     def _flat_index(self, action: Any) -> int:
         """One ``discrete_flat`` action as a Python int, refused unless in ``[0, 3**k)``."""
-        if (
-            type(action) is int
-            or isinstance(action, np.integer)
-            or (isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu")
+        if type(action) in _INTEGER_SCALARS or (
+            isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"
         ):
             index = int(action)
         else:
