@@ -38,6 +38,11 @@ HARMLESS: tuple[Notice, ...] = (
     ),
     Notice("ray.rllib.algorithms.sac.sac", _NEW_STACK, "the same, said again by SAC"),
     Notice(
+        "ray.tune.utils.util",
+        "Install gputil for GPU system monitoring",
+        "training runs on CPUs; there is no GPU to monitor",
+    ),
+    Notice(
         "ray._common.deprecation",
         "`RLModule(config=[RLModuleConfig object])` has been deprecated",
         "RLlib's own RLModule.from_checkpoint calls its deprecated constructor",
