@@ -33,6 +33,8 @@ from env.typed_config import build_dataclass, read_yaml_mapping
 AlgorithmName = Literal["PPO", "SAC", "DQN"]
 ALGORITHM_NAMES: tuple[str, ...] = ("PPO", "SAC", "DQN")
 SEARCH_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+SEARCH_SPACE_SECTIONS = ("training", "env_runners", "model")
+"""The sections of an algorithm's YAML that may hold search spaces."""
 ALLOWED_ACTION_MODES: dict[str, tuple[str, ...]] = {
     "PPO": ("discrete", "continuous"),
     "SAC": ("continuous",),
@@ -280,7 +282,7 @@ def load_algorithm_settings(path: Path, expected: str) -> AlgorithmSettings:
         )
     if spec.torch_threads is not None and spec.torch_threads < 1:
         raise InputError(path, "must be >= 1", "torch_threads")
-    for section in ("training", "env_runners", "model"):
+    for section in SEARCH_SPACE_SECTIONS:
         _check_search_spaces(path, section, getattr(spec, section))
     _check_rllib_keys(path, spec)
     return spec

@@ -17,18 +17,21 @@ each trial the resolved copy. So the typed config crosses Tune as plain data:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from env.actions import ActionMode
 from env.temperature_env import EnvConfig
 from env.typed_config import build_dataclass
-from rllib_project.experiment import AlgorithmSettings, EvaluationSettings
+from rllib_project.experiment import (
+    SEARCH_KINDS,
+    SEARCH_SPACE_SECTIONS,
+    AlgorithmSettings,
+    EvaluationSettings,
+)
 from rllib_project.resources import TrialResources
 
-SEARCH_SPACE_SECTIONS = ("training", "env_runners", "model")
-"""The sections of an algorithm's YAML that may hold search spaces."""
 ALGORITHM_COLUMN = "algorithm/algorithm"
 """Tune's path of the algorithm name in a trial config (progress table column)."""
 ACTION_MODE_COLUMN = "algorithm/action_mode"
@@ -95,16 +98,17 @@ def to_search_space(value: Any) -> Any:
     """YAML search-space mappings (``{loguniform: [a, b]}`` ...) to Tune domains."""
     from ray import tune
 
+    makers: dict[str, Callable[[list[Any]], Any]] = {
+        "grid": lambda a: tune.grid_search(list(a)),
+        "choice": lambda a: tune.choice(list(a)),
+        "uniform": lambda a: tune.uniform(*a),
+        "loguniform": lambda a: tune.loguniform(*a),
+        "randint": lambda a: tune.randint(*a),
+    }
+    assert makers.keys() == set(SEARCH_KINDS)  # the kinds experiment.py validates
     if isinstance(value, dict):
         if len(value) == 1:
             kind, args = next(iter(value.items()))
-            makers = {
-                "grid": lambda a: tune.grid_search(list(a)),
-                "choice": lambda a: tune.choice(list(a)),
-                "uniform": lambda a: tune.uniform(*a),
-                "loguniform": lambda a: tune.loguniform(*a),
-                "randint": lambda a: tune.randint(*a),
-            }
             if kind in makers:
                 return makers[kind](args)
         return {k: to_search_space(v) for k, v in value.items()}

@@ -2,18 +2,20 @@
 
 How it maps onto Ray's own machinery:
 
-* one ``tune.Tuner`` over :class:`PlantTrainable`, whose param space grid-searches the
-  algorithms (each with its own YAML search space), ``num_samples`` trials each, all
-  running concurrently (``max_concurrent_trials``) with resources derived from the
-  cluster (:mod:`rllib_project.resources`);
+* one ``tune.Tuner`` over :class:`PlantTrainable`, whose param space
+  (:func:`rllib_project.trial_config.param_space`) grid-searches the algorithms (each
+  with its own YAML search space), ``num_samples`` trials each, all running
+  concurrently (the variant generator's ``max_concurrent``) with resources derived
+  from the cluster (:mod:`rllib_project.resources`);
 * ``RunConfig(storage_path=..., stop=..., checkpoint_config=CheckpointConfig(...),
-  failure_config=FailureConfig(max_failures=...))``: Tune stops trials, keeps the top
+  failure_config=FailureConfig(max_failures=...))``: Tune stops trials (budget,
+  target or a finish request, :mod:`rllib_project.stopping`), keeps the top
   checkpoints per trial by ``evaluation/score`` and restarts crashed trials from their
   last checkpoint;
 * ``Tuner.restore(..., resume_unfinished=True, resume_errored=True)`` continues an
   interrupted run: finished trials stay finished;
 * afterwards the best checkpoint of each algorithm goes into ``best.json`` in the
-  experiment folder, written atomically.
+  experiment folder (:class:`rllib_project.manifest.Manifest`, written atomically).
 """
 
 from __future__ import annotations
