@@ -41,7 +41,7 @@ EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
 
 def run(algorithms: tuple[str, ...], env_steps: int, storage: Path, model: Path) -> dict:
     """One Tune run of ``algorithms`` side by side; wall time and steps/s per trial."""
-    from rllib_project.metrics import TIME_TOTAL_S, env_steps  # imports Ray: after its set-up
+    from rllib_project import metrics  # imports Ray: after its set-up
 
     experiment = load_experiment(EXPERIMENT, storage)
     experiment = dataclasses.replace(
@@ -61,9 +61,8 @@ def run(algorithms: tuple[str, ...], env_steps: int, storage: Path, model: Path)
     for result in results:
         if result.error is not None:
             raise RuntimeError(f"trial failed: {result.error}")
-        metrics = result.metrics
         algorithm = TrialConfig.from_tune(result.config).algorithm_name
-        rates[algorithm] = env_steps(metrics) / metrics[TIME_TOTAL_S]
+        rates[algorithm] = metrics.env_steps(result.metrics) / result.metrics[metrics.TIME_TOTAL_S]
     return {"wall": wall, "rates": rates, "plan": plan}
 
 
