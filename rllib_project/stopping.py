@@ -62,6 +62,13 @@ def request_finish(experiment_dir: Path, names: Iterable[str] = ()) -> frozenset
 
 @dataclass
 class PlantStopper(tune.Stopper):
+    """The experiment file's ``stop`` settings, plus the finish request.
+
+    Tune pickles it with the Tuner and ``Tuner.restore`` brings it back as it was, so
+    ``experiment_dir`` is the folder the run was started in: a finish request for a
+    run resumed from a moved folder goes to the original path.
+    """
+
     training_iterations: int | None = None
     env_steps: int | None = None
     wall_time_s: float | None = None

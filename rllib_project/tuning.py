@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,19 +63,21 @@ def prepare_ray_environment(address: str | None) -> str | None:
     Without a cluster address, the run starts its own single-machine Ray instance; with
     multi-node support switched off Ray binds every service to 127.0.0.1 instead of the
     host's address (seen with ``ss -ltn``). Ray reads that switch when it is imported,
-    so this runs before anything imports Ray. Token authentication (the Ray 2.60
-    default) stays on either way. Ray's known-harmless notices are hidden
+    so this runs before anything imports Ray (if Ray was imported already, those
+    settings are left as they are). Token authentication (the Ray 2.60 default) stays on
+    either way. Ray's known-harmless notices are hidden
     (:mod:`rllib_project.ray_notices`).
     """
     from rllib_project.ray_notices import hide_harmless_notices
 
     hide_harmless_notices()
     address = address or os.environ.get("RAY_ADDRESS")
-    if not address:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    # Token authentication on, said explicitly (Ray's default only warns about it);
-    # a local instance creates ~/.ray/auth_token if missing, clients send it.
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if "ray" not in sys.modules:  # read when Ray is imported: setting them later breaks it
+        if not address:
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Token authentication on, said explicitly (Ray's default only warns about it);
+        # a local instance creates ~/.ray/auth_token if missing, clients send it.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     # Our own progress table (CLIReporter) instead of Tune's new output engine.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's experiment-state sync warning fires on every short run; it is advice only.
@@ -83,7 +86,13 @@ def prepare_ray_environment(address: str | None) -> str | None:
 
 
 def init_ray(address: str | None) -> None:
-    """Connect to a cluster, or start a local instance (see prepare_ray_environment)."""
+    """Connect to a cluster, or start a local instance (see prepare_ray_environment).
+
+    Without an address the instance is always new (``address="local"``): a bare
+    ``ray.init()`` would join whatever cluster ``ray start`` last recorded in
+    ``/tmp/ray/ray_current_cluster`` on this machine, even a stopped or unreachable one,
+    and hang there instead of starting.
+    """
     import ray
 
     if ray.is_initialized():
@@ -91,7 +100,7 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
 # --------------------------------------------------------------------------- spaces
@@ -292,12 +301,12 @@ def experiment_folder(experiment_dir: Path) -> Path:
 
 def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
     """Continue an interrupted run from its last checkpoints."""
+    address = prepare_ray_environment(address)  # before Ray is imported
+    experiment_dir = experiment_folder(experiment_dir)
     from ray import tune
 
     from rllib_project.trainable import PlantTrainable
 
-    address = prepare_ray_environment(address)
-    experiment_dir = experiment_folder(experiment_dir)
     init_ray(address)
     if not tune.Tuner.can_restore(str(experiment_dir)):
         raise InputError(experiment_dir, "Tune has no state to resume here yet")

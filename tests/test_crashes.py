@@ -42,12 +42,16 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     )
     with private_ray_tmpdir() as env:
         env.update(STATE_EVERY_SECOND)
-        driver = start_tune([experiment], env)
+        driver = start_tune([experiment], env, tmp_path / "run.log")
         try:
             experiment_dir = created_experiment_dir(tmp_path / "results")
-            wait_until(lambda: len(trial_dirs(experiment_dir)) == 1, 300, "trial 0")
+            wait_until(
+                lambda: len(trial_dirs(experiment_dir)) == 1, 300, "trial 0", tmp_path / "run.log"
+            )
             first = trial_dirs(experiment_dir)[0]
-            wait_until(lambda: bool(results_of(first)), 300, "trial 0's first result")
+            wait_until(
+                lambda: bool(results_of(first)), 300, "trial 0's result", tmp_path / "run.log"
+            )
             finish = run_cli("tune", "--finish", experiment_dir, "--only", first.name)
             assert finish.returncode == 0, finish.stderr
 
@@ -59,7 +63,12 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
                     and all(t.checkpoint is not None for t in saved.values())
                 )
 
-            wait_until(first_ended_and_second_checkpointed_in_saved_state, 300, "saved state")
+            wait_until(
+                first_ended_and_second_checkpointed_in_saved_state,
+                300,
+                "state",
+                tmp_path / "run.log",
+            )
             os.killpg(driver.pid, signal.SIGKILL)  # no chance to save anything more
             driver.wait(timeout=60)
         finally:
@@ -74,9 +83,14 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     )
 
     with private_ray_tmpdir() as env:
-        resumed = start_tune(["--resume", experiment_dir], env)
+        resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
         try:
-            wait_until(lambda: bool(restored_results(second)), 300, "trial 1 going on")
+            wait_until(
+                lambda: bool(restored_results(second)),
+                300,
+                "trial 1 going on",
+                tmp_path / "resume.log",
+            )
             assert run_cli("tune", "--finish", experiment_dir).returncode == 0
             resumed.wait(timeout=300)
         finally:
@@ -116,7 +130,7 @@ def test_killed_trial_actor_is_restarted_from_its_checkpoint(tmp_path: Path) -> 
     )
     with private_ray_tmpdir() as env:
         env.update(STATE_EVERY_SECOND)
-        driver = start_tune([experiment], env)
+        driver = start_tune([experiment], env, tmp_path / "run.log")
         try:
             experiment_dir = created_experiment_dir(tmp_path / "results")
 
@@ -124,13 +138,20 @@ def test_killed_trial_actor_is_restarted_from_its_checkpoint(tmp_path: Path) -> 
                 saved = list(saved_trials(experiment_dir).values())
                 return len(saved) == 1 and saved[0].checkpoint is not None
 
-            wait_until(checkpoint_known_to_tune, 300, "a checkpoint in Tune's state")
+            wait_until(
+                checkpoint_known_to_tune, 300, "a checkpoint in Tune's state", tmp_path / "run.log"
+            )
             victims = _trial_actor_pids(env["RAY_TMPDIR"])
             assert victims, "trial actor process not found"
             for pid in victims:
                 os.kill(pid, signal.SIGKILL)
             trial = trial_dirs(experiment_dir)[0]
-            wait_until(lambda: bool(restored_results(trial)), 300, "the restarted trial")
+            wait_until(
+                lambda: bool(restored_results(trial)),
+                300,
+                "the restarted trial",
+                tmp_path / "run.log",
+            )
             assert run_cli("tune", "--finish", experiment_dir).returncode == 0
             driver.wait(timeout=300)
         finally:

@@ -88,7 +88,7 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
     experiment = write_experiment(tmp_path, iterations=UNREACHABLE, algorithms=("PPO", "SAC"))
     with private_ray_tmpdir() as env:
         env.update(STATE_EVERY_SECOND)
-        driver = start_tune([experiment], env)
+        driver = start_tune([experiment], env, tmp_path / "run.log")
         try:
             experiment_dir = created_experiment_dir(tmp_path / "results")
 
@@ -96,7 +96,9 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
                 saved = saved_trials(experiment_dir).values()
                 return len(saved) == 2 and all(t.checkpoint is not None for t in saved)
 
-            wait_until(every_trial_checkpointed_in_saved_state, 300, "checkpoints in the state")
+            wait_until(
+                every_trial_checkpointed_in_saved_state, 300, "checkpoints", tmp_path / "run.log"
+            )
             os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C: Tune saves its state and exits
             driver.wait(timeout=120)
         finally:
@@ -108,12 +110,13 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
     restore_points = {i: checkpoint_iteration(t.checkpoint) for i, t in saved.items()}  # type: ignore[arg-type]
 
     with private_ray_tmpdir() as env:
-        resumed = start_tune(["--resume", experiment_dir], env)
+        resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
         try:
             wait_until(
                 lambda: all(restored_results(t) for t in trial_dirs(experiment_dir)),
                 300,
                 "a result of every trial after its restore",
+                tmp_path / "resume.log",
             )
             finish = run_cli("tune", "--finish", experiment_dir)
             assert finish.returncode == 0, finish.stderr
@@ -171,3 +174,20 @@ def test_yaml_search_spaces_become_sampled_trials(tmp_path: Path) -> None:
     assert all(0.0003 <= t["lr"] <= 0.003 and 0.9 <= t["lambda_"] <= 1.0 for t in trials)
     assert all(t["minibatch_size"] in (64, 128) for t in trials)
     assert len({t["lr"] for t in trials}) == 4  # sampled, not copied
+
+
+def test_run_without_address_starts_its_own_ray_despite_a_recorded_cluster(
+    tmp_path: Path,
+) -> None:
+    """``ray start`` records its cluster in <tmp>/ray/ray_current_cluster, and a bare
+    ``ray.init()`` joins it, even when that cluster is gone; a run without --address
+    must start its own instance instead (here the record points nowhere)."""
+    experiment = write_experiment(tmp_path, iterations=1, algorithms=("DQN",))
+    with private_ray_tmpdir() as env:
+        record = Path(env["RAY_TMPDIR"]) / "ray" / "ray_current_cluster"
+        record.parent.mkdir(parents=True)
+        record.write_text("192.0.2.1:6379")  # TEST-NET: no cluster can answer there
+        result = run_cli("tune", experiment, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (trial,) = trial_dirs(only_experiment_dir(tmp_path / "results"))
+    assert {r["node_ip"] for r in results_of(trial)} == {"127.0.0.1"}

@@ -28,25 +28,31 @@ STATE_EVERY_SECOND = {"TUNE_GLOBAL_CHECKPOINT_S": "1"}
 states a test waits for come sooner."""
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, log: Path | None = None
+) -> None:
+    """Poll ``condition``; on timeout fail, showing the end of ``log`` (a run's output)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if condition():
             return
         time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    shown = f"\n--- end of {log}:\n{log.read_text()[-4000:]}" if log and log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}{shown}")
 
 
-def start_tune(args: Sequence[str | Path], env: dict[str, str]) -> subprocess.Popen:
-    """``rllib-project tune ARGS`` in its own process group (to signal it as Ctrl-C does)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "rllib_project", "tune", *map(str, args)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def start_tune(args: Sequence[str | Path], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """``rllib-project tune ARGS`` in its own process group (to signal it as Ctrl-C does),
+    its output going to ``log``."""
+    with open(log, "w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "rllib_project", "tune", *map(str, args)],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def created_experiment_dir(storage: Path) -> Path:
