@@ -73,9 +73,12 @@ class LocalCluster:
 
     def _start(self, args: list[str]) -> None:
         log = open(self.temp_dir / f"start_{len(self.processes)}.log", "w")  # noqa: SIM115
+        # The job agent's HTTP port is fixed (52365) unless given: a second node on this
+        # machine, or another Ray instance here, would hold it and the agent never starts.
+        agent_port = f"--dashboard-agent-listen-port={free_port()}"
         self.processes.append(
             subprocess.Popen(
-                [str(BIN / "ray"), "start", "--block", *args],
+                [str(BIN / "ray"), "start", "--block", agent_port, *args],
                 env=ray_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
