@@ -197,7 +197,7 @@ def column_cells(lines: list[str], sep: str, columns: Sequence[str]) -> list[str
     """The data cells of the spec's columns (of every column if the header lacks them)."""
     header = split_line(lines[0], sep) if lines else []
     wanted = [i for i, name in enumerate(header) if name in set(columns)] or None
-    cells = []
+    cells: list[str] = []
     for line in lines[1:]:
         fields = split_line(line, sep)
         cells.extend(fields if wanted is None else (fields[i] for i in wanted if i < len(fields)))

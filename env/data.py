@@ -59,7 +59,7 @@ class PlantData:
     def start_row_mask(self) -> np.ndarray:
         """Rows whose controls lie inside the bounds: those are valid start states."""
         inside = (self.controls >= self.lower) & (self.controls <= self.upper)
-        return inside.all(axis=1)
+        return np.asarray(inside.all(axis=1))
 
 
 def file_sha256(path: Path) -> str:

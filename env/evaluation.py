@@ -77,7 +77,7 @@ class Rollouts:
 def start_states(plant: Plant, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Temperatures and controls of data rows (default: every valid start row)."""
     index = plant.start_indices if rows is None else np.asarray(rows, dtype=np.intp)
-    return plant.data.state[index].copy(), plant.data.controls[index].copy()
+    return plant.rows.state[index].copy(), plant.rows.controls[index].copy()
 
 
 def fixed_start_rows(plant: Plant, count: int | None, seed: int) -> np.ndarray:
@@ -130,21 +130,39 @@ def rollout(
     )
 
 
-def summarize(rollouts: Rollouts, solvable: np.ndarray | None = None) -> dict[str, float]:
+@dataclass(frozen=True)
+class Summary:
+    """Mean metrics over a batch of episodes (NaN where a mean has nothing to average)."""
+
+    episodes: int
+    success_rate: float
+    """Reached the band within the horizon and ended inside it."""
+    reached_rate: float
+    mean_moves_to_band: float
+    """Over the episodes that reached the band."""
+    time_in_band: float
+    mean_return: float
+    success_rate_solvable: float
+    """The success rate over the rows the planner can solve (NaN if not given or none)."""
+
+
+def summarize(rollouts: Rollouts, solvable: np.ndarray | None = None) -> Summary:
     """Mean metrics over episodes; with ``solvable`` also the rate on those rows only."""
     moves = rollouts.moves_to_band
     reached = ~np.isnan(moves)
-    summary = {
-        "episodes": float(len(moves)),
-        "success_rate": float(rollouts.success.mean()),
-        "reached_rate": float(reached.mean()),
-        "mean_moves_to_band": float(np.nanmean(moves)) if reached.any() else float("nan"),
-        "time_in_band": float(rollouts.time_in_band.mean()),
-        "mean_return": float(rollouts.returns.mean()),
-    }
-    if solvable is not None and solvable.any():
-        summary["success_rate_solvable"] = float(rollouts.success[solvable].mean())
-    return summary
+    return Summary(
+        episodes=len(moves),
+        success_rate=float(rollouts.success.mean()),
+        reached_rate=float(reached.mean()),
+        mean_moves_to_band=float(np.nanmean(moves)) if reached.any() else float("nan"),
+        time_in_band=float(rollouts.time_in_band.mean()),
+        mean_return=float(rollouts.returns.mean()),
+        success_rate_solvable=(
+            float(rollouts.success[solvable].mean())
+            if solvable is not None and solvable.any()
+            else float("nan")
+        ),
+    )
 
 
 def moves_ratio(policy_moves: np.ndarray, optimal_moves: np.ndarray) -> float:
@@ -169,7 +187,7 @@ def evaluate_policy(
     rows: np.ndarray | None = None,
     horizon: int | None = None,
     seed: int = 0,
-) -> tuple[dict[str, float], Rollouts]:
+) -> tuple[Summary, Rollouts]:
     """Roll ``policy`` out from ``rows`` (default: every valid row) and summarise."""
     temperatures, controls = start_states(plant, rows)
     result = rollout(plant, codec, policy, temperatures, controls, horizon, seed)

@@ -36,6 +36,8 @@ READ_AS_KEY = "read_as"
 """Artifact key of how the data file was read (absent in artifacts of older versions)."""
 _POLY_DEGREE = {"linear": 1, "quadratic": 2, "cubic": 3}
 _CHUNK_ROWS = 65536
+PROCESS_MODEL_FILE = "process_model.json"
+"""The fitted model's file name inside a folder (experiment folder, exported policy)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class ProcessModel:
         self._tensor: np.ndarray | None = None
         k = len(self.control_names)
         if family in _POLY_DEGREE:
-            self._combos = _monomials(k, _POLY_DEGREE[family])
+            self._combos: np.ndarray | None = _monomials(k, _POLY_DEGREE[family])
         elif family == "rbf":
             if self.centers is None or self.width is None:
                 raise ValueError("rbf model needs centers and width")
@@ -112,7 +114,8 @@ class ProcessModel:
     def n_features(self) -> int:
         if self._combos is not None:
             return int(self._combos.shape[0])
-        return 1 + self.n_controls + int(self.centers.shape[0])  # type: ignore[union-attr]
+        assert self.centers is not None  # an rbf model (checked in __init__)
+        return 1 + self.n_controls + int(self.centers.shape[0])
 
     def features(self, controls: np.ndarray) -> np.ndarray:
         """Feature matrix (..., p) of controls (..., k) in physical units."""
@@ -170,7 +173,8 @@ class ProcessModel:
             mean, inv = float(self.x_mean[i]), float(self._inv_scale[i])
             lines.append(f"    z{i + 1} = (u{i} - {mean!r}) * {inv!r}")
         terms = [repr(float(self.y_mean))]
-        for combo, coef in zip(self._combos.tolist(), self.coef_mean.tolist(), strict=True):  # type: ignore[union-attr]
+        assert self._combos is not None  # only polynomial models are compiled
+        for combo, coef in zip(self._combos.tolist(), self.coef_mean.tolist(), strict=True):
             factors = "*".join(f"z{i}" for i in combo if i)  # index 0 is the constant 1
             terms.append(f"{float(coef)!r}*{factors}" if factors else repr(float(coef)))
         lines.append("    return " + " + ".join(terms))
@@ -198,10 +202,11 @@ class ProcessModel:
         return tensor + self.y_mean
 
     def _coefficient_tensor(self) -> np.ndarray:
-        if getattr(self, "_tensor", None) is None:
-            degree, k = self._combos.shape[1], self.n_controls  # type: ignore[union-attr]
+        if self._tensor is None:
+            assert self._combos is not None  # only polynomial models have a tensor
+            degree, k = self._combos.shape[1], self.n_controls
             tensor = np.zeros((degree + 1,) * k)
-            for combo, coef in zip(self._combos, self.coef_mean, strict=True):  # type: ignore[arg-type]
+            for combo, coef in zip(self._combos, self.coef_mean, strict=True):
                 exponents = np.bincount(combo, minlength=k + 1)[1:]
                 tensor[tuple(exponents)] += coef
             self._tensor = tensor

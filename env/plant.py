@@ -24,7 +24,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, overload
 
 import numpy as np
 
@@ -38,6 +38,8 @@ DEFAULT_SPEC_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_sp
 OBS_CLIP = 10.0
 """Normalised temperature features are clipped to +/- this (the space's bounds)."""
 _RANGE_PROBE_POINTS = 20000
+FloatOrArray: TypeAlias = "float | np.ndarray"
+"""A single value or a batch: the physics works on both (see the module docstring)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,7 +121,7 @@ class Plant:
         return ActionCodec(action_mode, self.steps, self.settings.continuous_deadband)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ physics
-    def offset_for(self, temperature: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    def offset_for(self, temperature: FloatOrArray, controls: np.ndarray) -> np.ndarray:
         return np.asarray(temperature, dtype=np.float64) - self.model.predict(controls)
 
     def apply_delta(self, controls: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -127,9 +129,9 @@ class Plant:
 
     def next_temperature(
         self,
-        temperature: np.ndarray,
+        temperature: FloatOrArray,
         new_controls: np.ndarray,
-        offset: np.ndarray,
+        offset: FloatOrArray,
         disturbance: np.ndarray | float = 0.0,
         noise: np.ndarray | float = 0.0,
     ) -> np.ndarray:
@@ -155,11 +157,15 @@ class Plant:
             return steady + noise
         return temperature + rate * (steady - temperature) + noise
 
-    def in_band(self, temperature: np.ndarray) -> np.ndarray:
+    @overload
+    def in_band(self, temperature: float) -> bool: ...
+    @overload
+    def in_band(self, temperature: np.ndarray) -> np.ndarray: ...
+    def in_band(self, temperature: FloatOrArray) -> bool | np.ndarray:
         low, high = self.band
         return (temperature >= low) & (temperature <= high)
 
-    def distance_to_band(self, temperature: np.ndarray) -> np.ndarray:
+    def distance_to_band(self, temperature: FloatOrArray) -> np.ndarray:
         """Signed distance: negative below the band, positive above, zero inside."""
         low, high = self.band
         return np.where(temperature < low, temperature - low, np.maximum(temperature - high, 0.0))
@@ -232,7 +238,7 @@ class Plant:
             (-self.lower * scale - 1.0).tolist(),
         )
 
-    def observe(self, temperature: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    def observe(self, temperature: FloatOrArray, controls: np.ndarray) -> np.ndarray:
         """Observation vector(s): [temperature, band gap, controls], all normalised.
 
         * temperature: (T - band centre) / scale, clipped to +/- OBS_CLIP;

@@ -92,6 +92,7 @@ def _open_text(
 ) -> tuple[TableFormat, list[str]]:
     sample, complete = _read_sample(path)
     detected: list[str] = []
+    sep: str | None
     if prior is not None:
         encoding, sep = prior.encoding or "utf-8", prior.sep or ","
         text = _decode_or_explain(path, sample, encoding, complete, columns, "model")

@@ -71,6 +71,12 @@ class TemperatureControlEnv(gym.Env):
     | `discrete_flat` | `Discrete(3 ** k)`       | the k base-3 digits as one index (for DQN)    |
     | `continuous`    | `Box(-1, 1, (k,))`       | fraction of a step; below the dead-band: keep |
 
+    `step` refuses an action outside the space with a `ValueError` naming the action and
+    the space (integers out of range, a wrong shape, floats for a discrete mode, NaN or
+    infinite values, continuous values beyond ±1) and leaves the state untouched.
+    Continuous values within `env.actions.CONTINUOUS_TOLERANCE` (1e-6) beyond ±1 are
+    float round-off and count as ±1.
+
     ## Observation Space
 
     `Box(shape=(k + 2,), dtype=float32)`:
@@ -156,7 +162,7 @@ class TemperatureControlEnv(gym.Env):
         self._start_cycle = self._resolve_start_rows(self.config.start_rows)
         self._next_start = 0
         self._temperature = 0.0
-        self._controls: list[float] = plant.data.controls[plant.start_indices[0]].tolist()
+        self._controls: list[float] = plant.rows.controls[plant.start_indices[0]].tolist()
         self._offset = 0.0
         self._disturbance = 0.0
         self._t = 0
@@ -172,7 +178,7 @@ class TemperatureControlEnv(gym.Env):
 
     def _row_index(self, csv_row: int) -> int:
         """Data index of CSV data row ``csv_row`` (0-based, header excluded)."""
-        data = self.plant.data
+        data = self.plant.rows
         position = int(np.searchsorted(data.row_numbers, csv_row))
         if position >= len(data.row_numbers) or data.row_numbers[position] != csv_row:
             raise ValueError(f"CSV row {csv_row} was dropped (missing values) or does not exist")
@@ -236,23 +242,24 @@ class TemperatureControlEnv(gym.Env):
             else:
                 starts = plant.start_indices
                 index = int(starts[self.np_random.integers(len(starts))])
-            self._controls = plant.data.controls[index].tolist()
-            self._temperature = float(plant.data.state[index])
-            self._start_row = int(plant.data.row_numbers[index])
+            self._controls = plant.rows.controls[index].tolist()
+            self._temperature = float(plant.rows.state[index])
+            self._start_row = int(plant.rows.row_numbers[index])
         self._offset = self._temperature - plant.model.predict_scalar(self._controls)
         self._disturbance = 0.0
         self._t = 0
         return self._get_obs(), self._get_info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        # Refuses an action outside the space (ValueError) before anything changes.
+        deltas = self.codec.to_delta_scalar(action)
         plant = self.plant
         settings = plant.settings
-        old = self._controls
         new = []
         moved = 0.0
         for u, d, lo, hi, inv in zip(
-            old,
-            self.codec.to_delta_scalar(action),
+            self._controls,
+            deltas,
             self._lower,
             self._upper,
             self._inv_steps,
@@ -278,7 +285,7 @@ class TemperatureControlEnv(gym.Env):
         truncated = self._t >= self.horizon
         return self._get_obs(), reward, False, truncated, self._get_info()
 
-    def render(self) -> str | None:
+    def render(self) -> str | None:  # type: ignore[override]  # ansi: text, not a frame
         if self.render_mode != "ansi":
             return None
         low, high = self.plant.band

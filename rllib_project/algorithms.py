@@ -10,12 +10,15 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rllib_project.registration import ENV_NAME, register
+from env import ENV_ID
+from rllib_project.registration import register
 
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
+    from rllib_project.trial_config import TrialConfig
 
 
 def algorithm_config_class(name: str) -> type[AlgorithmConfig]:
@@ -58,30 +61,27 @@ def allowed_model_keys() -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(DefaultModelConfig))
 
 
-def build_algorithm_config(trial: dict[str, Any]) -> AlgorithmConfig:
-    """RLlib config of one trial, from the trial's resolved Tune config.
-
-    ``trial`` holds: algorithm, env_config, training, env_runners, model,
-    resources (see :class:`rllib_project.resources.TrialResources`) and seed.
-    """
+def build_algorithm_config(trial: TrialConfig) -> AlgorithmConfig:
+    """RLlib config of one trial: the algorithm file's settings on the trial's resources."""
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
     register()
-    resources = trial["resources"]
+    settings, resources = trial.algorithm, trial.resources
     config = (
-        algorithm_config_class(trial["algorithm"])()
-        .environment(ENV_NAME, env_config=dict(trial["env_config"]))
+        algorithm_config_class(settings.algorithm)()
+        .environment(ENV_ID, env_config=dataclasses.asdict(trial.env_config))
         .framework("torch")
         .env_runners(
-            num_env_runners=resources["num_env_runners"],
-            num_cpus_per_env_runner=resources["cpus_per_env_runner"] or 1,
-            **trial.get("env_runners", {}),
+            num_env_runners=resources.num_env_runners,
+            # RLlib annotates these as int; Ray takes fractional CPUs (see resources.py)
+            num_cpus_per_env_runner=resources.cpus_per_env_runner or 1,  # type: ignore[arg-type]
+            **settings.env_runners,
         )
-        .learners(num_learners=0, num_cpus_per_learner=resources["main_cpus"])
-        .resources(num_cpus_for_main_process=resources["main_cpus"])
-        .training(**trial.get("training", {}))
-        .rl_module(model_config=DefaultModelConfig(**trial.get("model", {})))
-        .debugging(seed=trial.get("seed", 0), log_level="WARN")
+        .learners(num_learners=0, num_cpus_per_learner=resources.main_cpus)
+        .resources(num_cpus_for_main_process=resources.main_cpus)  # type: ignore[arg-type]
+        .training(**settings.training)
+        .rl_module(model_config=DefaultModelConfig(**settings.model))
+        .debugging(seed=trial.seed, log_level="WARN")
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
     # Restart crashed env runners in place; a crashed trial is restarted by Tune.

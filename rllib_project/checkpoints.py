@@ -15,20 +15,53 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from env.actions import ActionCodec
+from env.actions import ActionCodec, ActionMode
 from env.errors import InputError
+from env.files import json_safe, write_json_atomic
 from env.plant import Plant, load_plant
+from env.temperature_env import EnvConfig
+from env.typed_config import build_dataclass
+from rllib_project.manifest import MANIFEST_FILE, Manifest
+from rllib_project.scoring import PolicyMetrics
 
-MANIFEST = "best.json"
 POLICY_METADATA = "plant_policy.json"
-"""Written into every checkpoint by the trainable: algorithm, action mode, env config."""
 DEFAULT_STORAGE = Path(__file__).resolve().parent.parent / "results"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """``plant_policy.json``, written into every checkpoint by the trainable: what the
+    checkpoint's policy is and which plant it acts on (one writer, one reader)."""
+
+    algorithm: str
+    action_mode: ActionMode
+    env_config: EnvConfig
+    training_iteration: int
+    evaluation: PolicyMetrics | None
+    """The evaluation of the saved weights (None if not evaluated yet)."""
+
+    def write(self, checkpoint_dir: Path) -> Path:
+        return write_json_atomic(checkpoint_dir / POLICY_METADATA, json_safe(asdict(self)))
+
+    @classmethod
+    def read(cls, checkpoint_dir: Path) -> CheckpointInfo:
+        path = checkpoint_dir / POLICY_METADATA
+        if not path.exists():
+            raise InputError(
+                checkpoint_dir, f"not a checkpoint of this project ({POLICY_METADATA} missing)"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(path, f"unreadable ({exc})") from exc
+        if isinstance(data, dict) and isinstance(data.get("evaluation"), dict):
+            data["evaluation"] = PolicyMetrics.from_mapping(data["evaluation"]).to_dict()
+        return build_dataclass(cls, data, path)
 
 
 @dataclass
@@ -42,22 +75,16 @@ class LoadedPolicy:
     codec: ActionCodec
     act: Callable[[np.ndarray], np.ndarray]
     source: Path
-    info: dict[str, Any]
 
 
-def read_manifest(experiment_dir: Path) -> dict[str, Any]:
-    path = experiment_dir / MANIFEST
-    if not path.exists():
-        raise InputError(experiment_dir, f"no {MANIFEST}: not a finished experiment folder")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"unreadable ({exc})") from exc
+def read_manifest(experiment_dir: Path) -> Manifest:
+    """``best.json`` of an experiment folder, checked (see :mod:`rllib_project.manifest`)."""
+    return Manifest.read(experiment_dir)
 
 
 def latest_experiment(storage: Path = DEFAULT_STORAGE) -> Path:
     """The newest folder under ``storage`` with a ``best.json``."""
-    candidates = sorted((p for p in storage.glob(f"*/{MANIFEST}")), key=lambda p: p.stat().st_mtime)
+    candidates = sorted(storage.glob(f"*/{MANIFEST_FILE}"), key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise InputError(storage, "no finished experiment found: run 'rllib-project tune' first")
     return candidates[-1].parent
@@ -70,26 +97,18 @@ def load_checkpoint_policy(checkpoint: Path, name: str | None = None) -> LoadedP
     ``--state``) are reported before RLlib is imported.
     """
     checkpoint = checkpoint.resolve()
-    meta_path = checkpoint / POLICY_METADATA
-    if not meta_path.exists():
-        raise InputError(
-            checkpoint, f"not a checkpoint of this project ({POLICY_METADATA} missing)"
-        )
-    meta = json.loads(meta_path.read_text())
-    env_config = meta["env_config"]
-    plant = load_plant(
-        env_config["spec_path"], env_config.get("model_path"), env_config.get("settings") or None
-    )
-    codec = plant.codec(meta["action_mode"])
+    info = CheckpointInfo.read(checkpoint)
+    env_config = info.env_config
+    plant = load_plant(env_config.spec_path, env_config.model_path, env_config.settings or None)
+    codec = plant.codec(info.action_mode)
     return LoadedPolicy(
-        name=name or meta["algorithm"],
-        algorithm=meta["algorithm"],
-        action_mode=meta["action_mode"],
+        name=name or info.algorithm,
+        algorithm=info.algorithm,
+        action_mode=info.action_mode,
         plant=plant,
         codec=codec,
         act=_LazyCheckpointActor(checkpoint, codec),
         source=checkpoint,
-        info=meta,
     )
 
 
@@ -122,7 +141,6 @@ def load_export_policy(folder: Path) -> LoadedPolicy:
         codec=exported.codec,
         act=exported.act,
         source=folder.resolve(),
-        info=exported.metadata,
     )
 
 
@@ -138,21 +156,21 @@ def load_policies(source: str | Path) -> list[LoadedPolicy]:
     if (path / POLICY_METADATA).exists():
         return [load_checkpoint_policy(path)]
     manifest = read_manifest(path)
-    if not manifest["best"]:
-        raise InputError(path / MANIFEST, "lists no checkpoint (every trial failed?)")
+    if not manifest.best:
+        raise InputError(path / MANIFEST_FILE, "lists no checkpoint (every trial failed?)")
     return [
-        load_checkpoint_policy(Path(entry["checkpoint"]), f"{name} (best)")
-        for name, entry in manifest["best"].items()
+        load_checkpoint_policy(Path(entry.checkpoint), f"{name} (best)")
+        for name, entry in manifest.best.items()
     ]
 
 
 def load_best_policy(source: str | Path) -> LoadedPolicy:
     """One policy: the highest-scoring of an experiment, or the one a path names."""
     path = latest_experiment() if str(source) == "best" else Path(source)
-    if path.exists() and (path / MANIFEST).exists():
+    if path.exists() and (path / MANIFEST_FILE).exists():
         manifest = read_manifest(path)
-        if not manifest["best"]:
-            raise InputError(path / MANIFEST, "lists no checkpoint")
-        name, entry = max(manifest["best"].items(), key=lambda item: item[1]["metrics"]["score"])
-        return load_checkpoint_policy(Path(entry["checkpoint"]), f"{name} (best)")
+        if not manifest.best:
+            raise InputError(path / MANIFEST_FILE, "lists no checkpoint")
+        name, entry = manifest.best_overall()
+        return load_checkpoint_policy(Path(entry.checkpoint), f"{name} (best)")
     return load_policies(path)[0]

@@ -4,7 +4,8 @@ Subcommands (``rllib-project <command> --help`` for each):
 
 * ``fit SPEC``: validate a dataset, choose and fit the process model, save it;
 * ``plan SPEC``: the fewest-moves yardstick over every row (how deep, how exact, how fast);
-* ``tune EXPERIMENT`` / ``tune --resume DIR``: train PPO, SAC and DQN in parallel;
+* ``tune EXPERIMENT`` / ``tune --resume DIR`` / ``tune --finish DIR``: train PPO, SAC and
+  DQN in parallel, continue an interrupted run, end a run early;
 * ``evaluate DIR|CHECKPOINT``: compare trained policies with the planner and baselines;
 * ``recommend``: what to do with each control, from a state, a CSV row, or for every
   reading of a CSV file (``--csv``/``--out``);
@@ -56,12 +57,17 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from rllib_project.tuning import RunInterrupted, resume_tune, run_tune
+    from rllib_project.tuning import RunInterrupted, request_finish_of, resume_tune, run_tune
 
-    if (args.experiment is None) == (args.resume is None):
-        raise InputError("tune", "give either an experiment YAML or --resume DIR")
+    given = [x for x in (args.experiment, args.resume, args.finish) if x is not None]
+    if len(given) != 1:
+        raise InputError("tune", "give one of: an experiment YAML, --resume DIR, --finish DIR")
+    if args.only and args.finish is None:
+        raise InputError("--only", "goes with --finish DIR")
     try:
-        if args.resume is not None:
+        if args.finish is not None:
+            print(request_finish_of(Path(args.finish), args.only or ()))
+        elif args.resume is not None:
             resume_tune(Path(args.resume), args.address)
         else:
             storage = None if args.storage_path is None else Path(args.storage_path)
@@ -73,13 +79,11 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import json
-
-    from rllib_project.evaluate import evaluate_source, format_table
+    from rllib_project.evaluate import evaluate_source, format_json, format_table
 
     rows = evaluate_source(args.source)
     if args.json:
-        print(json.dumps([row.to_dict() for row in rows], indent=1, ensure_ascii=False))
+        print(format_json(rows))
     else:
         print(format_table(rows))
     return 0
@@ -88,6 +92,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _recommend(args: argparse.Namespace) -> int:
     import json
 
+    from env.files import json_safe
     from rllib_project.advisors import load_advisor
     from rllib_project.recommendation import format_recommendation, parse_state
 
@@ -122,7 +127,9 @@ def _recommend(args: argparse.Namespace) -> int:
         temperature, controls = float(data.state[position]), data.controls[position]
     advice = advisor.recommend(temperature, controls)
     if args.json:
-        print(json.dumps(advice.to_dict(), indent=1, ensure_ascii=False))
+        print(
+            json.dumps(json_safe(advice.to_dict()), indent=1, allow_nan=False, ensure_ascii=False)
+        )
     else:
         print(format_recommendation(advice))
     return 0
@@ -230,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser("tune", help="train PPO, SAC and DQN in parallel with Ray Tune")
     tune.add_argument("experiment", nargs="?", help="experiment YAML (tune_configs/compare.yaml)")
     tune.add_argument("--resume", metavar="DIR", help="continue an interrupted experiment folder")
+    tune.add_argument(
+        "--finish",
+        metavar="DIR",
+        help="end a run early, keeping what it learned: its trials stop after their current "
+        "iteration and best.json is written from the checkpoints so far",
+    )
+    tune.add_argument(
+        "--only",
+        metavar="NAME",
+        nargs="+",
+        help="with --finish: only these trials (names as in the progress table) or algorithms",
+    )
     tune.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     tune.add_argument(
         "--storage-path", help="override the experiment's storage_path (shared on a cluster)"
@@ -318,6 +337,9 @@ def _printable_anywhere() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     _printable_anywhere()
+    from rllib_project.ray_notices import hide_harmless_notices
+
+    hide_harmless_notices()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -9,23 +9,34 @@ planner's over the rows both solve: 1.00 is optimal.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from env.baselines import baseline_policies
+from env.baselines import FunctionPolicy, baseline_policies
 from env.evaluation import Rollouts
+from env.files import json_safe
 from rllib_project.checkpoints import LoadedPolicy, load_policies
-from rllib_project.scoring import PlantScorer
+from rllib_project.scoring import PlantScorer, PolicyMetrics
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    value: Callable[[PolicyMetrics], float]
+    fmt: str
+
 
 COLUMNS = (
-    ("success_rate", "success", "{:.1%}"),
-    ("success_rate_solvable", "of solvable", "{:.1%}"),
-    ("mean_moves_to_band", "moves", "{:.2f}"),
-    ("moves_ratio", "moves/opt", "{:.2f}"),
-    ("time_in_band", "in band", "{:.1%}"),
-    ("mean_return", "return", "{:.1f}"),
+    Column("success", lambda m: m.success_rate, "{:.1%}"),
+    Column("of solvable", lambda m: m.success_rate_solvable, "{:.1%}"),
+    Column("moves", lambda m: m.mean_moves_to_band, "{:.2f}"),
+    Column("moves/opt", lambda m: m.moves_ratio, "{:.2f}"),
+    Column("in band", lambda m: m.time_in_band, "{:.1%}"),
+    Column("return", lambda m: m.mean_return, "{:.1f}"),
 )
 
 
@@ -39,22 +50,29 @@ class EvaluationRow:
     kind: str
     """"trained" or "baseline"."""
     action_mode: str
-    metrics: dict[str, float]
+    metrics: PolicyMetrics
     rollouts: Rollouts
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        metrics = {
-            k: (None if isinstance(v, float) and math.isnan(v) else v)
-            for k, v in self.metrics.items()
-        }
-        return {
-            "policy": self.policy,
-            "kind": self.kind,
-            "action_mode": self.action_mode,
-            "source": self.source,
-            **metrics,
-        }
+        """Plain, JSON-safe data: a NaN or infinite metric (nothing to average, or no
+        finite ratio) becomes None, since JSON has no NaN or Infinity."""
+        return json_safe(
+            {
+                "policy": self.policy,
+                "kind": self.kind,
+                "action_mode": self.action_mode,
+                "source": self.source,
+                **self.metrics.to_dict(),
+            }
+        )
+
+
+def format_json(rows: list[EvaluationRow]) -> str:
+    """``evaluate --json``: strict JSON (never NaN or Infinity)."""
+    return json.dumps(
+        [row.to_dict() for row in rows], indent=1, allow_nan=False, ensure_ascii=False
+    )
 
 
 def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[EvaluationRow]:
@@ -89,9 +107,7 @@ def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[Evalu
     return rows
 
 
-def _as_batch_policy(policy: LoadedPolicy):
-    from env.baselines import FunctionPolicy
-
+def _as_batch_policy(policy: LoadedPolicy) -> FunctionPolicy:
     return FunctionPolicy(policy.name, policy.act)
 
 
@@ -99,14 +115,20 @@ def evaluate_source(source: str | Path) -> list[EvaluationRow]:
     return evaluate_policies(load_policies(source))
 
 
+def fmt_cell(fmt: str, value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return "inf" if math.isinf(value) else fmt.format(value)
+
+
 def format_table(rows: list[EvaluationRow], markdown: bool = False) -> str:
-    headers = ["policy", "actions", *(label for _, label, _ in COLUMNS)]
+    headers = ["policy", "actions", *(column.label for column in COLUMNS)]
     body = []
     for row in rows:
         cells = [row.policy, row.action_mode]
-        for key, _, fmt in COLUMNS:
-            value = row.metrics.get(key, math.nan)
-            cells.append("-" if value is None or math.isnan(value) else fmt.format(value))
+        for column in COLUMNS:
+            value = column.value(row.metrics)
+            cells.append(fmt_cell(column.fmt, value))
         body.append(cells)
     if markdown:
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]

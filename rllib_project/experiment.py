@@ -33,6 +33,8 @@ from env.typed_config import build_dataclass, read_yaml_mapping
 AlgorithmName = Literal["PPO", "SAC", "DQN"]
 ALGORITHM_NAMES: tuple[str, ...] = ("PPO", "SAC", "DQN")
 SEARCH_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+SEARCH_SPACE_SECTIONS = ("training", "env_runners", "model")
+"""The sections of an algorithm's YAML that may hold search spaces."""
 ALLOWED_ACTION_MODES: dict[str, tuple[str, ...]] = {
     "PPO": ("discrete", "continuous"),
     "SAC": ("continuous",),
@@ -170,8 +172,9 @@ class ExperimentFile:
 
 
 @dataclass(frozen=True)
-class AlgorithmFile:
-    """One algorithm's YAML: RLlib settings and search spaces."""
+class AlgorithmSettings:
+    """One algorithm's settings: as its YAML gives them (search spaces included) and,
+    inside a trial, with the values Tune sampled (see :mod:`rllib_project.trial_config`)."""
 
     algorithm: AlgorithmName
     action_mode: ActionMode
@@ -191,7 +194,7 @@ class Experiment:
     dataset: Path
     model: Path | None
     storage_path: Path
-    algorithms: dict[str, AlgorithmFile]
+    algorithms: dict[str, AlgorithmSettings]
 
     @property
     def name(self) -> str:
@@ -235,7 +238,7 @@ def _check_search_spaces(source: Path, where: str, values: dict[str, Any]) -> No
             )
 
 
-def _check_rllib_keys(source: Path, spec: AlgorithmFile) -> None:
+def _check_rllib_keys(source: Path, spec: AlgorithmSettings) -> None:
     """Refuse hyper-parameter names the installed RLlib does not know."""
     from rllib_project.algorithms import allowed_model_keys, allowed_training_keys
 
@@ -263,9 +266,9 @@ def _check_rllib_keys(source: Path, spec: AlgorithmFile) -> None:
             raise InputError(source, "unknown model setting", f"model.{key}")
 
 
-def load_algorithm_file(path: Path, expected: str) -> AlgorithmFile:
+def load_algorithm_settings(path: Path, expected: str) -> AlgorithmSettings:
     data = read_yaml_mapping(path)
-    spec = build_dataclass(AlgorithmFile, data, path)
+    spec = build_dataclass(AlgorithmSettings, data, path)
     if spec.algorithm != expected:
         raise InputError(
             path, f"file is for {spec.algorithm}, but listed as {expected}", "algorithm"
@@ -279,7 +282,7 @@ def load_algorithm_file(path: Path, expected: str) -> AlgorithmFile:
         )
     if spec.torch_threads is not None and spec.torch_threads < 1:
         raise InputError(path, "must be >= 1", "torch_threads")
-    for section in ("training", "env_runners", "model"):
+    for section in SEARCH_SPACE_SECTIONS:
         _check_search_spaces(path, section, getattr(spec, section))
     _check_rllib_keys(path, spec)
     return spec
@@ -325,7 +328,7 @@ def load_experiment(path: str | Path, storage_path: str | Path | None = None) ->
         algo_path = _resolve(base, relative)
         if not algo_path.exists():
             raise InputError(path, f"{algo_path} not found", f"algorithms.{name}")
-        algorithms[name] = load_algorithm_file(algo_path, name)
+        algorithms[name] = load_algorithm_settings(algo_path, name)
     dataset = _resolve(base, file.dataset)
     if not dataset.exists():
         raise InputError(path, f"dataset spec {dataset} not found", "dataset")

@@ -22,6 +22,7 @@ import numpy as np
 
 from env.errors import InputError
 from env.files import staged_folder, write_json_atomic
+from env.model import PROCESS_MODEL_FILE
 from env.spec import spec_to_dict
 from env.support import fit_data_support
 from rllib_project.checkpoints import LoadedPolicy, load_checkpoint_policy
@@ -29,7 +30,6 @@ from rllib_project.policy import (
     CHECKSUM_FILE,
     EXPORT_FORMAT,
     HASHED_FILES,
-    MODEL_FILE,
     POLICY_FILE,
     SUPPORT_FILE,
     WEIGHTS_FILE,
@@ -114,8 +114,12 @@ def _check_observations(policy: LoadedPolicy, count: int = 512) -> np.ndarray:
     """Observations to compare on: the CSV's rows plus random points of the space."""
     plant = policy.plant
     rng = np.random.default_rng(0)
-    rows = plant.observe(plant.rows.state, plant.rows.controls) if plant.data is not None else []
     space_low = np.concatenate([[-3.0, -3.0], -np.ones(plant.n_controls)])
+    rows = (
+        plant.observe(plant.rows.state, plant.rows.controls)
+        if plant.data is not None
+        else np.zeros((0, len(space_low)))
+    )
     random_obs = rng.uniform(space_low, -space_low, size=(count, len(space_low)))
     return np.concatenate(
         [
@@ -157,10 +161,12 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
         "exported_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     with staged_folder(target) as staging:
-        np.savez(staging / WEIGHTS_FILE, **weights, **head_weights)
+        arrays: dict[str, Any] = {**weights, **head_weights}
+        np.savez(staging / WEIGHTS_FILE, **arrays)
         write_json_atomic(staging / POLICY_FILE, metadata)
-        plant.model.save(staging / MODEL_FILE)
-        np.savez(staging / SUPPORT_FILE, **fit_data_support(plant.rows).to_arrays())
+        plant.model.save(staging / PROCESS_MODEL_FILE)
+        support_arrays: dict[str, Any] = fit_data_support(plant.rows).to_arrays()
+        np.savez(staging / SUPPORT_FILE, **support_arrays)
         write_json_atomic(
             staging / CHECKSUM_FILE, {name: sha256_file(staging / name) for name in HASHED_FILES}
         )

@@ -29,7 +29,7 @@ def format_read_as(fmt: TableFormat) -> str:
 
 def format_fit_report(plant: Plant) -> str:
     """The cross-validation table and what the data check noted."""
-    model, data = plant.model, plant.data
+    model, data = plant.model, plant.rows
     lines = [
         f"dataset: {data.spec.csv_path} ({data.n_rows} rows, sha256 {data.csv_sha256[:12]}...)",
         format_read_as(data.table_format),

@@ -56,7 +56,8 @@ def greedy_action_function(
                     dist_class = module.get_inference_action_dist_cls()
                 dist = dist_class.from_logits(out[Columns.ACTION_DIST_INPUTS])
                 if isinstance(dist, TorchSquashedGaussian):
-                    actions = dist.low + (torch.tanh(dist.loc) + 1.0) * (dist.high - dist.low) / 2
+                    loc = torch.as_tensor(dist.loc)
+                    actions = dist.low + (torch.tanh(loc) + 1.0) * (dist.high - dist.low) / 2
                 else:
                     actions = dist.to_deterministic().sample()
         actions = actions.cpu().numpy()
@@ -71,19 +72,12 @@ def greedy_action_function(
 
 def module_from_checkpoint(checkpoint: str | Path) -> RLModule:
     """The policy's RLModule from an Algorithm checkpoint (a pickle: trusted files only)."""
-    import logging
-
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    # RLlib 2.60 logs a deprecation warning about its own checkpoint format on every
-    # load; it is not actionable for users of this project.
-    rl_module_logger = logging.getLogger("ray._common.deprecation")
-    level = rl_module_logger.level
-    rl_module_logger.setLevel(logging.ERROR)
-    try:
-        return RLModule.from_checkpoint(str(Path(checkpoint).resolve() / MODULE_SUBPATH))
-    finally:
-        rl_module_logger.setLevel(level)
+    from rllib_project.ray_notices import hide_harmless_notices
+
+    hide_harmless_notices()  # RLlib's loader warns about its own deprecated constructor
+    return RLModule.from_checkpoint(str(Path(checkpoint).resolve() / MODULE_SUBPATH))
 
 
 class LearnerModuleMirror:
@@ -95,19 +89,24 @@ class LearnerModuleMirror:
     """
 
     def __init__(self, algorithm: Algorithm, observation_space: gym.Space, action_space: gym.Space):
+        import torch
         from ray.rllib.core import DEFAULT_MODULE_ID
 
         self.algorithm = algorithm
+        assert algorithm.config is not None  # a built algorithm has its config
         spec = algorithm.config.get_rl_module_spec(
             spaces={DEFAULT_MODULE_ID: (observation_space, action_space)}, inference_only=True
         )
         self.module = spec.build()
+        assert isinstance(self.module, torch.nn.Module)  # a torch RLModule
         self.module.eval()
 
     def refresh(self) -> RLModule:
         from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 
         component = f"{COMPONENT_LEARNER}/{COMPONENT_RL_MODULE}/{DEFAULT_MODULE_ID}"
-        state = self.algorithm.learner_group.get_state(components=component, inference_only=True)
+        learners = self.algorithm.learner_group
+        assert learners is not None  # a built algorithm has its learner group
+        state = learners.get_state(components=component, inference_only=True)
         self.module.set_state(state[COMPONENT_LEARNER][COMPONENT_RL_MODULE][DEFAULT_MODULE_ID])
         return self.module

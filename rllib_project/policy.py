@@ -43,7 +43,7 @@ import numpy as np
 
 from env.actions import ActionCodec
 from env.errors import InputError
-from env.model import ProcessModel
+from env.model import PROCESS_MODEL_FILE, ProcessModel
 from env.plant import Plant
 from env.spec import DatasetSpec, EnvSettings
 from env.support import DataSupport
@@ -53,10 +53,9 @@ from rllib_project.recommendation import Advisor, Recommendation
 EXPORT_FORMAT = "plant-policy/2"
 POLICY_FILE = "policy.json"
 WEIGHTS_FILE = "weights.npz"
-MODEL_FILE = "process_model.json"
 SUPPORT_FILE = "support.npz"
 CHECKSUM_FILE = "checksums.json"
-HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, MODEL_FILE, SUPPORT_FILE)
+HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, PROCESS_MODEL_FILE, SUPPORT_FILE)
 ACTIVATIONS = ("tanh", "relu", "silu", "elu", "sigmoid", "layernorm")
 OUTPUT_KINDS = ("categorical", "multi_categorical", "gaussian", "squashed_gaussian", "q_dueling")
 
@@ -94,7 +93,7 @@ class PolicyNetwork:
         import torch
 
         self.torch = torch
-        self.layers = []
+        self.layers: list[tuple[Any, ...]] = []
         for layer in layers:
             kind = layer["type"]
             if kind == "linear":
@@ -205,7 +204,7 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     meta = _read_policy_json(folder)
     with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as archive:
         weights = {name: archive[name] for name in archive.files}
-    model = ProcessModel.load(folder / MODEL_FILE)
+    model = ProcessModel.load(folder / PROCESS_MODEL_FILE)
     plant_meta = meta["plant"]
     spec = build_dataclass(DatasetSpec, plant_meta["spec"], folder / POLICY_FILE, "plant.spec")
     settings = build_dataclass(EnvSettings, plant_meta["settings"], folder / POLICY_FILE)

@@ -70,9 +70,8 @@ def _kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return {str: "a string", list: "a list", dict: "an object"}.get(
-        type(value), type(value).__name__
-    )
+    names: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _values(reading: Any, spec: DatasetSpec, where: str) -> list[float]:

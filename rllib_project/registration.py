@@ -13,8 +13,6 @@ from typing import Any
 
 from env import ENV_ID, TemperatureControlEnv
 
-ENV_NAME = ENV_ID
-
 
 def make_env(config: Mapping[str, Any]) -> TemperatureControlEnv:
     """Env creator for RLlib: the EnvContext's keys are the env config."""
@@ -30,6 +28,6 @@ def register() -> str:
     if not _registered_in_this_process:
         from ray.tune.registry import register_env
 
-        register_env(ENV_NAME, make_env)
+        register_env(ENV_ID, make_env)
         _registered_in_this_process = True
-    return ENV_NAME
+    return ENV_ID

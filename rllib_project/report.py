@@ -18,9 +18,11 @@ import pandas as pd
 
 from env.errors import InputError
 from env.files import staged_folder
-from rllib_project.checkpoints import MANIFEST, load_policies, read_manifest
+from env.plant import Plant
+from rllib_project.checkpoints import load_policies, read_manifest
 from rllib_project.evaluate import EvaluationRow, evaluate_policies, format_table
-from rllib_project.tuning import ENV_STEPS
+from rllib_project.manifest import MANIFEST_FILE, Manifest
+from rllib_project.trial_config import TrialConfig
 
 REPORT_DIR = "report"
 COLORS = {"PPO": "tab:blue", "SAC": "tab:orange", "DQN": "tab:green", "planner": "black"}
@@ -37,28 +39,34 @@ def _pyplot():
 
 def trial_progress(experiment_dir: Path) -> list[tuple[str, str, pd.DataFrame]]:
     """(algorithm, trial folder name, progress table) of every trial."""
+    from ray.tune.result import EXPR_PARAM_FILE, EXPR_PROGRESS_FILE
+
+    from rllib_project.metrics import ENV_STEPS, evaluation_metric
+
+    needed = (ENV_STEPS, evaluation_metric("success_rate"), evaluation_metric("mean_return"))
     trials = []
     for folder in sorted(p for p in experiment_dir.iterdir() if p.is_dir()):
-        progress, params = folder / "progress.csv", folder / "params.json"
+        progress, params = folder / EXPR_PROGRESS_FILE, folder / EXPR_PARAM_FILE
         if not progress.exists() or not params.exists():
             continue
-        algorithm = json.loads(params.read_text())["trial"]["algorithm"]
+        trial = TrialConfig.from_tune(json.loads(params.read_text(encoding="utf-8")))
         table = pd.read_csv(progress)
-        if ENV_STEPS in table and "evaluation/success_rate" in table:
-            trials.append((algorithm, folder.name, table))
+        if all(column in table for column in needed):
+            curves = table[list(needed)].set_axis(["steps", "success", "return"], axis=1)
+            trials.append((trial.algorithm_name, folder.name, curves))
     return trials
 
 
-def plot_learning_curves(trials, path: Path) -> None:
+def plot_learning_curves(trials: list[tuple[str, str, pd.DataFrame]], path: Path) -> None:
     plt = _pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     labelled = set()
-    for algorithm, _trial, table in trials:
+    for algorithm, _trial, curves in trials:
         label = algorithm if algorithm not in labelled else None
         labelled.add(algorithm)
         color = COLORS.get(algorithm)
-        top.plot(table[ENV_STEPS], table["evaluation/success_rate"], color=color, label=label)
-        bottom.plot(table[ENV_STEPS], table["evaluation/mean_return"], color=color)
+        top.plot(curves["steps"], curves["success"], color=color, label=label)
+        bottom.plot(curves["steps"], curves["return"], color=color)
     top.set_ylabel("evaluation success rate")
     top.set_ylim(-0.02, 1.02)
     top.legend(loc="lower right")
@@ -141,7 +149,11 @@ def build_report(experiment_dir: Path) -> Path:
 
 
 def _markdown(
-    experiment_dir: Path, manifest: dict, rows: list[EvaluationRow], plant, has_curves: bool
+    experiment_dir: Path,
+    manifest: Manifest,
+    rows: list[EvaluationRow],
+    plant: Plant,
+    has_curves: bool,
 ) -> str:
     model = plant.model
     cv = ", ".join(f"{s.family} {s.rmse:.2f}" for s in model.cv_scores)
@@ -167,15 +179,15 @@ def _markdown(
         "## Best checkpoints",
         "",
     ]
-    for name, entry in manifest["best"].items():
+    for name, entry in manifest.best.items():
         lines.append(
-            f"- **{name}** ({entry['action_mode']}): iteration {entry['iteration']}, "
-            f"{entry['env_steps']:.0f} env steps, `{entry['checkpoint']}`"
+            f"- **{name}** ({entry.action_mode}): iteration {entry.iteration}, "
+            f"{entry.env_steps} env steps, `{entry.checkpoint}`"
         )
-    if manifest.get("trial_errors"):
-        lines += ["", "Trial errors:", *(f"- {e}" for e in manifest["trial_errors"])]
+    if manifest.trial_errors:
+        lines += ["", "Trial errors:", *(f"- {e}" for e in manifest.trial_errors)]
     if has_curves:
         lines += ["", "## Learning curves", "", "![learning curves](learning_curves.png)"]
     lines += ["", "## Example trajectories", "", "![trajectories](trajectories.png)", ""]
-    lines.append(f"Manifest: `{experiment_dir / MANIFEST}`")
+    lines.append(f"Manifest: `{experiment_dir / MANIFEST_FILE}`")
     return "\n".join(lines) + "\n"

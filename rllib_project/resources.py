@@ -19,7 +19,7 @@ PENDING for good. Here the CPUs of the cluster are shared out instead:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from rllib_project.experiment import ResourceSettings
 
@@ -36,17 +36,7 @@ class TrialResources:
     num_env_runners: int
     cpus_per_env_runner: float
     max_concurrent_trials: int
-
-    @property
-    def cpus_per_trial(self) -> float:
-        return self.main_cpus + self.num_env_runners * self.cpus_per_env_runner
-
-    @property
-    def torch_threads(self) -> int:
-        return max(1, math.floor(self.main_cpus))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    """Trials running at once (all of them, unless the experiment file caps it)."""
 
 
 def _floor_cents(value: float) -> float:

@@ -15,12 +15,23 @@ report, so all three show the same numbers. Metrics, all greedy and deterministi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from env.baselines import FunctionPolicy, PlannerPolicy
-from env.evaluation import BatchPolicy, Rollouts, moves_ratio, rollout, start_states, summarize
+from env.evaluation import (
+    BatchPolicy,
+    Rollouts,
+    Summary,
+    moves_ratio,
+    rollout,
+    start_states,
+    summarize,
+)
 from env.plant import Plant
 
 
@@ -38,6 +49,33 @@ def score(success_rate: float, mean_return: float, plant: Plant, n_rows: int) ->
     return success_rate + normalised / (n_rows + 1)
 
 
+@dataclass(frozen=True)
+class PolicyMetrics(Summary):
+    """A policy's scores on a scorer's start rows (see the module docstring).
+
+    The evaluation every Tune result carries (as a dict of these fields, see
+    :mod:`rllib_project.metrics`), the rows of ``evaluate`` and the manifest's entries.
+    """
+
+    moves_ratio: float
+    """Total moves to band ÷ the planner's over rows both solve (1 = optimal; NaN if
+    no row is shared, inf if the planner needs no move there but the policy moves)."""
+    score: float
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> PolicyMetrics:
+        """From a result's or manifest's dict; other keys (timings) are ignored, JSON's
+        null (a NaN or inf written out) is read back as NaN."""
+        fields: dict[str, Any] = {
+            f.name: float("nan") if values.get(f.name) is None else values[f.name]
+            for f in dataclasses.fields(cls)
+        }
+        return cls(**fields)
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
 class PlantScorer:
     """Fixed start rows, their optimal move counts, and the metrics of any policy."""
 
@@ -53,17 +91,19 @@ class PlantScorer:
     def rollouts(self, policy: BatchPolicy) -> Rollouts:
         return rollout(self.plant, self.codec, policy, self.temperatures, self.controls)
 
-    def metrics(self, result: Rollouts) -> dict[str, float]:
+    def metrics(self, result: Rollouts) -> PolicyMetrics:
         summary = summarize(result, self.solvable)
-        summary.setdefault("success_rate_solvable", float("nan"))
-        summary["moves_ratio"] = moves_ratio(result.moves_to_band, self.optimal_moves)
-        summary["score"] = score(
-            summary["success_rate"], summary["mean_return"], self.plant, len(self.rows)
+        fields: dict[str, Any] = dataclasses.asdict(summary)
+        return PolicyMetrics(
+            **fields,
+            moves_ratio=moves_ratio(result.moves_to_band, self.optimal_moves),
+            score=score(summary.success_rate, summary.mean_return, self.plant, len(self.rows)),
         )
-        return summary
 
-    def evaluate(self, policy: BatchPolicy) -> dict[str, float]:
+    def evaluate(self, policy: BatchPolicy) -> PolicyMetrics:
         return self.metrics(self.rollouts(policy))
 
-    def evaluate_function(self, name: str, act: Callable[[np.ndarray], np.ndarray]) -> dict:
+    def evaluate_function(
+        self, name: str, act: Callable[[np.ndarray], np.ndarray]
+    ) -> PolicyMetrics:
         return self.evaluate(FunctionPolicy(name, act))

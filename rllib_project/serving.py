@@ -315,7 +315,7 @@ def serve_policy(export: Path, options: ServeOptions, say: Any = print) -> None:
         )
         cpus = _cpus_per_replica(options.replicas)
         say(f"starting {options.replicas} replica(s) of {APP_NAME} ({cpus:g} CPU each) ...")
-        application = AdviceService.options(
+        application = AdviceService.options(  # type: ignore[attr-defined]  # set by @serve.deployment
             num_replicas=options.replicas, ray_actor_options={"num_cpus": cpus}
         ).bind(files, None if token is None else hashlib.sha256(token.encode()).hexdigest())
         serve.run(application, name=APP_NAME, route_prefix="/")

@@ -1,53 +1,128 @@
-"""When a trial stops: a budget runs out, or its policy is as good as asked.
+"""When a trial stops: a budget runs out, its policy is as good as asked, or it is told to.
 
 Tune's dict stop criteria are OR-ed, one metric each; "as good as asked" needs two
 metrics together (success rate *and* moves relative to the optimal planner), so this
 is a small ``tune.Stopper`` that checks the budget limits and that target per result.
+
+It also honours a **finish request**: ``rllib-project tune --finish DIR`` writes
+``finish_request.txt`` into the experiment folder, naming trials (as in the progress
+table, e.g. ``PPO_1a2b3_00000``) or algorithms (``PPO``), one per line; an empty file or
+a line ``*`` means every trial. A trial it names stops after its current iteration as
+if its budget had run out: it counts as finished, so once every trial has ended the run
+writes ``best.json`` from the checkpoints kept so far. Trials not started yet run one
+iteration first. A request stays in force: a run resumed later honours it too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ray import tune
 
-ENV_STEPS = ("env_runners", "num_env_steps_sampled_lifetime")
+from env.files import write_text_atomic
+from rllib_project.metrics import (
+    ALGORITHM,
+    TIME_TOTAL_S,
+    TRAINING_ITERATION,
+    env_steps,
+    evaluation_of,
+)
+
+FINISH_REQUEST = "finish_request.txt"
+EVERY_TRIAL = "*"
+
+
+def trial_name(algorithm: str, trial_id: str) -> str:
+    """A trial's name: its folder, its row in the progress table, its finish-request name."""
+    return f"{algorithm}_{trial_id}"
+
+
+def read_finish_request(experiment_dir: Path) -> frozenset[str] | None:
+    """The names a finish request lists (``{EVERY_TRIAL}`` for all); None if none."""
+    path = experiment_dir / FINISH_REQUEST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    names = frozenset(line.strip() for line in text.splitlines() if line.strip())
+    return names or frozenset({EVERY_TRIAL})
+
+
+def request_finish(experiment_dir: Path, names: Iterable[str] = ()) -> frozenset[str]:
+    """Add ``names`` (none: every trial) to the experiment's finish request."""
+    wanted = frozenset(names) or frozenset({EVERY_TRIAL})
+    requested = (read_finish_request(experiment_dir) or frozenset()) | wanted
+    write_text_atomic(experiment_dir / FINISH_REQUEST, "".join(f"{n}\n" for n in sorted(requested)))
+    return requested
 
 
 @dataclass
 class PlantStopper(tune.Stopper):
+    """The experiment file's ``stop`` settings, plus the finish request.
+
+    Tune pickles it with the Tuner and ``Tuner.restore`` brings it back as it was, so
+    ``experiment_dir`` is the folder the run was started in: a finish request for a
+    run resumed from a moved folder goes to the original path.
+    """
+
     training_iterations: int | None = None
     env_steps: int | None = None
     wall_time_s: float | None = None
     success_rate: float | None = None
     moves_ratio: float | None = None
+    experiment_dir: str | None = None
+    """Where to look for a finish request (None: never look)."""
+    _request: tuple[tuple[int, ...], frozenset[str] | None] = field(default=((), None), repr=False)
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        return self.out_of_budget(result) or self.target_met(result)
+        return (
+            self.out_of_budget(result)
+            or self.target_met(result)
+            or self.finish_requested(trial_id, result)
+        )
 
-    def out_of_budget(self, result: dict[str, Any]) -> bool:
-        steps = result.get(ENV_STEPS[0], {}).get(ENV_STEPS[1], 0)
+    def out_of_budget(self, result: Mapping[str, Any]) -> bool:
         return (
             (
                 self.training_iterations is not None
-                and result.get("training_iteration", 0) >= self.training_iterations
+                and result.get(TRAINING_ITERATION, 0) >= self.training_iterations
             )
-            or (self.env_steps is not None and steps >= self.env_steps)
-            or (
-                self.wall_time_s is not None and result.get("time_total_s", 0.0) >= self.wall_time_s
-            )
+            or (self.env_steps is not None and env_steps(result) >= self.env_steps)
+            or (self.wall_time_s is not None and result.get(TIME_TOTAL_S, 0.0) >= self.wall_time_s)
         )
 
-    def target_met(self, result: dict[str, Any]) -> bool:
-        if self.success_rate is None:
+    def target_met(self, result: Mapping[str, Any]) -> bool:
+        evaluation = evaluation_of(result)
+        if self.success_rate is None or evaluation is None:
             return False
-        evaluation = result.get("evaluation", {})
-        success = evaluation.get("success_rate_solvable", float("nan"))
-        if not success >= self.success_rate:  # NaN (nothing solvable) never stops
+        if not evaluation.success_rate_solvable >= self.success_rate:  # NaN never stops
             return False
-        ratio = evaluation.get("moves_ratio", float("inf"))
-        return self.moves_ratio is None or ratio <= self.moves_ratio
+        return self.moves_ratio is None or evaluation.moves_ratio <= self.moves_ratio
+
+    def finish_requested(self, trial_id: str, result: Mapping[str, Any]) -> bool:
+        names = self._finish_request()
+        if names is None:
+            return False
+        algorithm = str(result.get(ALGORITHM, ""))
+        return bool({EVERY_TRIAL, algorithm, trial_name(algorithm, trial_id)} & names)
+
+    def _finish_request(self) -> frozenset[str] | None:
+        """The request file's names, read again only when the file changed."""
+        if self.experiment_dir is None:
+            return None
+        directory = Path(self.experiment_dir)
+        try:
+            stat = os.stat(directory / FINISH_REQUEST)
+        except FileNotFoundError:
+            return None
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # a rewrite is a new inode
+        if stamp != self._request[0]:
+            self._request = (stamp, read_finish_request(directory))
+        return self._request[1]
 
     def stop_all(self) -> bool:
         return False

@@ -2,18 +2,20 @@
 
 How it maps onto Ray's own machinery:
 
-* one ``tune.Tuner`` over :class:`PlantTrainable`, whose param space grid-searches the
-  algorithms (each with its own YAML search space), ``num_samples`` trials each, all
-  running concurrently (``max_concurrent_trials``) with resources derived from the
-  cluster (:mod:`rllib_project.resources`);
+* one ``tune.Tuner`` over :class:`PlantTrainable`, whose param space
+  (:func:`rllib_project.trial_config.param_space`) grid-searches the algorithms (each
+  with its own YAML search space), ``num_samples`` trials each, all running
+  concurrently (the variant generator's ``max_concurrent``) with resources derived
+  from the cluster (:mod:`rllib_project.resources`);
 * ``RunConfig(storage_path=..., stop=..., checkpoint_config=CheckpointConfig(...),
-  failure_config=FailureConfig(max_failures=...))``: Tune stops trials, keeps the top
+  failure_config=FailureConfig(max_failures=...))``: Tune stops trials (budget,
+  target or a finish request, :mod:`rllib_project.stopping`), keeps the top
   checkpoints per trial by ``evaluation/score`` and restarts crashed trials from their
   last checkpoint;
 * ``Tuner.restore(..., resume_unfinished=True, resume_errored=True)`` continues an
   interrupted run: finished trials stay finished;
 * afterwards the best checkpoint of each algorithm goes into ``best.json`` in the
-  experiment folder, written atomically.
+  experiment folder (:class:`rllib_project.manifest.Manifest`, written atomically).
 """
 
 from __future__ import annotations
@@ -22,29 +24,34 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from env.errors import InputError
-from env.files import json_safe, write_json_atomic
+from env.files import write_json_atomic
+from env.model import PROCESS_MODEL_FILE
 from env.plant import load_plant
-from rllib_project.checkpoints import MANIFEST
-from rllib_project.experiment import AlgorithmFile, Experiment, load_experiment
+from rllib_project.experiment import Experiment, load_experiment
+from rllib_project.manifest import MANIFEST_FILE, BestCheckpoint, Manifest
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
+from rllib_project.trial_config import (
+    ACTION_MODE_COLUMN,
+    ALGORITHM_COLUMN,
+    PlantSource,
+    TrialConfig,
+    param_space,
+)
+
+if TYPE_CHECKING:
+    from ray.tune import Result, ResultGrid, Tuner
+    from ray.tune.experiment import Trial
+
+    from rllib_project.stopping import PlantStopper
 
 EXPERIMENT_SNAPSHOT = "experiment.json"
-MODEL_FILE = "process_model.json"
-SCORE = "evaluation/score"
-ENV_STEPS = "env_runners/num_env_steps_sampled_lifetime"
-REPORT_COLUMNS = {
-    "training_iteration": "iter",
-    ENV_STEPS: "env steps",
-    "time_total_s": "time (s)",
-    "evaluation/success_rate": "success",
-    "evaluation/mean_moves_to_band": "moves",
-    "evaluation/moves_ratio": "moves/opt",
-    "evaluation/mean_return": "return",
-}
+"""The resolved configuration, saved in the experiment folder when a run starts."""
 
 
 # --------------------------------------------------------------------------- ray
@@ -56,12 +63,21 @@ def prepare_ray_environment(address: str | None) -> str | None:
     Without a cluster address, the run starts its own single-machine Ray instance; with
     multi-node support switched off Ray binds every service to 127.0.0.1 instead of the
     host's address (seen with ``ss -ltn``). Ray reads that switch when it is imported,
-    so this runs before anything imports Ray. Token authentication (the Ray 2.60
-    default) stays on either way.
+    so this runs before anything imports Ray (if Ray was imported already, those
+    settings are left as they are). Token authentication (the Ray 2.60 default) stays on
+    either way. Ray's known-harmless notices are hidden
+    (:mod:`rllib_project.ray_notices`).
     """
+    from rllib_project.ray_notices import hide_harmless_notices
+
+    hide_harmless_notices()
     address = address or os.environ.get("RAY_ADDRESS")
-    if not address:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if "ray" not in sys.modules:  # read when Ray is imported: setting them later breaks it
+        if not address:
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # Token authentication on, said explicitly (Ray's default only warns about it);
+        # a local instance creates ~/.ray/auth_token if missing, clients send it.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     # Our own progress table (CLIReporter) instead of Tune's new output engine.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's experiment-state sync warning fires on every short run; it is advice only.
@@ -70,7 +86,13 @@ def prepare_ray_environment(address: str | None) -> str | None:
 
 
 def init_ray(address: str | None) -> None:
-    """Connect to a cluster, or start a local instance (see prepare_ray_environment)."""
+    """Connect to a cluster, or start a local instance (see prepare_ray_environment).
+
+    Without an address the instance is always new (``address="local"``): a bare
+    ``ray.init()`` would join whatever cluster ``ray start`` last recorded in
+    ``/tmp/ray/ray_current_cluster`` on this machine, even a stopped or unreachable one,
+    and hang there instead of starting.
+    """
     import ray
 
     if ray.is_initialized():
@@ -78,79 +100,38 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
 # --------------------------------------------------------------------------- spaces
 
 
-def to_search_space(value: Any) -> Any:
-    """YAML search-space mappings (``{loguniform: [a, b]}``...) to Tune domains."""
-    from ray import tune
-
-    if isinstance(value, dict):
-        if len(value) == 1:
-            kind, args = next(iter(value.items()))
-            makers = {
-                "grid": lambda a: tune.grid_search(list(a)),
-                "choice": lambda a: tune.choice(list(a)),
-                "uniform": lambda a: tune.uniform(*a),
-                "loguniform": lambda a: tune.loguniform(*a),
-                "randint": lambda a: tune.randint(*a),
-            }
-            if kind in makers:
-                return makers[kind](args)
-        return {k: to_search_space(v) for k, v in value.items()}
-    return value
+def plant_source(experiment: Experiment, model_path: Path) -> PlantSource:
+    """The plant every trial of ``experiment`` trains on."""
+    return PlantSource(str(experiment.dataset), str(model_path), dict(experiment.file.env))
 
 
-def algorithm_entry(name: str, spec: AlgorithmFile) -> dict[str, Any]:
-    """The per-algorithm part of a trial config (search spaces become Tune domains)."""
-    return {
-        "algorithm": name,
-        "action_mode": spec.action_mode,
-        "training": to_search_space(spec.training),
-        "env_runners": to_search_space(spec.env_runners),
-        "model": to_search_space(spec.model),
-        "torch_threads": spec.torch_threads,
-    }
+def experiment_param_space(
+    experiment: Experiment, model_path: Path, plan: TrialResources
+) -> dict[str, Any]:
+    """Tune's param space of an experiment (see :func:`param_space`)."""
+    return param_space(
+        experiment.algorithms.values(),
+        plant_source(experiment, model_path),
+        plan,
+        experiment.file.evaluation,
+    )
 
 
-def shared_entries(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict:
-    """The part of a trial config every algorithm shares."""
-    file = experiment.file
-    return {
-        "env_config": {
-            "spec_path": str(experiment.dataset),
-            "model_path": str(model_path),
-            "settings": dict(file.env),
-        },
-        "resources": plan.to_dict(),
-        "evaluation": {
-            "interval": file.evaluation.interval,
-            "rows": file.evaluation.rows,
-            "seed": file.evaluation.seed,
-        },
-    }
-
-
-def param_space(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict:
-    """Tune's param space: a grid over algorithms, each with its own search space."""
-    from ray import tune
-
-    algorithms = [algorithm_entry(n, s) for n, s in experiment.algorithms.items()]
-    return {
-        "trial": tune.grid_search(algorithms),
-        **shared_entries(experiment, model_path, plan),
-        "seed": tune.randint(0, 2**31 - 1),
-    }
-
-
-def stop_criteria(experiment: Experiment):
-    """Tune stopper of a trial: budget limits, or the planner-relative target met."""
+def stop_criteria(experiment: Experiment, experiment_dir: Path | None) -> PlantStopper:
+    """Tune stopper of a trial: budget limits, the planner-relative target, or a
+    finish request in ``experiment_dir`` (see :mod:`rllib_project.stopping`)."""
     from rllib_project.stopping import PlantStopper
 
-    return PlantStopper(**dataclasses.asdict(experiment.file.stop))
+    return PlantStopper(
+        **dataclasses.asdict(experiment.file.stop),
+        experiment_dir=None if experiment_dir is None else str(experiment_dir),
+    )
 
 
 # --------------------------------------------------------------------------- model
@@ -161,38 +142,71 @@ def prepare_model(experiment: Experiment, experiment_dir: Path) -> Path:
     plant = load_plant(experiment.dataset, experiment.model)  # validates data + model
     if experiment.model is not None:
         return experiment.model
-    return plant.model.save(experiment_dir / MODEL_FILE)
+    return plant.model.save(experiment_dir / PROCESS_MODEL_FILE)
 
 
 # --------------------------------------------------------------------------- run
 
 
-def trial_dirname(trial) -> str:
+def trial_dirname(trial: Trial) -> str:
     """Short trial folders: ``PPO_<trial id>`` instead of every hyper-parameter."""
-    return f"{trial.config['trial']['algorithm']}_{trial.trial_id}"
+    from rllib_project.stopping import trial_name
+
+    return trial_name(TrialConfig.from_tune(trial.config).algorithm_name, trial.trial_id)
 
 
-def build_tuner(experiment: Experiment, experiment_dir: Path, space: dict, plan: TrialResources):
+def progress_reporter() -> Any:
+    """Our progress table: a row per trial, the columns a newcomer needs."""
+    from ray import tune
+
+    from rllib_project.metrics import (
+        ENV_STEPS,
+        TIME_TOTAL_S,
+        TRAINING_ITERATION,
+        evaluation_metric,
+    )
+
+    return tune.CLIReporter(
+        metric_columns={
+            TRAINING_ITERATION: "iter",
+            ENV_STEPS: "env steps",
+            TIME_TOTAL_S: "time (s)",
+            evaluation_metric("success_rate"): "success",
+            evaluation_metric("mean_moves_to_band"): "moves",
+            evaluation_metric("moves_ratio"): "moves/opt",
+            evaluation_metric("mean_return"): "return",
+        },
+        parameter_columns={ALGORITHM_COLUMN: "algorithm", ACTION_MODE_COLUMN: "actions"},
+        max_report_frequency=30,
+        sort_by_metric=False,
+    )
+
+
+def build_tuner(
+    experiment: Experiment,
+    experiment_dir: Path,
+    space: dict[str, Any],
+    plan: TrialResources,
+    finish_requests: bool = True,
+) -> Tuner:
+    """The Tuner of a run; ``finish_requests=False`` ignores ``tune --finish`` (benchmarks)."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from rllib_project.metrics import SCORE
     from rllib_project.trainable import PlantTrainable
 
     file = experiment.file
     interval = file.evaluation.interval
-    reporter = tune.CLIReporter(
-        metric_columns=REPORT_COLUMNS,
-        parameter_columns={"trial/algorithm": "algorithm", "trial/action_mode": "actions"},
-        max_report_frequency=30,
-        sort_by_metric=False,
-    )
     return tune.Tuner(
         PlantTrainable,
         param_space=space,
         tune_config=tune.TuneConfig(
             num_samples=file.samples_per_algorithm,
-            max_concurrent_trials=plan.max_concurrent_trials,
-            search_alg=BasicVariantGenerator(random_state=file.seed),
+            # the generator enforces the limit (Tune ignores TuneConfig's with a generator)
+            search_alg=BasicVariantGenerator(
+                random_state=file.seed, max_concurrent=plan.max_concurrent_trials
+            ),
             reuse_actors=False,
             trial_dirname_creator=trial_dirname,
             trial_name_creator=trial_dirname,
@@ -200,7 +214,7 @@ def build_tuner(experiment: Experiment, experiment_dir: Path, space: dict, plan:
         run_config=tune.RunConfig(
             name=experiment_dir.name,
             storage_path=str(experiment_dir.parent),
-            stop=stop_criteria(experiment),
+            stop=stop_criteria(experiment, experiment_dir if finish_requests else None),
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=file.checkpoint.num_to_keep,
                 checkpoint_score_attribute=SCORE,
@@ -210,7 +224,7 @@ def build_tuner(experiment: Experiment, experiment_dir: Path, space: dict, plan:
                 checkpoint_at_end=interval == 1,
             ),
             failure_config=tune.FailureConfig(max_failures=file.failure.max_failures),
-            progress_reporter=reporter,
+            progress_reporter=progress_reporter(),
             verbose=1,
         ),
     )
@@ -245,10 +259,11 @@ def run_tune(
         f"experiment: {experiment_dir}\n"
         f"trials: {len(experiment.algorithms)} algorithm(s) x "
         f"{experiment.file.samples_per_algorithm} sample(s), {plan.max_concurrent_trials} at "
-        f"once, each {plan.main_cpus:g} CPU + {plan.num_env_runners} env runner(s)",
+        f"once, each {plan.main_cpus:g} CPU + {plan.num_env_runners} env runner(s)\n"
+        f"to end early, keeping what was learned: rllib-project tune --finish {experiment_dir}",
         flush=True,
     )
-    space = param_space(experiment, model_path, plan)
+    space = experiment_param_space(experiment, model_path, plan)
     work_from(experiment_dir)
     results = fit_or_read_back(build_tuner(experiment, experiment_dir, space, plan), experiment_dir)
     finish(experiment_dir, results)
@@ -268,7 +283,7 @@ def work_from(experiment_dir: Path) -> None:
     os.chdir(experiment_dir)
 
 
-def fit_or_read_back(tuner, experiment_dir: Path):
+def fit_or_read_back(tuner: Tuner, experiment_dir: Path) -> ResultGrid:
     """``tuner.fit()``; if Tune fails after the trials (its result analysis), the results
     are read back from the experiment folder instead of being lost with the run."""
     from ray import tune
@@ -289,15 +304,20 @@ def fit_or_read_back(tuner, experiment_dir: Path):
         return tune.Tuner.restore(str(experiment_dir), trainable=PlantTrainable).get_results()
 
 
+def each(results: ResultGrid) -> list[Result]:
+    """The results of a ResultGrid (indexable, but not typed as iterable)."""
+    return [results[i] for i in range(len(results))]
+
+
 class RunInterrupted(Exception):
     """Tune stopped before every trial finished (Ctrl-C); the run can be resumed."""
 
 
-def finish(experiment_dir: Path, results) -> None:
+def finish(experiment_dir: Path, results: ResultGrid) -> None:
     """Write the manifest, unless the run was interrupted before all trials ended."""
-    unfinished = [
-        r for r in results if r.error is None and not (r.metrics or {}).get("done", False)
-    ]
+    from ray.tune.result import DONE
+
+    unfinished = [r for r in each(results) if r.error is None and not (r.metrics or {}).get(DONE)]
     if unfinished:
         raise RunInterrupted(
             f"{len(unfinished)} trial(s) unfinished; continue with: "
@@ -306,16 +326,22 @@ def finish(experiment_dir: Path, results) -> None:
     write_manifest(experiment_dir, results)
 
 
+def experiment_folder(experiment_dir: Path) -> Path:
+    """An experiment folder made by ``tune`` (absolute), or an InputError."""
+    experiment_dir = experiment_dir.resolve()
+    if not (experiment_dir / EXPERIMENT_SNAPSHOT).exists():
+        raise InputError(experiment_dir, f"not an experiment folder (no {EXPERIMENT_SNAPSHOT})")
+    return experiment_dir
+
+
 def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
     """Continue an interrupted run from its last checkpoints."""
+    address = prepare_ray_environment(address)  # before Ray is imported
+    experiment_dir = experiment_folder(experiment_dir)
     from ray import tune
 
     from rllib_project.trainable import PlantTrainable
 
-    address = prepare_ray_environment(address)
-    experiment_dir = experiment_dir.resolve()
-    if not (experiment_dir / EXPERIMENT_SNAPSHOT).exists():
-        raise InputError(experiment_dir, "not an experiment folder (no experiment.json)")
     init_ray(address)
     if not tune.Tuner.can_restore(str(experiment_dir)):
         raise InputError(experiment_dir, "Tune has no state to resume here yet")
@@ -331,79 +357,107 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
     return experiment_dir
 
 
-def snapshot(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict:
+def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
+    """``tune --finish``: ask a run to end ``names`` (trials or algorithms; none = all)
+    after their current iteration (see :mod:`rllib_project.stopping`)."""
+    from rllib_project.stopping import request_finish
+
+    experiment_dir = experiment_folder(experiment_dir)
+    if (experiment_dir / MANIFEST_FILE).exists():
+        raise InputError(experiment_dir, f"already finished ({MANIFEST_FILE} written)")
+    known = set(read_snapshot(experiment_dir)["algorithms"])
+    known |= {p.name for p in experiment_dir.iterdir() if p.is_dir()}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise InputError(
+            "--only", f"no trial or algorithm {', '.join(unknown)} in {experiment_dir}"
+        )
+    requested = request_finish(experiment_dir, names)
+    return (
+        f"requested: {', '.join(sorted(requested))} finish after the current iteration "
+        f"(a run resumed later honours it too); best.json follows when every trial ended"
+    )
+
+
+def snapshot(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict[str, Any]:
     """The resolved configuration, saved with the run."""
     return {
         "experiment_file": str(experiment.source),
         "dataset": str(experiment.dataset),
         "model": str(model_path),
-        "resources": plan.to_dict(),
+        "resources": dataclasses.asdict(plan),
         "experiment": dataclasses.asdict(experiment.file),
         "algorithms": {k: dataclasses.asdict(v) for k, v in experiment.algorithms.items()},
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
+def read_snapshot(experiment_dir: Path) -> dict[str, Any]:
+    return json.loads((experiment_dir / EXPERIMENT_SNAPSHOT).read_text(encoding="utf-8"))
+
+
 # --------------------------------------------------------------------------- manifest
 
 
-def best_per_algorithm(results) -> dict[str, dict[str, Any]]:
+def best_per_algorithm(results: Iterable[Result]) -> dict[str, BestCheckpoint]:
     """The best kept checkpoint of each algorithm over all its trials, by score."""
-    best: dict[str, dict[str, Any]] = {}
+    from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION, TRIAL_ID
+
+    from rllib_project.metrics import env_steps, evaluation_of
+
+    best: dict[str, BestCheckpoint] = {}
     for result in results:
         if result.config is None:
             continue
-        algorithm = result.config["trial"]["algorithm"]
+        trial = TrialConfig.from_tune(result.config)
         for checkpoint, metrics in result.best_checkpoints or []:
-            value = metrics.get("evaluation", {}).get("score")
-            if value is None:
+            evaluation = evaluation_of(metrics)
+            if evaluation is None:
                 continue
-            current = best.get(algorithm)
-            if current is None or value > current["metrics"]["score"]:
-                best[algorithm] = {
-                    "algorithm": algorithm,
-                    "action_mode": result.config["trial"]["action_mode"],
-                    "checkpoint": checkpoint.path,
-                    "trial_id": metrics.get("trial_id"),
-                    "iteration": metrics.get("training_iteration"),
-                    "env_steps": metrics.get("env_runners", {}).get(
-                        "num_env_steps_sampled_lifetime"
-                    ),
-                    "time_total_s": metrics.get("time_total_s"),
-                    "metrics": metrics["evaluation"],
-                    "config": result.config,
-                }
+            current = best.get(trial.algorithm_name)
+            if current is None or evaluation.score > current.metrics.score:
+                best[trial.algorithm_name] = BestCheckpoint(
+                    algorithm=trial.algorithm_name,
+                    action_mode=trial.action_mode,
+                    checkpoint=checkpoint.path,
+                    trial_id=str(metrics.get(TRIAL_ID)),
+                    iteration=int(metrics[TRAINING_ITERATION]),
+                    env_steps=env_steps(metrics),
+                    time_total_s=float(metrics[TIME_TOTAL_S]),
+                    metrics=evaluation,
+                    config=trial,
+                )
     return best
 
 
-def write_manifest(experiment_dir: Path, results) -> Path:
+def write_manifest(experiment_dir: Path, results: ResultGrid) -> Path:
     """Write ``best.json`` (atomically) and print the best checkpoint per algorithm."""
-    best = best_per_algorithm(results)
-    errors = [str(r.error).splitlines()[0] for r in results if r.error is not None]
-    snapshot_data = json.loads((experiment_dir / EXPERIMENT_SNAPSHOT).read_text())
-    manifest = {
-        "experiment": str(experiment_dir),
-        "dataset": snapshot_data["dataset"],
-        "model": snapshot_data["model"],
-        "score": f"{SCORE} (success rate, ties broken by mean return)",
-        "best": best,
-        "trial_errors": errors,
-        "written_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    path = write_json_atomic(experiment_dir / MANIFEST, json_safe(manifest))
+    from rllib_project.metrics import SCORE
+
+    snapshot_data = read_snapshot(experiment_dir)
+    manifest = Manifest(
+        experiment=str(experiment_dir),
+        dataset=snapshot_data["dataset"],
+        model=snapshot_data["model"],
+        score=f"{SCORE} (success rate, ties broken by mean return)",
+        best=best_per_algorithm(each(results)),
+        trial_errors=[str(r.error).splitlines()[0] for r in each(results) if r.error is not None],
+        written_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    path = manifest.write(experiment_dir)
     print(format_best(manifest))
     return path
 
 
-def format_best(manifest: dict) -> str:
-    lines = [f"best checkpoint per algorithm ({manifest['experiment']}/{MANIFEST}):"]
-    for name, entry in manifest["best"].items():
-        m = entry["metrics"]
+def format_best(manifest: Manifest) -> str:
+    lines = [f"best checkpoint per algorithm ({manifest.experiment}/{MANIFEST_FILE}):"]
+    for name, entry in manifest.best.items():
+        m = entry.metrics
         lines.append(
-            f"  {name:<4} success {m['success_rate']:.1%}  moves {m['mean_moves_to_band']:.2f}"
-            f" ({m['moves_ratio']:.2f}x optimal)  return {m['mean_return']:.1f}  "
-            f"iter {entry['iteration']}  {entry['checkpoint']}"
+            f"  {name:<4} success {m.success_rate:.1%}  moves {m.mean_moves_to_band:.2f}"
+            f" ({m.moves_ratio:.2f}x optimal)  return {m.mean_return:.1f}  "
+            f"iter {entry.iteration}  {entry.checkpoint}"
         )
-    for error in manifest["trial_errors"]:
+    for error in manifest.trial_errors:
         lines.append(f"  trial error: {error}")
     return "\n".join(lines)

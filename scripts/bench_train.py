@@ -33,13 +33,9 @@ import env
 from env.baselines import FunctionPolicy
 from rllib_project.experiment import load_experiment
 from rllib_project.resources import cluster_node_cpus, plan_trial_resources
-from rllib_project.scoring import PlantScorer
-from rllib_project.tuning import (
-    algorithm_entry,
-    init_ray,
-    prepare_ray_environment,
-    shared_entries,
-)
+from rllib_project.scoring import PlantScorer, PolicyMetrics
+from rllib_project.trial_config import TrialConfig
+from rllib_project.tuning import init_ray, plant_source, prepare_ray_environment
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
@@ -51,16 +47,17 @@ class Trace:
     """Training progress of one contender: (train seconds, env steps, metrics) per eval."""
 
     name: str
-    points: list[tuple[float, float, dict]] = field(default_factory=list)
+    points: list[tuple[float, float, PolicyMetrics | None]] = field(default_factory=list)
+    """None: not evaluated (RLlib's default DQN, measured for its speed only)."""
 
-    def add(self, seconds: float, steps: float, metrics: dict) -> None:
+    def add(self, seconds: float, steps: float, metrics: PolicyMetrics | None) -> None:
         self.points.append((seconds, steps, metrics))
 
-    def time_to(self, target: float, key: str = "success_rate_solvable") -> float | None:
-        return next((s for s, _, m in self.points if m[key] >= target), None)
+    def time_to(self, target: float) -> float | None:
+        return next((s for s, _, m in self.points if m and m.success_rate_solvable >= target), None)
 
-    def steps_to(self, target: float, key: str = "success_rate_solvable") -> float | None:
-        return next((n for _, n, m in self.points if m[key] >= target), None)
+    def steps_to(self, target: float) -> float | None:
+        return next((n for _, n, m in self.points if m and m.success_rate_solvable >= target), None)
 
     @property
     def steps_per_second(self) -> float:
@@ -68,8 +65,8 @@ class Trace:
         return steps / seconds
 
     @property
-    def best(self) -> dict:
-        return max((m for _, _, m in self.points), key=lambda m: m["score"])
+    def best(self) -> PolicyMetrics:
+        return max((m for _, _, m in self.points if m), key=lambda m: m.score)
 
 
 # --------------------------------------------------------------------------- ours
@@ -84,6 +81,13 @@ def run_ours(
     label: str | None = None,
 ) -> Trace:
     """Train through the project's own path: PlantTrainable with the YAML defaults."""
+    from rllib_project.metrics import (
+        EVALUATION,
+        EVALUATION_SECONDS,
+        TIME_THIS_ITER_S,
+        env_steps,
+        evaluation_of,
+    )
     from rllib_project.trainable import PlantTrainable
 
     experiment = load_experiment(EXPERIMENT)
@@ -91,23 +95,26 @@ def run_ours(
     if overrides:
         spec = dataclasses.replace(spec, **overrides)
     plan = plan_trial_resources(cluster_node_cpus(), 1, experiment.file.resources)
-    config = {
-        "trial": algorithm_entry(algorithm, spec),
-        **shared_entries(experiment, model_path, plan),
-        "seed": 0,
-    }
-    config["evaluation"]["rows"] = None  # every row, like the SB3 contender
+    trial = TrialConfig(
+        algorithm=spec,
+        plant=plant_source(experiment, model_path),
+        resources=plan,
+        # every row, like the SB3 contender
+        evaluation=dataclasses.replace(experiment.file.evaluation, rows=None),
+        seed=0,
+    )
     trace = Trace(label or f"ours {algorithm} ({spec.action_mode})")
-    trainable = PlantTrainable(config=config)
+    trainable = PlantTrainable(config=trial.to_tune())
     train_seconds = 0.0
     try:
         while train_seconds < budget_s:
             result = trainable.train()
-            evaluation = result["evaluation"]
-            train_seconds += result["time_this_iter_s"] - evaluation["time_s"]
-            steps = result["env_runners"]["num_env_steps_sampled_lifetime"]
-            trace.add(train_seconds, steps, evaluation)
-            if stop_at is not None and evaluation["success_rate_solvable"] >= stop_at:
+            evaluation = evaluation_of(result)
+            assert evaluation is not None  # the trainable evaluates every result
+            seconds = result[EVALUATION][EVALUATION_SECONDS]
+            train_seconds += result[TIME_THIS_ITER_S] - seconds
+            trace.add(train_seconds, env_steps(result), evaluation)
+            if stop_at is not None and evaluation.success_rate_solvable >= stop_at:
                 break
     finally:
         trainable.stop()
@@ -150,7 +157,7 @@ def run_sb3_ppo(
             done = (
                 stop_at is not None
                 and trace.points
-                and (trace.points[-1][2]["success_rate_solvable"] >= stop_at)
+                and (trace.points[-1][2].success_rate_solvable >= stop_at)
             )
             return seconds < budget_s and not done
 
@@ -162,7 +169,8 @@ def run_rllib_default_dqn(budget_s: float, model_path: Path) -> Trace:
     """RLlib's DQN with its default settings (only env and resources set as ours)."""
     from ray.rllib.algorithms.dqn import DQNConfig
 
-    from rllib_project.registration import ENV_NAME, register
+    from rllib_project.metrics import TIME_THIS_ITER_S, env_steps
+    from rllib_project.registration import register
 
     experiment = load_experiment(EXPERIMENT)
     plan = plan_trial_resources(cluster_node_cpus(), 1, experiment.file.resources)
@@ -170,12 +178,10 @@ def run_rllib_default_dqn(budget_s: float, model_path: Path) -> Trace:
     config = (
         DQNConfig()
         .environment(
-            ENV_NAME,
-            env_config={
-                "action_mode": "discrete_flat",
-                "spec_path": str(experiment.dataset),
-                "model_path": str(model_path),
-            },
+            env.ENV_ID,
+            env_config=dataclasses.asdict(
+                env.EnvConfig(str(experiment.dataset), str(model_path), "discrete_flat")
+            ),
         )
         .env_runners(num_env_runners=plan.num_env_runners)
         .learners(num_learners=0, num_cpus_per_learner=plan.main_cpus)
@@ -187,9 +193,8 @@ def run_rllib_default_dqn(budget_s: float, model_path: Path) -> Trace:
     try:
         while seconds < budget_s:
             result = algo.train()
-            seconds += result["time_this_iter_s"]
-            steps = result["env_runners"]["num_env_steps_sampled_lifetime"]
-            trace.add(seconds, steps, {"success_rate_solvable": float("nan"), "score": 0.0})
+            seconds += result[TIME_THIS_ITER_S]
+            trace.add(seconds, env_steps(result), None)
     finally:
         algo.stop()
     return trace
@@ -205,7 +210,7 @@ def describe(trace: Trace) -> str:
     reach_text = "not reached" if reach is None else f"{reach:7.1f} s / {steps:>8,.0f} steps"
     return (
         f"  {trace.name:<40} {TARGET:.0%} success: {reach_text}; best success "
-        f"{best['success_rate_solvable']:.1%}, moves/opt {best['moves_ratio']:.2f}; "
+        f"{best.success_rate_solvable:.1%}, moves/opt {best.moves_ratio:.2f}; "
         f"{trace.steps_per_second:,.0f} env steps/s"
     )
 

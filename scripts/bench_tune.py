@@ -27,7 +27,13 @@ from pathlib import Path
 import env
 from rllib_project.experiment import StopSettings, load_experiment
 from rllib_project.resources import cluster_node_cpus, plan_trial_resources
-from rllib_project.tuning import build_tuner, init_ray, param_space, prepare_ray_environment
+from rllib_project.trial_config import TrialConfig
+from rllib_project.tuning import (
+    build_tuner,
+    experiment_param_space,
+    init_ray,
+    prepare_ray_environment,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
@@ -35,6 +41,8 @@ EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
 
 def run(algorithms: tuple[str, ...], env_steps: int, storage: Path, model: Path) -> dict:
     """One Tune run of ``algorithms`` side by side; wall time and steps/s per trial."""
+    from rllib_project import metrics  # imports Ray: after its set-up
+
     experiment = load_experiment(EXPERIMENT, storage)
     experiment = dataclasses.replace(
         experiment,
@@ -44,7 +52,8 @@ def run(algorithms: tuple[str, ...], env_steps: int, storage: Path, model: Path)
     plan = plan_trial_resources(cluster_node_cpus(), len(algorithms), experiment.file.resources)
     experiment_dir = storage / f"bench_{'_'.join(algorithms)}"
     experiment_dir.mkdir(parents=True)
-    tuner = build_tuner(experiment, experiment_dir, param_space(experiment, model, plan), plan)
+    space = experiment_param_space(experiment, model, plan)
+    tuner = build_tuner(experiment, experiment_dir, space, plan, finish_requests=False)
     start = time.perf_counter()
     results = tuner.fit()
     wall = time.perf_counter() - start
@@ -52,10 +61,8 @@ def run(algorithms: tuple[str, ...], env_steps: int, storage: Path, model: Path)
     for result in results:
         if result.error is not None:
             raise RuntimeError(f"trial failed: {result.error}")
-        metrics = result.metrics
-        rates[result.config["trial"]["algorithm"]] = (
-            metrics["env_runners"]["num_env_steps_sampled_lifetime"] / metrics["time_total_s"]
-        )
+        algorithm = TrialConfig.from_tune(result.config).algorithm_name
+        rates[algorithm] = metrics.env_steps(result.metrics) / result.metrics[metrics.TIME_TOTAL_S]
     return {"wall": wall, "rates": rates, "plan": plan}
 
 

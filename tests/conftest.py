@@ -9,6 +9,8 @@ from tests.datasets import write_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SPEC = REPO / "data" / "sample_spec.yaml"
+TUNE_OUTPUT = "tune_output.txt"
+"""What the tiny run printed (stdout, then stderr), beside its results folder."""
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +34,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     experiment = write_experiment(folder, iterations=2)
     result = run_cli("tune", experiment)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (folder / TUNE_OUTPUT).write_text(result.stdout + result.stderr)
     return only_experiment_dir(folder / "results")
 
 

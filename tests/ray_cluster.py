@@ -53,6 +53,23 @@ def node_agent_ports() -> list[str]:
     ]
 
 
+_READY_SCRIPT = """
+import sys
+import ray
+from ray._private import ray_constants
+from ray.dashboard.consts import DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX
+from ray.experimental.internal_kv import _internal_kv_get
+
+ray.init(address=sys.argv[1], log_to_driver=False)
+alive = sum(1 for node in ray.nodes() if node["Alive"])
+head = _internal_kv_get(ray_constants.KV_HEAD_NODE_ID_KEY, namespace=ray_constants.KV_NAMESPACE_JOB)
+key = f"{DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX}{head.decode()}" if head else None
+agent = key and _internal_kv_get(key, namespace=ray_constants.KV_NAMESPACE_DASHBOARD)
+print(alive, "agent" if agent else "no-agent")
+"""
+"""Prints the number of alive nodes and whether the head's job agent has registered."""
+
+
 @dataclass
 class LocalCluster:
     temp_dir: Path
@@ -100,22 +117,26 @@ class LocalCluster:
         )
 
     def wait_for_nodes(self, count: int, timeout: float = 120.0) -> None:
-        script = (
-            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
-            "print(sum(1 for n in ray.nodes() if n['Alive']))"
-        )
+        """Until ``count`` nodes are alive and the head's job agent has registered.
+
+        The head's dashboard waits only 10 s for its job agent when a job is submitted
+        ("No available agent to submit job"); on a busy machine the agent takes longer
+        to start, so the cluster counts as ready once the agent's address is in the GCS.
+        """
         deadline = time.time() + timeout
         while time.time() < deadline:
             result = subprocess.run(
-                [sys.executable, "-c", script, self.address],
+                [sys.executable, "-c", _READY_SCRIPT, self.address],
                 env=ray_env(),
                 capture_output=True,
                 text=True,
                 timeout=120,
             )
             lines = result.stdout.strip().splitlines()
-            if result.returncode == 0 and lines and int(lines[-1]) >= count:
-                return
+            if result.returncode == 0 and lines:
+                alive, agent = lines[-1].split()
+                if int(alive) >= count and agent == "agent":
+                    return
             time.sleep(2.0)
         logs = "\n".join(p.read_text()[-2000:] for p in sorted(self.temp_dir.glob("start_*.log")))
         raise AssertionError(f"cluster did not reach {count} node(s) in {timeout} s:\n{logs}")

@@ -241,3 +241,50 @@ def _sample_spec() -> Path:
 
 def test_there_are_at_least_twenty_cases() -> None:
     assert len(CASES) >= 20
+
+
+def _experiment_folder(folder: Path, finished: bool = False) -> Path:
+    """The files ``tune`` writes first, without running anything."""
+    experiment_dir = folder / "results" / "tiny_20260101-000000"
+    (experiment_dir / "PPO_a1b2c_00000").mkdir(parents=True)
+    (experiment_dir / "experiment.json").write_text('{"algorithms": {"PPO": {}}}')
+    if finished:
+        (experiment_dir / "best.json").write_text("{}")
+    return experiment_dir
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (lambda d: ["--finish", d.parent], "not an experiment folder"),
+        (lambda d: ["--finish", d, "--only", "SAC"], "no trial or algorithm SAC"),
+        (lambda d: ["--only", "PPO"], "give one of"),
+        (lambda d: ["--resume", d, "--finish", d], "give one of"),
+        (lambda d: ["--finish", d / "missing"], "not an experiment folder"),
+    ],
+)
+def test_bad_finish_requests_are_one_line(
+    args: Callable[[Path], list], message: str, tmp_path: Path
+) -> None:
+    experiment_dir = _experiment_folder(tmp_path)
+    before = snapshot(tmp_path)
+    result = run_cli("tune", *args(experiment_dir))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr, result.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_finish_request_of_a_finished_run_is_refused(tmp_path: Path) -> None:
+    experiment_dir = _experiment_folder(tmp_path, finished=True)
+    result = run_cli("tune", "--finish", experiment_dir)
+    assert result.returncode == 2 and "already finished" in result.stderr
+    assert not (experiment_dir / "finish_request.txt").exists()
+
+
+def test_finish_request_names_a_trial_or_an_algorithm(tmp_path: Path) -> None:
+    experiment_dir = _experiment_folder(tmp_path)
+    for names in (["PPO_a1b2c_00000"], ["PPO"], []):
+        result = run_cli("tune", "--finish", experiment_dir, *(["--only", *names] if names else []))
+        assert result.returncode == 0, result.stderr
+    request = (experiment_dir / "finish_request.txt").read_text().split()
+    assert sorted(request) == ["*", "PPO", "PPO_a1b2c_00000"]

@@ -9,9 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,17 @@ import pytest
 from tests.conftest import REPO
 from tests.experiments import only_experiment_dir, write_experiment
 from tests.ray_cluster import BIN, free_port, kill_processes, local_cluster, ray_env
+from tests.test_fit_cli import run_cli
+from tests.tune_runs import (
+    UNREACHABLE,
+    checkpoint_iteration,
+    created_experiment_dir,
+    restored_results,
+    results_of,
+    saved_trials,
+    trial_dirs,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -51,26 +60,6 @@ def readme_cluster_block() -> str:
     match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert match, "no bash block in the README's cluster section"
     return match.group(1)
-
-
-def results_of(trial: Path) -> list[dict]:
-    path = trial / "result.json"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def trial_dirs(experiment_dir: Path) -> list[Path]:
-    return [p for p in experiment_dir.iterdir() if (p / "params.json").exists()]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_readme_cluster_block_runs_as_written_on_two_nodes(tmp_path: Path) -> None:
@@ -151,9 +140,10 @@ def _job_status(job_id: str, address: str) -> str:
 
 def test_job_without_waiting_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> None:
     """`submit.sh --no-wait` gives a job id that `ray job status/stop` accept; a job
-    stopped after its first checkpoints is continued with `submit.sh --resume DIR`."""
-    iterations = 4
-    experiment = write_experiment(tmp_path, iterations=iterations, algorithms=("PPO",))
+    stopped after a checkpoint that Tune's saved state records is continued with
+    `submit.sh --resume DIR` from that checkpoint, and ended with `tune --finish`.
+    The trial's budget is unreachable, so nothing here depends on the machine's speed."""
+    experiment = write_experiment(tmp_path, iterations=UNREACHABLE, algorithms=("PPO",))
     storage = tmp_path / "shared"
     with local_cluster(head_cpus=2) as cluster:
         submitted = submit(
@@ -166,35 +156,44 @@ def test_job_without_waiting_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> 
         )
         assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-3000:]
         job_id = re.search(r"^job id: (\S+)$", submitted.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        assert _job_status(job_id, cluster.dashboard) in ("PENDING", "RUNNING")
+        experiment_dir = created_experiment_dir(storage)
 
-        def first_checkpoint_and_state_saved() -> bool:
-            if not storage.exists() or not any(storage.iterdir()):
-                return False
-            experiment_dir = only_experiment_dir(storage)
-            marks = list(experiment_dir.glob("*/checkpoint_*/plant_policy.json"))
-            states = list(experiment_dir.glob("experiment_state-*.json"))
-            return bool(marks and states) and max(s.stat().st_mtime for s in states) > min(
-                m.stat().st_mtime for m in marks
-            )
+        def checkpoint_in_saved_state() -> bool:
+            saved = saved_trials(experiment_dir)
+            return len(saved) == 1 and all(t.checkpoint is not None for t in saved.values())
 
-        wait_until(first_checkpoint_and_state_saved, 400, "the job's first checkpoint")
+        wait_until(checkpoint_in_saved_state, 400, "a checkpoint in Tune's saved state")
+        (saved,) = saved_trials(experiment_dir).values()
+        assert saved.checkpoint is not None
+        resumes_after = checkpoint_iteration(saved.checkpoint)
         stopped = _ray_job("stop", job_id, address=cluster.dashboard)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        wait_until(
-            lambda: _job_status(job_id, cluster.dashboard) in ("STOPPED", "SUCCEEDED"),
-            120,
-            "the stopped job's status",
+        wait_until(lambda: _job_status(job_id, cluster.dashboard) == "STOPPED", 120, "job stopped")
+        assert not (experiment_dir / "best.json").exists()
+
+        resumed = submit(
+            "--resume", str(experiment_dir), "--no-wait", "--address", cluster.dashboard
         )
-        experiment_dir = only_experiment_dir(storage)
-        resumed = submit("--resume", str(experiment_dir), "--address", cluster.dashboard)
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
         resumed_id = re.search(r"^job id: (\S+)$", resumed.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
-        assert _job_status(resumed_id, cluster.dashboard) == "SUCCEEDED"
+        (trial,) = trial_dirs(experiment_dir)
+        wait_until(lambda: bool(restored_results(trial)), 400, "a result after the resume")
+        finish = run_cli("tune", "--finish", experiment_dir)
+        assert finish.returncode == 0, finish.stderr
+        wait_until(
+            lambda: _job_status(resumed_id, cluster.dashboard) == "SUCCEEDED",
+            400,
+            "the resumed job to succeed",
+        )
     manifest = json.loads((experiment_dir / "best.json").read_text())
     assert set(manifest["best"]) == {"PPO"}
-    (trial,) = trial_dirs(experiment_dir)
     reported = [r["training_iteration"] for r in results_of(trial)]
-    assert reported[-1] == iterations and reported.count(1) == 1, reported
+    assert reported.count(1) == 1, reported  # not started again from scratch
+    # went on from a checkpoint at least as new as the one saved before the stop (the
+    # run may have saved newer ones until the stop reached it)
+    first_restored = restored_results(trial)[0]["training_iteration"]
+    assert first_restored >= resumes_after + 1, (resumes_after, reported)
 
 
 def test_submit_refuses_a_bad_experiment_path_with_one_line(tmp_path: Path) -> None:

@@ -1,93 +1,74 @@
-"""Crashes cost minutes, not the run: SIGKILL of the driver, and of a trial actor."""
+"""Crashes cost minutes, not the run: SIGKILL of the driver, and of a trial actor.
+
+Every interruption lands at a state the test waited for (see :mod:`tests.tune_runs`):
+trials have a budget none reaches, and are ended with ``rllib-project tune --finish``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.experiments import only_experiment_dir, write_experiment
+from tests.experiments import write_experiment
 from tests.ray_cluster import private_ray_tmpdir
 from tests.test_fit_cli import run_cli
+from tests.tune_runs import (
+    STATE_EVERY_SECOND,
+    UNREACHABLE,
+    checkpoint_iteration,
+    created_experiment_dir,
+    restored_results,
+    results_of,
+    saved_trials,
+    start_tune,
+    trial_dirs,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def results_of(trial: Path) -> list[dict]:
-    path = trial / "result.json"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def start_driver(experiment: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "rllib_project", "tune", str(experiment)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def created_experiment_dir(storage: Path) -> Path:
-    """The folder a just-started run creates under ``storage``, once it exists."""
-    wait_until(lambda: storage.exists() and any(storage.iterdir()), 120, "experiment dir")
-    return only_experiment_dir(storage)
-
-
-def state_saved_after(experiment_dir: Path, moment: float) -> bool:
-    states = list(experiment_dir.glob("experiment_state-*.json"))
-    return bool(states) and max(s.stat().st_mtime for s in states) > moment + 0.5
-
-
 def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
-    iterations = 8
     experiment = write_experiment(
         tmp_path,
-        iterations=iterations,
+        iterations=UNREACHABLE,
         algorithms=("PPO",),
         samples_per_algorithm=2,
-        resources={"max_concurrent_trials": 1},  # trial 0 finishes before trial 1 starts
+        resources={"max_concurrent_trials": 1},  # trial 0 ends before trial 1 starts
     )
-    storage = tmp_path / "results"
     with private_ray_tmpdir() as env:
-        # Tune saves its experiment state every second (default: >= 10 s), so that the
-        # kill lands after a saved state that knows trial 1's first checkpoint.
-        env["TUNE_GLOBAL_CHECKPOINT_S"] = "1"
-        driver = start_driver(experiment, env)
+        env.update(STATE_EVERY_SECOND)
+        driver = start_tune([experiment], env, tmp_path / "run.log")
         try:
-            experiment_dir = created_experiment_dir(storage)
-            first = lambda: next(experiment_dir.glob("PPO_*_00000"), None)  # noqa: E731
-            second = lambda: next(experiment_dir.glob("PPO_*_00001"), None)  # noqa: E731
+            experiment_dir = created_experiment_dir(tmp_path / "results")
+            wait_until(
+                lambda: len(trial_dirs(experiment_dir)) == 1, 300, "trial 0", tmp_path / "run.log"
+            )
+            first = trial_dirs(experiment_dir)[0]
+            wait_until(
+                lambda: bool(results_of(first)), 300, "trial 0's result", tmp_path / "run.log"
+            )
+            finish = run_cli("tune", "--finish", experiment_dir, "--only", first.name)
+            assert finish.returncode == 0, finish.stderr
 
-            def second_checkpointed_and_saved() -> bool:
-                if first() is None or len(results_of(first())) < iterations or not second():
-                    return False
-                marks = list(second().glob("checkpoint_*/plant_policy.json"))
-                return bool(marks) and state_saved_after(
-                    experiment_dir, min(m.stat().st_mtime for m in marks)
+            def first_ended_and_second_checkpointed_in_saved_state() -> bool:
+                saved = saved_trials(experiment_dir)
+                return (
+                    len(saved) == 2
+                    and saved[results_of(first)[0]["trial_id"]].status == "TERMINATED"
+                    and all(t.checkpoint is not None for t in saved.values())
                 )
 
-            wait_until(second_checkpointed_and_saved, 300, "trial 1's first checkpoint")
+            wait_until(
+                first_ended_and_second_checkpointed_in_saved_state,
+                300,
+                "state",
+                tmp_path / "run.log",
+            )
             os.killpg(driver.pid, signal.SIGKILL)  # no chance to save anything more
             driver.wait(timeout=60)
         finally:
@@ -95,22 +76,37 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
                 os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == -signal.SIGKILL
     assert not (experiment_dir / "best.json").exists()
-    finished_before = (first() / "result.json").read_text()
-    second_before = results_of(second())
-    assert 1 <= len(second_before) < iterations  # killed mid-trial
+    second = next(t for t in trial_dirs(experiment_dir) if t != first)
+    finished_before = (first / "result.json").read_text()
+    restore_point = checkpoint_iteration(
+        saved_trials(experiment_dir)[results_of(second)[0]["trial_id"]].checkpoint  # type: ignore[arg-type]
+    )
 
     with private_ray_tmpdir() as env:
-        resumed = run_cli("tune", "--resume", experiment_dir, env=env)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
+        try:
+            wait_until(
+                lambda: bool(restored_results(second)),
+                300,
+                "trial 1 going on",
+                tmp_path / "resume.log",
+            )
+            assert run_cli("tune", "--finish", experiment_dir).returncode == 0
+            resumed.wait(timeout=300)
+        finally:
+            if resumed.poll() is None:
+                os.killpg(resumed.pid, signal.SIGKILL)
+    assert resumed.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())  # whole, parseable
     assert set(manifest["best"]) == {"PPO"} and manifest["trial_errors"] == []
     # the finished trial was not run again
-    assert (first() / "result.json").read_text() == finished_before
-    # the unfinished one went on from its checkpoint to the end
-    after = results_of(second())
-    reported = [r["training_iteration"] for r in after]
-    assert reported[-1] == iterations and reported.count(1) == 1, reported
-    assert any(r["iterations_since_restore"] < r["training_iteration"] for r in after)
+    assert (first / "result.json").read_text() == finished_before
+    # the unfinished one went on from its checkpoint (not from iteration 1) to the end
+    reported = [r["training_iteration"] for r in results_of(second)]
+    assert reported.count(1) == 1, reported
+    after = restored_results(second)
+    assert after[0]["training_iteration"] == restore_point + 1, reported
+    assert after[-1]["done"]
 
 
 def _trial_actor_pids(ray_tmpdir: str) -> list[int]:
@@ -130,32 +126,42 @@ def _trial_actor_pids(ray_tmpdir: str) -> list[int]:
 
 def test_killed_trial_actor_is_restarted_from_its_checkpoint(tmp_path: Path) -> None:
     experiment = write_experiment(
-        tmp_path, iterations=5, algorithms=("PPO",), failure={"max_failures": 2}
+        tmp_path, iterations=UNREACHABLE, algorithms=("PPO",), failure={"max_failures": 2}
     )
-    storage = tmp_path / "results"
     with private_ray_tmpdir() as env:
-        driver = start_driver(experiment, env)
+        env.update(STATE_EVERY_SECOND)
+        driver = start_tune([experiment], env, tmp_path / "run.log")
         try:
-            experiment_dir = created_experiment_dir(storage)
+            experiment_dir = created_experiment_dir(tmp_path / "results")
 
-            def checkpoint_after_iteration_two() -> bool:
-                trial = next(experiment_dir.glob("PPO_*"), None)
-                return trial is not None and len(list(trial.glob("checkpoint_*"))) >= 2
+            def checkpoint_known_to_tune() -> bool:
+                saved = list(saved_trials(experiment_dir).values())
+                return len(saved) == 1 and saved[0].checkpoint is not None
 
-            wait_until(checkpoint_after_iteration_two, 300, "two checkpoints")
+            wait_until(
+                checkpoint_known_to_tune, 300, "a checkpoint in Tune's state", tmp_path / "run.log"
+            )
             victims = _trial_actor_pids(env["RAY_TMPDIR"])
             assert victims, "trial actor process not found"
             for pid in victims:
                 os.kill(pid, signal.SIGKILL)
-            driver.wait(timeout=400)
+            trial = trial_dirs(experiment_dir)[0]
+            wait_until(
+                lambda: bool(restored_results(trial)),
+                300,
+                "the restarted trial",
+                tmp_path / "run.log",
+            )
+            assert run_cli("tune", "--finish", experiment_dir).returncode == 0
+            driver.wait(timeout=300)
         finally:
             if driver.poll() is None:
                 os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())
     assert manifest["trial_errors"] == [] and "PPO" in manifest["best"]
-    results = results_of(next(experiment_dir.glob("PPO_*")))
+    results = results_of(trial)
     iterations = [r["training_iteration"] for r in results]
-    assert iterations[-1] == 5 and iterations.count(1) == 1, iterations
-    # Tune restarted the trial from a checkpoint (not from scratch)
-    assert any(r["iterations_since_restore"] < r["training_iteration"] for r in results)
+    # Tune restarted the trial from a checkpoint (not from scratch) and it went on
+    assert iterations.count(1) == 1, iterations
+    assert results[-1]["done"] and restored_results(trial)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import env
+from env.planner import plan_discrete
 from tests.test_fit_cli import run_cli
 
 pytestmark = pytest.mark.slow
@@ -19,10 +20,22 @@ def _best(run: Path, algorithm: str) -> Path:
     return Path(json.loads((run / "best.json").read_text())["best"][algorithm]["checkpoint"])
 
 
-def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(tiny_run: Path) -> None:
+def strict_json(text: str) -> object:
+    """Parse JSON as JSON is: Python's reader would accept NaN and Infinity."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
+    tiny_run: Path, sample_plant: env.Plant
+) -> None:
     result = run_cli("evaluate", _best(tiny_run, "DQN"), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads(result.stdout)
+    rows = strict_json(result.stdout)
+    assert isinstance(rows, list)
     assert [r["policy"] for r in rows] == ["DQN", "planner", "greedy", "do-nothing", "random"]
     for row in rows:
         for key in (
@@ -36,9 +49,17 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(tiny_run
             assert key in row, key
         assert row["episodes"] == 500
     planner = rows[1]
-    assert planner["moves_ratio"] == 1.0
+    # the planner row is the exact planner's, computed here independently, row by row
+    optimal = [
+        plan_discrete(sample_plant, sample_plant.data.controls[i], sample_plant.data.state[i])
+        for i in sample_plant.start_indices
+    ]
+    assert planner["mean_moves_to_band"] == pytest.approx(np.mean([p.moves for p in optimal]))
     assert planner["success_rate"] == max(r["success_rate"] for r in rows)
     assert planner["success_rate_solvable"] == 1.0
+    # and nobody reaches the band in fewer moves than the optimum
+    for row in rows:
+        assert row["moves_ratio"] is None or row["moves_ratio"] >= 1.0 - 1e-12, row
 
 
 def test_evaluate_experiment_table_lists_every_algorithm(tiny_run: Path) -> None:

@@ -19,7 +19,7 @@ def test_bundled_experiments_validate(name: str) -> None:
 def test_search_spaces_become_tune_domains() -> None:
     from ray.tune.search.sample import Categorical, Float
 
-    from rllib_project.tuning import to_search_space
+    from rllib_project.trial_config import to_search_space
 
     space = to_search_space(
         {

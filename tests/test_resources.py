@@ -54,17 +54,17 @@ def test_cpus_setting_overrides_the_cluster_and_runner_cap_applies() -> None:
 def test_trainable_asks_tune_for_exactly_the_plan() -> None:
     from rllib_project.experiment import load_experiment
     from rllib_project.trainable import PlantTrainable
-    from rllib_project.tuning import algorithm_entry
-    from tests.conftest import REPO
+    from rllib_project.trial_config import PlantSource, TrialConfig
+    from tests.conftest import REPO, SAMPLE_SPEC
 
     experiment = load_experiment(REPO / "tune_configs" / "compare.yaml")
     for plan in (TrialResources(0.66, 0, 0.0, 3), TrialResources(2.0, 3, 1.0, 1)):
-        config = {
-            "trial": algorithm_entry("PPO", experiment.algorithms["PPO"]),
-            "env_config": {},
-            "resources": plan.to_dict(),
-            "evaluation": {"interval": 1, "rows": None, "seed": 0},
-        }
-        request = PlantTrainable.default_resource_request(config)
+        trial = TrialConfig(
+            algorithm=experiment.algorithms["PPO"],
+            plant=PlantSource(str(SAMPLE_SPEC), "unused.json"),
+            resources=plan,
+            evaluation=experiment.file.evaluation,
+        )
+        request = PlantTrainable.default_resource_request(trial.to_tune())
         cpus = [bundle.get("CPU", 0) for bundle in request.bundles]
         assert cpus == [plan.main_cpus] + [1.0] * plan.num_env_runners

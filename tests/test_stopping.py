@@ -1,16 +1,35 @@
-"""The trial stopper: budgets, and the planner-relative target (success AND moves)."""
+"""The trial stopper: budgets, the planner-relative target (success AND moves), and
+finish requests."""
 
 from __future__ import annotations
 
-from rllib_project.stopping import PlantStopper
+from pathlib import Path
+
+from rllib_project.metrics import (
+    ALGORITHM,
+    ENV_RUNNER_RESULTS,
+    EVALUATION,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    TIME_TOTAL_S,
+    TRAINING_ITERATION,
+)
+from rllib_project.stopping import (
+    EVERY_TRIAL,
+    FINISH_REQUEST,
+    PlantStopper,
+    read_finish_request,
+    request_finish,
+)
 
 
-def result(iteration=1, steps=0, seconds=0.0, success=0.0, ratio=2.0) -> dict:
+def result(iteration=1, steps=0, seconds=0.0, success=0.0, ratio=2.0, algorithm="PPO") -> dict:
+    """A trial result as Tune hands it to the stopper (evaluation fields left out: NaN)."""
     return {
-        "training_iteration": iteration,
-        "time_total_s": seconds,
-        "env_runners": {"num_env_steps_sampled_lifetime": steps},
-        "evaluation": {"success_rate_solvable": success, "moves_ratio": ratio},
+        TRAINING_ITERATION: iteration,
+        TIME_TOTAL_S: seconds,
+        ENV_RUNNER_RESULTS: {NUM_ENV_STEPS_SAMPLED_LIFETIME: steps},
+        EVALUATION: {"success_rate_solvable": success, "moves_ratio": ratio},
+        ALGORITHM: algorithm,
     }
 
 
@@ -32,3 +51,22 @@ def test_target_needs_success_and_moves_together() -> None:
 
 def test_nothing_solvable_never_counts_as_success() -> None:
     assert not PlantStopper(success_rate=0.5)("t", result(success=float("nan"), ratio=1.0))
+
+
+def test_finish_request_stops_the_trials_it_names(tmp_path: Path) -> None:
+    stopper = PlantStopper(training_iterations=10**6, experiment_dir=str(tmp_path))
+    ppo, sac = result(algorithm="PPO"), result(algorithm="SAC")
+    assert not stopper("a_00000", ppo)  # no request yet
+    request_finish(tmp_path, ["PPO_b_00001"])  # one trial, by its name
+    assert stopper("b_00001", ppo) and not stopper("a_00000", ppo)
+    request_finish(tmp_path, ["SAC"])  # every trial of an algorithm
+    assert stopper("c_00002", sac) and not stopper("a_00000", ppo)
+    request_finish(tmp_path)  # everything
+    assert stopper("a_00000", ppo)
+    assert read_finish_request(tmp_path) == {"PPO_b_00001", "SAC", EVERY_TRIAL}
+
+
+def test_an_empty_request_file_means_every_trial_and_none_is_never_read(tmp_path: Path) -> None:
+    (tmp_path / FINISH_REQUEST).touch()  # `touch DIR/finish_request.txt` works too
+    assert PlantStopper(training_iterations=5, experiment_dir=str(tmp_path))("t", result())
+    assert not PlantStopper(training_iterations=5)("t", result())  # not told where to look

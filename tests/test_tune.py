@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,9 +13,23 @@ import pandas as pd
 import pytest
 
 import env
-from tests.conftest import REPO
+from rllib_project.trial_config import TrialConfig
+from tests.conftest import REPO, TUNE_OUTPUT
 from tests.experiments import only_experiment_dir, write_experiment
+from tests.ray_cluster import private_ray_tmpdir
 from tests.test_fit_cli import run_cli
+from tests.tune_runs import (
+    STATE_EVERY_SECOND,
+    UNREACHABLE,
+    checkpoint_iteration,
+    created_experiment_dir,
+    restored_results,
+    results_of,
+    saved_trials,
+    start_tune,
+    trial_dirs,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -58,75 +69,84 @@ def test_progress_has_evaluation_metrics_every_iteration(tiny_run: Path) -> None
         assert {r["node_ip"] for r in results} == {"127.0.0.1"}
 
 
-def _checkpointed_iterations(trial_dir: Path) -> list[int]:
-    return sorted(
-        json.loads((c / "plant_policy.json").read_text())["training_iteration"]
-        for c in trial_dir.glob("checkpoint_*")
-        if (c / "plant_policy.json").exists()
-    )
-
-
-def _wait_for_checkpoints_and_state(experiment_dir: Path, trials: int, timeout: float) -> None:
-    """Until every trial has a checkpoint and Tune's experiment state was saved after."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        trial_dirs = [p for p in experiment_dir.glob("*_*") if p.is_dir()]
-        checkpoints = [sorted(t.glob("checkpoint_*/plant_policy.json")) for t in trial_dirs]
-        states = list(experiment_dir.glob("experiment_state-*.json"))
-        if len(trial_dirs) == trials and all(checkpoints) and states:
-            newest_checkpoint = max(c[0].stat().st_mtime for c in checkpoints)
-            if max(s.stat().st_mtime for s in states) > newest_checkpoint + 0.5:
-                return
-        time.sleep(1.0)
-    raise AssertionError(f"no checkpoints + experiment state within {timeout} s")
-
-
-def start_tune(experiment: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "rllib_project", "tune", str(experiment)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def test_tune_output_is_our_table_and_results_not_ray_notices(tiny_run: Path) -> None:
+    output = (tiny_run.parent.parent / TUNE_OUTPUT).read_text()
+    assert "Trial name" in output and "moves/opt" in output  # our progress table
+    assert "best checkpoint per algorithm" in output
+    assert "rllib-project tune --finish" in output  # how to end early
+    for notice in (
+        "on the new API stack",  # known-harmless, filtered
+        "Token authentication is enabled for this Ray cluster",  # auth mode set explicitly
+        "max_concurrent_trials` will be ignored",  # fixed: the generator enforces it
+    ):
+        assert notice not in output, notice
 
 
 def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
-    experiment = write_experiment(tmp_path, iterations=6, algorithms=("PPO", "SAC"))
-    process = start_tune(experiment)
-    try:
-        while not (tmp_path / "results").exists() or not list((tmp_path / "results").iterdir()):
-            time.sleep(0.5)
-        experiment_dir = only_experiment_dir(tmp_path / "results")
-        _wait_for_checkpoints_and_state(experiment_dir, trials=2, timeout=240)
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: Tune saves its state and exits
-        process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130 and not (experiment_dir / "best.json").exists()
-    before = {t.name: _checkpointed_iterations(t) for t in experiment_dir.glob("*_*") if t.is_dir()}
-    assert all(its and its[-1] < 6 for its in before.values()), before
+    """Ctrl-C once every trial has a checkpoint the saved state knows; --resume goes on
+    from those checkpoints; --finish then ends the run and best.json is written."""
+    experiment = write_experiment(tmp_path, iterations=UNREACHABLE, algorithms=("PPO", "SAC"))
+    with private_ray_tmpdir() as env:
+        env.update(STATE_EVERY_SECOND)
+        driver = start_tune([experiment], env, tmp_path / "run.log")
+        try:
+            experiment_dir = created_experiment_dir(tmp_path / "results")
 
-    resumed = run_cli("tune", "--resume", experiment_dir)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+            def every_trial_checkpointed_in_saved_state() -> bool:
+                saved = saved_trials(experiment_dir).values()
+                return len(saved) == 2 and all(t.checkpoint is not None for t in saved)
+
+            wait_until(
+                every_trial_checkpointed_in_saved_state, 300, "checkpoints", tmp_path / "run.log"
+            )
+            os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C: Tune saves its state and exits
+            driver.wait(timeout=120)
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130 and not (experiment_dir / "best.json").exists()
+    saved = saved_trials(experiment_dir)
+    assert all(t.status != "TERMINATED" for t in saved.values()), saved  # none finished
+    restore_points = {i: checkpoint_iteration(t.checkpoint) for i, t in saved.items()}  # type: ignore[arg-type]
+
+    with private_ray_tmpdir() as env:
+        resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
+        try:
+            wait_until(
+                lambda: all(restored_results(t) for t in trial_dirs(experiment_dir)),
+                300,
+                "a result of every trial after its restore",
+                tmp_path / "resume.log",
+            )
+            finish = run_cli("tune", "--finish", experiment_dir)
+            assert finish.returncode == 0, finish.stderr
+            resumed.wait(timeout=300)
+        finally:
+            if resumed.poll() is None:
+                os.killpg(resumed.pid, signal.SIGKILL)
+    assert resumed.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO", "SAC"}
-    for trial in (t for t in experiment_dir.glob("*_*") if t.is_dir()):
-        results = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    assert set(manifest["best"]) == {"PPO", "SAC"} and manifest["trial_errors"] == []
+    for trial in trial_dirs(experiment_dir):
+        results = results_of(trial)
         iterations = [r["training_iteration"] for r in results]
-        assert iterations[-1] == 6, (trial.name, iterations)
-        # the resumed part starts after a checkpoint, not from iteration 1 again
-        restart = (
-            next(i for i in range(1, len(iterations)) if iterations[i] <= iterations[i - 1])
-            if any(iterations[i] <= iterations[i - 1] for i in range(1, len(iterations)))
-            else None
+        assert iterations.count(1) == 1, (trial.name, iterations)  # never started over
+        after = restored_results(trial)
+        trial_id = results[0]["trial_id"]
+        # the resumed part starts right after the checkpoint the saved state knew
+        first = after[0]
+        assert (
+            first["training_iteration"] - first["iterations_since_restore"]
+            == (restore_points[trial_id])
+        ), (trial.name, iterations)
+        assert [r["training_iteration"] for r in after] == list(
+            range(first["training_iteration"], after[-1]["training_iteration"] + 1)
         )
-        first_after = iterations[restart] if restart is not None else None
-        assert first_after is None or first_after > 1, (trial.name, iterations)
-        assert iterations.count(1) == 1, (trial.name, iterations)
+        assert after[-1]["done"], trial.name  # ended by --finish, counted as finished
+        # the restored algorithm kept its env-step counter (it did not start from zero)
         steps = [r["env_runners"]["num_env_steps_sampled_lifetime"] for r in results]
-        assert steps[-1] > steps[0] and steps[-1] >= max(steps[:-1]), (trial.name, steps)
+        at_checkpoint = steps[iterations.index(restore_points[trial_id])]
+        assert first["env_runners"]["num_env_steps_sampled_lifetime"] > at_checkpoint, steps
 
 
 def test_yaml_search_spaces_become_sampled_trials(tmp_path: Path) -> None:
@@ -145,7 +165,7 @@ def test_yaml_search_spaces_become_sampled_trials(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     experiment_dir = only_experiment_dir(tmp_path / "results")
     trials = [
-        json.loads((t / "params.json").read_text())["trial"]["training"]
+        TrialConfig.from_tune(json.loads((t / "params.json").read_text())).algorithm.training
         for t in experiment_dir.iterdir()
         if (t / "params.json").exists()
     ]
@@ -154,3 +174,20 @@ def test_yaml_search_spaces_become_sampled_trials(tmp_path: Path) -> None:
     assert all(0.0003 <= t["lr"] <= 0.003 and 0.9 <= t["lambda_"] <= 1.0 for t in trials)
     assert all(t["minibatch_size"] in (64, 128) for t in trials)
     assert len({t["lr"] for t in trials}) == 4  # sampled, not copied
+
+
+def test_run_without_address_starts_its_own_ray_despite_a_recorded_cluster(
+    tmp_path: Path,
+) -> None:
+    """``ray start`` records its cluster in <tmp>/ray/ray_current_cluster, and a bare
+    ``ray.init()`` joins it, even when that cluster is gone; a run without --address
+    must start its own instance instead (here the record points nowhere)."""
+    experiment = write_experiment(tmp_path, iterations=1, algorithms=("DQN",))
+    with private_ray_tmpdir() as env:
+        record = Path(env["RAY_TMPDIR"]) / "ray" / "ray_current_cluster"
+        record.parent.mkdir(parents=True)
+        record.write_text("192.0.2.1:6379")  # TEST-NET: no cluster can answer there
+        result = run_cli("tune", experiment, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (trial,) = trial_dirs(only_experiment_dir(tmp_path / "results"))
+    assert {r["node_ip"] for r in results_of(trial)} == {"127.0.0.1"}

@@ -1,0 +1,138 @@
+"""One trial's configuration, typed from the experiment files through Tune to RLlib.
+
+The experiment YAML becomes dataclasses (:mod:`rllib_project.experiment`); a trial
+runs on a :class:`TrialConfig`. Between the two sits Tune, whose param space must be
+plain data (dicts, lists, numbers) with search-space domains inside: Tune samples it,
+saves it (``params.json``, the experiment state ``Tuner.restore`` reads) and hands
+each trial the resolved copy. So the typed config crosses Tune as plain data:
+
+* :func:`param_space` lays the dataclasses out as Tune's param space: a grid over the
+  algorithms, each algorithm's YAML search spaces as Tune domains;
+* :meth:`TrialConfig.from_tune` turns the resolved config a trial receives back into a
+  ``TrialConfig``, refusing anything that does not fit (unknown keys, wrong types);
+* :meth:`TrialConfig.to_tune` is the plain form of a fixed config (no search spaces),
+  for running the trainable directly (benchmarks, tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from env.actions import ActionMode
+from env.temperature_env import EnvConfig
+from env.typed_config import build_dataclass
+from rllib_project.experiment import (
+    SEARCH_KINDS,
+    SEARCH_SPACE_SECTIONS,
+    AlgorithmSettings,
+    EvaluationSettings,
+)
+from rllib_project.resources import TrialResources
+
+ALGORITHM_COLUMN = "algorithm/algorithm"
+"""Tune's path of the algorithm name in a trial config (progress table column)."""
+ACTION_MODE_COLUMN = "algorithm/action_mode"
+
+
+@dataclass(frozen=True)
+class PlantSource:
+    """The plant every trial of an experiment trains on: the env config minus the
+    action mode (which each algorithm chooses)."""
+
+    spec_path: str
+    """Dataset spec YAML."""
+    model_path: str
+    """The fitted process model every trial shares (fitted once per experiment)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The experiment's overrides of the spec's env section."""
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs, search spaces resolved."""
+
+    algorithm: AlgorithmSettings
+    plant: PlantSource
+    resources: TrialResources
+    evaluation: EvaluationSettings
+    seed: int = 0
+
+    @property
+    def algorithm_name(self) -> str:
+        return self.algorithm.algorithm
+
+    @property
+    def action_mode(self) -> ActionMode:
+        return self.algorithm.action_mode
+
+    @property
+    def env_config(self) -> EnvConfig:
+        """What RLlib's env runners (and the trial's reference env) are built from."""
+        plant = self.plant
+        return EnvConfig(
+            spec_path=plant.spec_path,
+            model_path=plant.model_path,
+            action_mode=self.action_mode,
+            settings=dict(plant.settings),
+        )
+
+    @property
+    def torch_threads(self) -> int:
+        """The algorithm file's choice, else the trial's whole CPUs (at least one)."""
+        return self.algorithm.torch_threads or max(1, int(self.resources.main_cpus))
+
+    @classmethod
+    def from_tune(cls, config: Mapping[str, Any]) -> TrialConfig:
+        """The config a Tune trial receives (resolved param space, or ``params.json``)."""
+        return build_dataclass(cls, config, "Tune trial config")
+
+    def to_tune(self) -> dict[str, Any]:
+        """Plain data in the layout :meth:`from_tune` reads (no search spaces)."""
+        return dataclasses.asdict(self)
+
+
+def to_search_space(value: Any) -> Any:
+    """YAML search-space mappings (``{loguniform: [a, b]}`` ...) to Tune domains."""
+    from ray import tune
+
+    makers: dict[str, Callable[[list[Any]], Any]] = {
+        "grid": lambda a: tune.grid_search(list(a)),
+        "choice": lambda a: tune.choice(list(a)),
+        "uniform": lambda a: tune.uniform(*a),
+        "loguniform": lambda a: tune.loguniform(*a),
+        "randint": lambda a: tune.randint(*a),
+    }
+    assert makers.keys() == set(SEARCH_KINDS)  # the kinds experiment.py validates
+    if isinstance(value, dict):
+        if len(value) == 1:
+            kind, args = next(iter(value.items()))
+            if kind in makers:
+                return makers[kind](args)
+        return {k: to_search_space(v) for k, v in value.items()}
+    return value
+
+
+def param_space(
+    algorithms: Iterable[AlgorithmSettings],
+    plant: PlantSource,
+    resources: TrialResources,
+    evaluation: EvaluationSettings,
+) -> dict[str, Any]:
+    """Tune's param space: the :class:`TrialConfig` layout, a grid over the algorithms
+    (each with its own search spaces) and a sampled seed per trial."""
+    from ray import tune
+
+    def searchable(settings: AlgorithmSettings) -> dict[str, Any]:
+        plain = dataclasses.asdict(settings)
+        return {**plain, **{s: to_search_space(plain[s]) for s in SEARCH_SPACE_SECTIONS}}
+
+    return {
+        "algorithm": tune.grid_search([searchable(a) for a in algorithms]),
+        "plant": dataclasses.asdict(plant),
+        "resources": dataclasses.asdict(resources),
+        "evaluation": dataclasses.asdict(evaluation),
+        "seed": tune.randint(0, 2**31 - 1),
+    }

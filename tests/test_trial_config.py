@@ -1,0 +1,125 @@
+"""The typed trial config crosses Tune as plain data and comes back the same; best.json
+and checkpoint metadata round-trip through their one writer and one reader."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import env
+from env.errors import InputError
+from env.evaluation import Rollouts
+from rllib_project.checkpoints import CheckpointInfo
+from rllib_project.evaluate import EvaluationRow, format_json
+from rllib_project.experiment import load_experiment
+from rllib_project.manifest import BestCheckpoint, Manifest
+from rllib_project.resources import TrialResources
+from rllib_project.scoring import PolicyMetrics
+from rllib_project.trial_config import PlantSource, TrialConfig, param_space
+from tests.conftest import REPO, SAMPLE_SPEC
+
+PLAN = TrialResources(0.66, 0, 0.0, 3)
+SOURCE = PlantSource(str(SAMPLE_SPEC), "/models/m.json", {"noise_std": 0.5})
+
+
+def metrics(**changes: float) -> PolicyMetrics:
+    values = dict(
+        episodes=48,
+        success_rate=0.5,
+        reached_rate=0.75,
+        mean_moves_to_band=2.5,
+        time_in_band=0.4,
+        mean_return=-3.0,
+        success_rate_solvable=0.5,
+        moves_ratio=1.2,
+        score=0.51,
+    )
+    return PolicyMetrics(**{**values, **changes})
+
+
+def test_param_space_resolves_into_trial_configs_per_algorithm() -> None:
+    """What Tune samples from the search YAML is what the trainable reads."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    experiment = load_experiment(REPO / "tune_configs" / "search.yaml")
+    experiment_ppo = load_experiment(REPO / "tune_configs" / "compare.yaml")
+    algorithms = [*experiment.algorithms.values(), experiment_ppo.algorithms["DQN"]]
+    space = param_space(algorithms, SOURCE, PLAN, experiment.file.evaluation)
+    assert set(space) == {f.name for f in dataclasses.fields(TrialConfig)}
+    trials = [TrialConfig.from_tune(config) for _, config in generate_variants(space)]
+    assert sorted(t.algorithm_name for t in trials) == ["DQN", "PPO", "PPO"]  # PPO: 2-value grid
+    ppo = [t for t in trials if t.algorithm_name == "PPO"]
+    assert sorted(t.algorithm.training["num_epochs"] for t in ppo) == [6, 10]
+    assert all(0.0003 <= t.algorithm.training["lr"] <= 0.003 for t in ppo)  # sampled number
+    for trial in trials:
+        assert trial.plant == SOURCE and trial.resources == PLAN
+        assert 0 <= trial.seed < 2**31
+        assert trial.env_config.action_mode == trial.algorithm.action_mode
+        assert json.loads(json.dumps(trial.to_tune())) == trial.to_tune()  # plain data
+        assert TrialConfig.from_tune(trial.to_tune()) == trial
+
+
+def test_a_config_that_does_not_fit_is_refused() -> None:
+    experiment = load_experiment(REPO / "tune_configs" / "compare.yaml")
+    good = TrialConfig(experiment.algorithms["SAC"], SOURCE, PLAN, experiment.file.evaluation)
+    plain = good.to_tune()
+    with pytest.raises(InputError, match="unknown key"):
+        TrialConfig.from_tune({**plain, "trial": {}})
+    with pytest.raises(InputError, match="action_mode"):
+        TrialConfig.from_tune({**plain, "algorithm": {**plain["algorithm"], "action_mode": "x"}})
+
+
+def test_manifest_round_trips_and_nan_survives(tmp_path: Path) -> None:
+    experiment = load_experiment(REPO / "tune_configs" / "compare.yaml")
+    trial = TrialConfig(experiment.algorithms["PPO"], SOURCE, PLAN, experiment.file.evaluation)
+    entry = BestCheckpoint(
+        "PPO", "discrete", "/x/checkpoint_000001", "abc_00000", 2, 2048, 9.5, metrics(), trial
+    )
+    unsolved = dataclasses.replace(
+        entry, metrics=metrics(mean_moves_to_band=math.nan, moves_ratio=math.inf, score=0.9)
+    )
+    manifest = Manifest("/x", "d.yaml", "m.json", "s", {"PPO": entry, "SAC": unsolved}, [], "t")
+    manifest.write(tmp_path)
+    json.loads((tmp_path / "best.json").read_text(), parse_constant=pytest.fail)  # strict JSON
+    back = Manifest.read(tmp_path)
+    assert back.best["PPO"] == entry and back.best_overall()[0] == "SAC"
+    assert math.isnan(back.best["SAC"].metrics.mean_moves_to_band)
+    assert math.isnan(back.best["SAC"].metrics.moves_ratio)  # inf is not JSON: written as null
+    (tmp_path / "best.json").write_text(json.dumps({"best": {"PPO": {"algorithm": "PPO"}}}))
+    with pytest.raises(InputError):
+        Manifest.read(tmp_path)
+
+
+def test_checkpoint_info_round_trips(tmp_path: Path) -> None:
+    config = env.EnvConfig(str(SAMPLE_SPEC), "/m.json", "continuous", {"horizon": 20})
+    for evaluation in (None, metrics(success_rate_solvable=math.nan)):
+        info = CheckpointInfo("SAC", "continuous", config, 3, evaluation)
+        info.write(tmp_path)
+        back = CheckpointInfo.read(tmp_path)
+        assert back.env_config == config and back.training_iteration == 3
+        if evaluation is None:
+            assert back.evaluation is None
+        else:
+            assert back.evaluation is not None
+            assert math.isnan(back.evaluation.success_rate_solvable)
+            assert back.evaluation.score == evaluation.score
+
+
+def test_evaluate_json_is_strict_json() -> None:
+    """``evaluate --json`` writes null where a metric is NaN or infinite."""
+    empty = Rollouts(*(np.zeros((1, 1)) for _ in range(4)))
+    rows = [
+        EvaluationRow("PPO", "trained", "discrete", metrics(moves_ratio=math.inf), empty),
+        EvaluationRow(
+            "random", "baseline", "discrete", metrics(mean_moves_to_band=math.nan), empty
+        ),
+    ]
+    text = format_json(rows)
+    parsed = json.loads(text, parse_constant=pytest.fail)
+    assert parsed[0]["moves_ratio"] is None and parsed[1]["mean_moves_to_band"] is None
+    assert parsed[0]["success_rate"] == 0.5
