@@ -140,17 +140,17 @@ def test_recommend_bad_state_is_one_line(tiny_run: Path, state: str, message: st
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
 
 
-def test_recommend_below_band_moves_controls_the_way_the_model_heats(
+def test_recommend_below_band_warms_the_plant_into_the_band(
     trained_ppo_run: Path, sample_plant: env.Plant
 ) -> None:
-    """A trained policy, from rows well below the band: every control it moves, it moves
-    in the direction in which the model says that control raises the temperature."""
+    """A trained policy, from rows well below the band: it does not advise "keep", its
+    first move raises the temperature on the model (judged here from the model itself,
+    not from the advice's own path), and its predicted path ends in the band."""
     manifest = json.loads((trained_ppo_run / "best.json").read_text())
     assert manifest["best"]["PPO"]["metrics"]["success_rate"] >= 0.95
     temps = sample_plant.data.state[sample_plant.start_indices]
     below = sample_plant.start_indices[temps < sample_plant.band[0] - 3][:8]
     assert len(below) == 8
-    moved = 0
     for index in below:
         row = int(sample_plant.data.row_numbers[index])
         result = run_cli("recommend", "--policy", trained_ppo_run, "--row", row, "--json")
@@ -158,14 +158,7 @@ def test_recommend_below_band_moves_controls_the_way_the_model_heats(
         advice = json.loads(result.stdout)
         assert not advice["in_band"] and not advice["keep_all"]
         controls = sample_plant.data.controls[index]
-        for i, control in enumerate(advice["controls"]):
-            if control["direction"] == "keep":
-                continue
-            nudged = controls.copy()
-            nudged[i] += 1e-3 * sample_plant.steps[i]
-            heats = sample_plant.model.predict(nudged) > sample_plant.model.predict(controls)
-            assert (control["direction"] == "increase") == heats, (row, control)
-            moved += 1
-        path = [p["temperature"] for p in advice["path"]]
-        assert path[1] > path[0]  # the first move warms the plant, on the model
-    assert moved >= 8
+        new = np.array([c["new"] for c in advice["controls"]])
+        before, after = sample_plant.model.predict(np.stack([controls, new]))
+        assert after > before, (row, advice["controls"])
+        assert advice["path"][-1]["in_band"] and advice["moves_to_band"] >= 1
