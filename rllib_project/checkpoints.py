@@ -94,6 +94,15 @@ def latest_experiment(storage: Path = DEFAULT_STORAGE) -> Path:
     return candidates[-1].parent
 
 
+def resolve_source(source: str | Path) -> Path:
+    """The path a policy source names (``best``: the newest finished experiment)."""
+    return latest_experiment() if str(source) == "best" else Path(source)
+
+
+def is_experiment(path: Path) -> bool:
+    return (path / MANIFEST_FILE).exists()
+
+
 def load_checkpoint_policy(
     checkpoint: Path, name: str | None = None, dataset: str = ""
 ) -> LoadedPolicy:
@@ -156,7 +165,7 @@ def load_policies(source: str | Path, dataset: str | None = None) -> list[Loaded
     algorithm; with ``dataset``, those of one dataset)."""
     from rllib_project.policy import POLICY_FILE
 
-    path = latest_experiment() if str(source) == "best" else Path(source)
+    path = resolve_source(source)
     if not path.exists():
         raise InputError(path, "not found")
     if (path / POLICY_FILE).exists() or (path / POLICY_METADATA).exists():
@@ -181,8 +190,8 @@ def _no_dataset_choice(path: Path, dataset: str | None) -> None:
 def load_best_policy(source: str | Path, dataset: str | None = None) -> LoadedPolicy:
     """One policy: the highest-scoring of an experiment's dataset (``dataset``, needed
     when it has several), or the one a path names."""
-    path = latest_experiment() if str(source) == "best" else Path(source)
-    if path.exists() and (path / MANIFEST_FILE).exists():
+    path = resolve_source(source)
+    if is_experiment(path):
         entry = read_manifest(path).best_overall(dataset)
         return load_checkpoint_policy(
             Path(entry.checkpoint), f"{entry.algorithm} (best)", entry.dataset

@@ -32,6 +32,8 @@ def write_experiment(
         "storage_path": str(storage or folder / "results"),
     }
     data.update(extra)
+    if "datasets" in extra:
+        del data["dataset"]
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
