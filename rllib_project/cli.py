@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         metavar="NAME",
         nargs="+",
-        help="with --finish: only these trials (names as in the progress table) or algorithms",
+        help="with --finish: only these trials (names as in the progress table), algorithms "
+        "or datasets",
     )
     tune.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     tune.add_argument(

@@ -158,7 +158,7 @@ def plot_improvement(comparison: Comparison, path: Path) -> bool:
     if not pairs:
         return False
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.6 * len(pairs)))
+    fig, ax = plt.subplots(figsize=(7, 1.8 + 0.6 * len(pairs)))
     for row, pair in enumerate(pairs):
         value = pair.improvement
         ax.plot([value.probability], [row], "o", color=COLORS.get(pair.algorithm, "black"))

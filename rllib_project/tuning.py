@@ -409,7 +409,7 @@ def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
     unknown = sorted(set(names) - known)
     if unknown:
         raise InputError(
-            "--only", f"no trial or algorithm {', '.join(unknown)} in {experiment_dir}"
+            "--only", f"no trial, algorithm or dataset {', '.join(unknown)} in {experiment_dir}"
         )
     requested = request_finish(experiment_dir, names)
     return (
