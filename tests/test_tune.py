@@ -72,7 +72,7 @@ def test_progress_has_evaluation_metrics_every_iteration(tiny_run: Path) -> None
 def test_tune_output_is_our_table_and_results_not_ray_notices(tiny_run: Path) -> None:
     output = (tiny_run.parent.parent / TUNE_OUTPUT).read_text()
     assert "Trial name" in output and "moves/opt" in output  # our progress table
-    assert "best checkpoint per algorithm" in output
+    assert "best checkpoint per dataset x algorithm" in output
     assert "rllib-project tune --finish" in output  # how to end early
     for notice in (
         "on the new API stack",  # known-harmless, filtered
