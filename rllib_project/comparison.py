@@ -96,7 +96,7 @@ def time_to_target(run: RunRecord, stop: StopSettings) -> tuple[float, float]:
 
 
 METRICS = (
-    ComparedMetric("success_rate_solvable", "success", True, "{:.1%}", _success),
+    ComparedMetric("success_rate_solvable", "success of solvable", True, "{:.1%}", _success),
     ComparedMetric("moves_ratio", "moves/opt", False, "{:.3f}", _moves),
     ComparedMetric(
         "time_to_target_s",

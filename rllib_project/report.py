@@ -122,7 +122,7 @@ def plot_learning_curves(curves: list[RunCurve], path: Path) -> bool:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     for ax, axis, label in (
         (axes[0], "steps", "env steps sampled"),
-        (axes[1], "seconds", "training time (s)"),
+        (axes[1], "seconds", "training wall time (s, Tune's time_total_s)"),
     ):
         end = max(float(getattr(c, axis)[-1]) for c in curves)
         grid = np.linspace(0.0, end, CURVE_POINTS)

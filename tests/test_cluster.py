@@ -146,7 +146,8 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
     both nodes; a job stopped once every trial has a checkpoint that Tune's saved state
     records is continued with `submit.sh --resume DIR` from those checkpoints, and ended
     with `tune --finish`. Budgets are unreachable, so nothing here depends on the
-    machine's speed."""
+    machine's speed. The ASHA scheduler is on, restored with the run and overruled by
+    the finish request; its grace period is out of reach, so it never stops a trial."""
     second = write_synthetic(tmp_path / "generated", 2, rows=120, seed=5)
     experiment = write_experiment(
         tmp_path,
@@ -154,6 +155,7 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         algorithms=("PPO",),
         datasets=[str(SAMPLE_SPEC), str(second)],
         seeds=2,
+        scheduler={"kind": "asha", "grace_period": UNREACHABLE},
     )
     storage = tmp_path / "shared"
     with local_cluster(head_cpus=1, extra_nodes=(1,)) as cluster:
