@@ -155,13 +155,14 @@ def _served_export(source: str, dataset: str | None) -> Iterator[Path]:
     from rllib_project.checkpoints import POLICY_METADATA, load_best_policy
     from rllib_project.export import export_checkpoint
 
-    if is_export(source):
-        yield Path(source)
-        return
     path = Path(source)
-    checkpoint = (
-        path if (path / POLICY_METADATA).exists() else load_best_policy(source, dataset).source
-    )
+    single = is_export(source) or (path / POLICY_METADATA).exists()
+    if single and dataset is not None:
+        raise InputError("--dataset", f"goes with an experiment folder; {source} is one policy")
+    if is_export(source):
+        yield path
+        return
+    checkpoint = path if single else load_best_policy(source, dataset).source
     folder = Path(tempfile.mkdtemp(prefix="plant-policy-export-"))
     try:
         print(f"exporting {checkpoint} ...", flush=True)

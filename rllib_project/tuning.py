@@ -174,7 +174,8 @@ def prepare_dataset(
 
 
 def trial_dirname(trial: Trial) -> str:
-    """Short trial folders: ``PPO_<trial id>`` instead of every hyper-parameter."""
+    """Short trial folders, ``<algorithm>_<dataset>_<trial id>``, instead of every
+    hyper-parameter."""
     from rllib_project.stopping import trial_name
 
     config = TrialConfig.from_tune(trial.config)
