@@ -11,13 +11,14 @@ import pytest
 
 import env
 from env.planner import plan_discrete
+from tests.experiments import best_by_algorithm
 from tests.test_fit_cli import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def _best(run: Path, algorithm: str) -> Path:
-    return Path(json.loads((run / "best.json").read_text())["best"][algorithm]["checkpoint"])
+    return Path(best_by_algorithm(run)[algorithm]["checkpoint"])
 
 
 def strict_json(text: str) -> object:
@@ -34,8 +35,9 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
 ) -> None:
     result = run_cli("evaluate", _best(tiny_run, "DQN"), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = strict_json(result.stdout)
-    assert isinstance(rows, list)
+    output = strict_json(result.stdout)
+    assert output["aggregate"] is None  # one checkpoint: no runs to aggregate
+    rows = output["rows"]
     assert [r["policy"] for r in rows] == ["DQN", "planner", "greedy", "do-nothing", "random"]
     for row in rows:
         for key in (
@@ -71,6 +73,9 @@ def test_evaluate_experiment_table_lists_every_algorithm(tiny_run: Path) -> None
         assert any(line.startswith(name) for line in lines), name
     # baselines of both action-mode families, since SAC is continuous
     assert sum(line.startswith("planner") for line in lines) == 2
+    # one run per algorithm: the comparison says there is no interval instead of one
+    assert "comparison over all runs" in result.stdout
+    assert "(no CI: 1 run)" in result.stdout and "no confidence interval" in result.stdout
 
 
 def _row(plant: env.Plant, inside: bool, below: bool = True) -> int:
@@ -146,8 +151,7 @@ def test_recommend_below_band_warms_the_plant_into_the_band(
     """A trained policy, from rows well below the band: it does not advise "keep", its
     first move raises the temperature on the model (judged here from the model itself,
     not from the advice's own path), and its predicted path ends in the band."""
-    manifest = json.loads((trained_ppo_run / "best.json").read_text())
-    assert manifest["best"]["PPO"]["metrics"]["success_rate"] >= 0.95
+    assert best_by_algorithm(trained_ppo_run)["PPO"]["metrics"]["success_rate"] >= 0.95
     temps = sample_plant.data.state[sample_plant.start_indices]
     below = sample_plant.start_indices[temps < sample_plant.band[0] - 3][:8]
     assert len(below) == 8
