@@ -22,7 +22,7 @@ until learning has started and a few iterations more (warm-up), then runs
 * the ``--top`` functions by own time.
 
 The machine's other load changes the seconds; the shares within one run are what the
-tuning comments in ``tune_configs/*.yaml`` refer to.
+figures in ``TrialConfig.torch_threads`` and the README ("Where SAC's and DQN's time goes") cite.
 """
 
 from __future__ import annotations
