@@ -65,7 +65,10 @@ def build_algorithm_config(trial: TrialConfig) -> AlgorithmConfig:
     """RLlib config of one trial: the algorithm file's settings on the trial's resources."""
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
+    from rllib_project.torch_seeding import use_light_torch_seeding
+
     register()
+    use_light_torch_seeding()  # seconds less set-up per trial (see there)
     settings, resources = trial.algorithm, trial.resources
     config = (
         algorithm_config_class(settings.algorithm)()

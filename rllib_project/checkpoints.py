@@ -44,6 +44,12 @@ class CheckpointInfo:
     training_iteration: int
     evaluation: PolicyMetrics | None
     """The evaluation of the saved weights (None if not evaluated yet)."""
+    yardstick: str | None = None
+    """The experiment's saved yardstick for this action mode (``evaluate`` and the report
+    replay it instead of planning again; planned afresh if missing or stale)."""
+    wall_time_s: float = 0.0
+    """Wall time the trial had used when it saved this checkpoint (a restored trial
+    goes on counting from here against its wall-time budget)."""
 
     def write(self, checkpoint_dir: Path) -> Path:
         return write_json_atomic(checkpoint_dir / POLICY_METADATA, json_safe(asdict(self)))
@@ -75,6 +81,8 @@ class LoadedPolicy:
     codec: ActionCodec
     act: Callable[[np.ndarray], np.ndarray]
     source: Path
+    yardstick: Path | None = None
+    """The experiment's saved yardstick for this policy's action mode, if known."""
 
 
 def read_manifest(experiment_dir: Path) -> Manifest:
@@ -109,7 +117,20 @@ def load_checkpoint_policy(checkpoint: Path, name: str | None = None) -> LoadedP
         codec=codec,
         act=_LazyCheckpointActor(checkpoint, codec),
         source=checkpoint,
+        yardstick=saved_yardstick(checkpoint, info),
     )
+
+
+def saved_yardstick(checkpoint: Path, info: CheckpointInfo) -> Path | None:
+    """The experiment's yardstick file of a checkpoint: where the trial recorded it, or,
+    for an experiment folder moved since, beside the trial folders
+    (``<experiment>/<trial>/<checkpoint>``). Whether it still fits is checked on use."""
+    from env.yardstick import planning_mode, yardstick_filename
+
+    name = yardstick_filename(planning_mode(info.action_mode))
+    candidates = [Path(info.yardstick)] if info.yardstick else []
+    candidates.append(checkpoint.parent.parent / name)
+    return next((path for path in candidates if path.is_file()), None)
 
 
 class _LazyCheckpointActor:

@@ -63,7 +63,8 @@ class StopSettings:
     training_iterations: int | None = None
     env_steps: int | None = None
     wall_time_s: float | None = None
-    """Training time of the trial (Tune's time_total_s), seconds."""
+    """Wall time of each trial in seconds, set-up and evaluation included (the trial
+    stops before an iteration that would end past it)."""
     success_rate: float | None = None
     """Target: stop once the evaluation success rate over the rows the planner can
     solve reaches this (0..1) ..."""

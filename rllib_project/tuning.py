@@ -25,16 +25,18 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from env.errors import InputError
 from env.files import write_json_atomic
-from env.model import PROCESS_MODEL_FILE
-from env.plant import load_plant
+from env.typed_config import build_dataclass
+from env.yardstick import planning_mode
 from rllib_project.experiment import Experiment, load_experiment
 from rllib_project.manifest import MANIFEST_FILE, BestCheckpoint, Manifest
+from rllib_project.preparation import PreparationProcess, prepare_dataset, say
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
 from rllib_project.trial_config import (
     ACTION_MODE_COLUMN,
@@ -106,18 +108,36 @@ def init_ray(address: str | None) -> None:
 # --------------------------------------------------------------------------- spaces
 
 
-def plant_source(experiment: Experiment, model_path: Path) -> PlantSource:
-    """The plant every trial of ``experiment`` trains on."""
-    return PlantSource(str(experiment.dataset), str(model_path), dict(experiment.file.env))
+def planning_modes(experiment: Experiment) -> set[str]:
+    """The planner's modes the experiment's algorithms are scored in."""
+    return {planning_mode(a.action_mode) for a in experiment.algorithms.values()}
+
+
+def dataset_preparation_args(experiment: Experiment, experiment_dir: Path) -> tuple[Any, ...]:
+    """The arguments of :func:`rllib_project.preparation.prepare_dataset` that make the
+    experiment's dataset ready for its trials (model, yardsticks, shape), saved in the
+    experiment folder before any trial starts."""
+    return (
+        experiment.dataset,
+        experiment.model,
+        dict(experiment.file.env),
+        sorted(planning_modes(experiment)),
+        experiment_dir,
+    )
+
+
+def prepare_experiment_dataset(experiment: Experiment, experiment_dir: Path) -> PlantSource:
+    """:func:`rllib_project.preparation.prepare_dataset` of an experiment, in this process."""
+    return prepare_dataset(*dataset_preparation_args(experiment, experiment_dir))
 
 
 def experiment_param_space(
-    experiment: Experiment, model_path: Path, plan: TrialResources
+    experiment: Experiment, source: PlantSource, plan: TrialResources
 ) -> dict[str, Any]:
     """Tune's param space of an experiment (see :func:`param_space`)."""
     return param_space(
         experiment.algorithms.values(),
-        plant_source(experiment, model_path),
+        source,
         plan,
         experiment.file.evaluation,
     )
@@ -132,17 +152,6 @@ def stop_criteria(experiment: Experiment, experiment_dir: Path | None) -> PlantS
         **dataclasses.asdict(experiment.file.stop),
         experiment_dir=None if experiment_dir is None else str(experiment_dir),
     )
-
-
-# --------------------------------------------------------------------------- model
-
-
-def prepare_model(experiment: Experiment, experiment_dir: Path) -> Path:
-    """The model every trial uses: the given one, or fitted once and saved here."""
-    plant = load_plant(experiment.dataset, experiment.model)  # validates data + model
-    if experiment.model is not None:
-        return experiment.model
-    return plant.model.save(experiment_dir / PROCESS_MODEL_FILE)
 
 
 # --------------------------------------------------------------------------- run
@@ -195,6 +204,7 @@ def build_tuner(
 
     from rllib_project.metrics import SCORE
     from rllib_project.trainable import PlantTrainable
+    from rllib_project.trial_progress import TrialLines
 
     file = experiment.file
     interval = file.evaluation.interval
@@ -225,6 +235,7 @@ def build_tuner(
             ),
             failure_config=tune.FailureConfig(max_failures=file.failure.max_failures),
             progress_reporter=progress_reporter(),
+            callbacks=[TrialLines()],
             verbose=1,
         ),
     )
@@ -239,35 +250,70 @@ def new_experiment_dir(experiment: Experiment) -> Path:
 def run_tune(
     experiment_file: Path, address: str | None = None, storage_path: Path | None = None
 ) -> Path:
-    """Run an experiment; returns the experiment folder (holding ``best.json``)."""
+    """Run an experiment; returns the experiment folder (holding ``best.json``).
+
+    Every step before the trials prints a line as it starts and as it ends (reading
+    the experiment imports RLlib, starting Ray, fitting, planning), then the trials'
+    progress table takes over: no silent minutes.
+    """
     address = prepare_ray_environment(address)
+    say(f"reading {experiment_file} (RLlib checks every setting) ...")
     experiment = load_experiment(experiment_file, storage_path)
     experiment_dir = new_experiment_dir(experiment)
-    init_ray(address)
+    experiment_dir.mkdir(parents=True, exist_ok=False)
+    say(f"experiment: {experiment_dir}")
+    # model, yardsticks and shape in another process while Ray starts (see there)
+    preparation = PreparationProcess(*dataset_preparation_args(experiment, experiment_dir))
+    node_cpus = start_ray(address)
+    source = preparation.result()
     plan = plan_trial_resources(
-        cluster_node_cpus(),
+        node_cpus,
         len(experiment.algorithms) * experiment.file.samples_per_algorithm,
         experiment.file.resources,
     )
-    experiment_dir.mkdir(parents=True, exist_ok=False)
-    model_path = prepare_model(experiment, experiment_dir)
-    write_json_atomic(
-        experiment_dir / EXPERIMENT_SNAPSHOT,
-        snapshot(experiment, model_path, plan),
-    )
-    print(
-        f"experiment: {experiment_dir}\n"
+    write_json_atomic(experiment_dir / EXPERIMENT_SNAPSHOT, snapshot(experiment, source, plan))
+    n_trials = len(experiment.algorithms) * experiment.file.samples_per_algorithm
+    say(
         f"trials: {len(experiment.algorithms)} algorithm(s) x "
         f"{experiment.file.samples_per_algorithm} sample(s), {plan.max_concurrent_trials} at "
         f"once, each {plan.main_cpus:g} CPU + {plan.num_env_runners} env runner(s)\n"
-        f"to end early, keeping what was learned: rllib-project tune --finish {experiment_dir}",
-        flush=True,
+        f"to end early, keeping what was learned: rllib-project tune --finish {experiment_dir}"
     )
-    space = experiment_param_space(experiment, model_path, plan)
+    say(f"starting {n_trials} trial(s) ({describe_stop(experiment)}) ...")
+    space = experiment_param_space(experiment, source, plan)
     work_from(experiment_dir)
     results = fit_or_read_back(build_tuner(experiment, experiment_dir, space, plan), experiment_dir)
     finish(experiment_dir, results)
     return experiment_dir
+
+
+def start_ray(address: str | None) -> list[float]:
+    """Start (or connect to) Ray with a line before and after; the nodes' CPUs."""
+    began = time.perf_counter()
+    say("connecting to Ray ..." if address else "starting Ray on this machine ...")
+    init_ray(address)
+    node_cpus = cluster_node_cpus()
+    seconds = time.perf_counter() - began
+    say(f"Ray: {len(node_cpus)} node(s), {sum(node_cpus):g} CPUs ({seconds:.1f} s)")
+    return node_cpus
+
+
+def describe_stop(experiment: Experiment) -> str:
+    """How the trials end, in words (for the line that starts them)."""
+    stop = experiment.file.stop
+    parts = []
+    if stop.wall_time_s is not None:
+        parts.append(f"{stop.wall_time_s:g} s of wall time each")
+    if stop.training_iterations is not None:
+        parts.append(f"{stop.training_iterations} iterations")
+    if stop.env_steps is not None:
+        parts.append(f"{stop.env_steps:,} env steps")
+    if stop.success_rate is not None:
+        target = f"{stop.success_rate:.0%} success"
+        if stop.moves_ratio is not None:
+            target += f" within {stop.moves_ratio:g}x the planner's moves"
+        parts.append(target)
+    return "each ends at the first of: " + ", ".join(parts)
 
 
 def work_from(experiment_dir: Path) -> None:
@@ -335,17 +381,23 @@ def experiment_folder(experiment_dir: Path) -> Path:
 
 
 def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
-    """Continue an interrupted run from its last checkpoints."""
+    """Continue an interrupted run from its last checkpoints.
+
+    The saved model and yardsticks are checked (and loaded, not planned again) before
+    Tune restores the trials, which load them too.
+    """
     address = prepare_ray_environment(address)  # before Ray is imported
     experiment_dir = experiment_folder(experiment_dir)
+    say(f"resuming: {experiment_dir}")
+    check_prepared_dataset(experiment_dir)
     from ray import tune
 
     from rllib_project.trainable import PlantTrainable
 
-    init_ray(address)
+    start_ray(address)
     if not tune.Tuner.can_restore(str(experiment_dir)):
         raise InputError(experiment_dir, "Tune has no state to resume here yet")
-    print(f"resuming: {experiment_dir}", flush=True)
+    say("restoring the trials from their last checkpoints ...")
     tuner = tune.Tuner.restore(
         str(experiment_dir),
         trainable=PlantTrainable,
@@ -355,6 +407,25 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
     work_from(experiment_dir)
     finish(experiment_dir, fit_or_read_back(tuner, experiment_dir))
     return experiment_dir
+
+
+def check_prepared_dataset(experiment_dir: Path) -> PlantSource | None:
+    """Load (or, if missing or stale, plan again) the yardsticks the run's trials use.
+
+    Runs made before the yardstick was saved with the experiment have no record of
+    one (None): their trials plan for themselves, as they did.
+    """
+    recorded = read_snapshot(experiment_dir).get("plant")
+    if recorded is None:
+        return None
+    source = build_dataclass(PlantSource, recorded, experiment_dir / EXPERIMENT_SNAPSHOT, "plant")
+    return prepare_dataset(
+        Path(source.spec_path),
+        Path(source.model_path),
+        source.settings,
+        source.yardsticks,
+        experiment_dir,
+    )
 
 
 def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
@@ -379,12 +450,13 @@ def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
     )
 
 
-def snapshot(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict[str, Any]:
+def snapshot(experiment: Experiment, source: PlantSource, plan: TrialResources) -> dict[str, Any]:
     """The resolved configuration, saved with the run."""
     return {
         "experiment_file": str(experiment.source),
         "dataset": str(experiment.dataset),
-        "model": str(model_path),
+        "model": source.model_path,
+        "plant": dataclasses.asdict(source),
         "resources": dataclasses.asdict(plan),
         "experiment": dataclasses.asdict(experiment.file),
         "algorithms": {k: dataclasses.asdict(v) for k, v in experiment.algorithms.items()},
