@@ -38,7 +38,7 @@ SEARCH_SPACE_SECTIONS = ("training", "env_runners", "model")
 ALLOWED_ACTION_MODES: dict[str, tuple[str, ...]] = {
     "PPO": ("discrete", "continuous"),
     "SAC": ("continuous",),
-    "DQN": ("discrete_flat",),
+    "DQN": ("discrete", "discrete_flat"),  # discrete: one Q-head per control
 }
 # Derived from the cluster by the runner (see resources.py), never set per algorithm.
 RESOURCE_KEYS = (

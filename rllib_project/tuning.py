@@ -38,6 +38,7 @@ from rllib_project.experiment import Experiment, load_experiment
 from rllib_project.manifest import MANIFEST_FILE, BestCheckpoint, Manifest
 from rllib_project.preparation import PreparationProcess, prepare_dataset, say
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
+from rllib_project.shape_defaults import describe_derived
 from rllib_project.trial_config import (
     ACTION_MODE_COLUMN,
     ALGORITHM_COLUMN,
@@ -272,6 +273,8 @@ def run_tune(
         experiment.file.resources,
     )
     write_json_atomic(experiment_dir / EXPERIMENT_SNAPSHOT, snapshot(experiment, source, plan))
+    if source.shape is not None:
+        say(describe_derived(experiment.algorithms.values(), source.shape))
     n_trials = len(experiment.algorithms) * experiment.file.samples_per_algorithm
     say(
         f"trials: {len(experiment.algorithms)} algorithm(s) x "

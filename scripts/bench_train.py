@@ -32,10 +32,11 @@ import numpy as np
 import env
 from env.baselines import FunctionPolicy
 from rllib_project.experiment import load_experiment
+from rllib_project.preparation import prepare_dataset
 from rllib_project.resources import cluster_node_cpus, plan_trial_resources
 from rllib_project.scoring import PlantScorer, PolicyMetrics
 from rllib_project.trial_config import TrialConfig
-from rllib_project.tuning import init_ray, plant_source, prepare_ray_environment
+from rllib_project.tuning import init_ray, prepare_ray_environment
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
@@ -97,7 +98,15 @@ def run_ours(
     plan = plan_trial_resources(cluster_node_cpus(), 1, experiment.file.resources)
     trial = TrialConfig(
         algorithm=spec,
-        plant=plant_source(experiment, model_path),
+        # the experiment's yardsticks and shape, saved beside the model (as `tune` does)
+        plant=prepare_dataset(
+            experiment.dataset,
+            model_path,
+            {},
+            ["discrete", "continuous"],
+            model_path.parent,
+            progress=lambda _: None,
+        ),
         resources=plan,
         # every row, like the SB3 contender
         evaluation=dataclasses.replace(experiment.file.evaluation, rows=None),
