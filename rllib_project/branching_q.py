@@ -33,7 +33,7 @@ it reads DQN (:mod:`rllib_project.export`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import torch
@@ -73,8 +73,8 @@ class BranchingQCatalog(DQNCatalog):
         if self.num_atoms != 1 or not self._model_config_dict["dueling"]:
             raise ValueError("branching Q is dueling and not distributional (num_atoms 1)")
         self.branch_sizes = [int(n) for n in action_space.nvec.reshape(-1)]
-        self.af_head_config = self._get_head_config(output_layer_dim=sum(self.branch_sizes))
-        self.vf_head_config = self._get_head_config(output_layer_dim=1)
+        self.af_head_config: Any = self._get_head_config(output_layer_dim=sum(self.branch_sizes))
+        self.vf_head_config: Any = self._get_head_config(output_layer_dim=1)
 
     def get_action_dist_cls(self, framework: str) -> Any:
         # one categorical per control (only used by RLlib's generic code paths)
@@ -90,7 +90,9 @@ class BranchingQTorchRLModule(DefaultDQNTorchRLModule):
 
     def setup(self) -> None:
         super().setup()
-        self.branch_sizes: list[int] = list(self.catalog.branch_sizes)
+        catalog = self.catalog
+        assert isinstance(catalog, BranchingQCatalog)  # set by __init__
+        self.branch_sizes: list[int] = list(catalog.branch_sizes)
         if len(set(self.branch_sizes)) != 1:  # one tensor (B, k, n) needs equal branches
             raise ValueError(f"branches must be of equal size, got {self.branch_sizes}")
 
@@ -103,18 +105,21 @@ class BranchingQTorchRLModule(DefaultDQNTorchRLModule):
         return {QF_PREDS: q}
 
     def _forward_inference(self, batch: dict, **kwargs: Any) -> dict[str, Any]:
-        q = self.compute_q_values(batch)[QF_PREDS]
+        q = cast(torch.Tensor, self.compute_q_values(batch)[QF_PREDS])
         return {Columns.ACTIONS: q.argmax(dim=-1)}
 
-    def _forward_exploration(self, batch: dict, t: int, **kwargs: Any) -> dict[str, Any]:
+    def _forward_exploration(
+        self, batch: dict[str, Any], t: int = 0, **kwargs: Any
+    ) -> dict[str, Any]:
         """Epsilon-greedy over whole actions, as DQN's: with probability epsilon every
-        control moves at random, else every head acts greedily."""
-        q = self.compute_q_values(batch)[QF_PREDS]
+        control moves at random, else every head acts greedily. ``t`` is the env steps
+        so far, which the schedule follows."""
+        q = cast(torch.Tensor, self.compute_q_values(batch)[QF_PREDS])
         greedy = q.argmax(dim=-1)
         self.epsilon_schedule.update(t)
         epsilon = self.epsilon_schedule.get_current_value()
         random_actions = torch.randint_like(greedy, high=self.branch_sizes[0])
-        explore = torch.rand(greedy.shape[0], device=greedy.device) < epsilon
+        explore = torch.rand(greedy.shape[0], device=greedy.device) < float(epsilon)
         return {Columns.ACTIONS: torch.where(explore[:, None], random_actions, greedy)}
 
 

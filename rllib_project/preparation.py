@@ -1,9 +1,10 @@
-"""Make a dataset ready for its trials: model, yardstick and shape, once, before any trial.
+"""Make each dataset ready for its trials: model, yardstick and shape, once, before any trial.
 
-Every trial of an experiment trains on the same plant and is scored against the same
+Every trial of one dataset trains on the same plant and is scored against the same
 fewest-moves yardstick. Fitting the model and planning every start row take seconds
-(more on deep or wide plants), so :func:`prepare_dataset` does both once, in the driver,
-before Tune starts a trial, and saves them in the experiment folder as plain data:
+(more on deep or wide plants), so :func:`prepare_dataset` does both once per dataset,
+before Tune starts a trial, and saves them in the dataset's folder of the experiment
+(``<experiment>/datasets/<name>/``, :func:`dataset_dir`) as plain data:
 
 * the fitted process model (``process_model.json``), unless the experiment names one;
 * the yardstick of every planning mode the algorithms need (``yardstick.json`` for
@@ -22,7 +23,7 @@ loads what is there (a resumed run), planning again only what is missing or stal
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,14 @@ from env.plant import Plant, load_plant
 from env.yardstick import PLANNING_MODES, Yardstick, ensure_yardstick, yardstick_filename
 from rllib_project.shape_defaults import PlantShape
 from rllib_project.trial_config import PlantSource
+
+DATASETS_DIR = "datasets"
+"""Inside the experiment folder: one folder per dataset with what its trials share."""
+
+
+def dataset_dir(experiment_dir: Path, name: str) -> Path:
+    """The folder of dataset ``name``'s model and yardsticks in an experiment folder."""
+    return experiment_dir / DATASETS_DIR / name
 
 
 def say(message: str) -> None:
@@ -100,6 +109,7 @@ def plan_or_load_yardstick(
 
 
 def prepare_dataset(
+    name: str,
     dataset: Path,
     model: Path | None,
     settings: Mapping[str, Any],
@@ -107,11 +117,13 @@ def prepare_dataset(
     folder: Path,
     progress: Callable[[str], None] = say,
 ) -> PlantSource:
-    """Model, yardsticks and shape of one dataset, saved in ``folder`` (module docstring).
+    """Model, yardsticks and shape of dataset ``name``, saved in ``folder`` (module
+    docstring).
 
     ``settings`` are the experiment's overrides of the spec's env section; ``modes``
     the planning modes the algorithms need (``env.yardstick.planning_mode``).
     """
+    folder.mkdir(parents=True, exist_ok=True)
     plant, model = fit_or_load_model(dataset, model, settings, folder, progress)
     yardsticks: dict[str, Yardstick] = {}
     paths: dict[str, str] = {}
@@ -125,6 +137,7 @@ def prepare_dataset(
     if shape is not None:
         progress(f"plant: {shape.describe()}")
     return PlantSource(
+        dataset=name,
         spec_path=str(dataset),
         model_path=str(model),
         settings=dict(settings),
@@ -133,8 +146,29 @@ def prepare_dataset(
     )
 
 
+def prepare_datasets(
+    datasets: Sequence[tuple[str, Path, Path | None]],
+    settings: Mapping[str, Any],
+    modes: Iterable[str],
+    experiment_dir: Path,
+) -> list[PlantSource]:
+    """:func:`prepare_dataset` of every ``(name, spec, model)``, each in its own folder;
+    with several datasets every line names the dataset it is about."""
+    modes = list(modes)
+    sources = []
+    for name, spec, model in datasets:
+        progress = say if len(datasets) == 1 else _prefixed(f"dataset {name}: ")
+        folder = dataset_dir(experiment_dir, name)
+        sources.append(prepare_dataset(name, spec, model, settings, modes, folder, progress))
+    return sources
+
+
+def _prefixed(prefix: str) -> Callable[[str], None]:
+    return lambda message: say(prefix + message)
+
+
 class PreparationProcess:
-    """:func:`prepare_dataset` in a fresh process, while the caller starts Ray.
+    """:func:`prepare_datasets` in a fresh process, while the caller starts Ray.
 
     Fitting and planning need no Ray, and starting Ray mostly waits for its processes,
     so doing both at once takes the longer of the two instead of their sum. A process,
@@ -157,8 +191,8 @@ class PreparationProcess:
         self._process.start()
         send.close()  # the child holds the sending end; EOF once it exits
 
-    def result(self) -> PlantSource:
-        """Wait for the process; its PlantSource, or its exception raised here."""
+    def result(self) -> list[PlantSource]:
+        """Wait for the process; its PlantSources, or its exception raised here."""
         try:
             status, value = self._receive.recv()
         except EOFError:
@@ -174,7 +208,7 @@ class PreparationProcess:
 
 def _prepare_and_send(send: Any, args: tuple[Any, ...]) -> None:
     try:
-        send.send(("ok", prepare_dataset(*args)))
+        send.send(("ok", prepare_datasets(*args)))
     except BaseException as exc:  # every failure goes back to the caller, to be raised there
         try:
             send.send(("error", exc))

@@ -14,6 +14,7 @@ from ray.tune import Callback
 
 from rllib_project.metrics import (
     ALGORITHM,
+    DATASET,
     ROWS_PLANNED,
     SETUP_SECONDS,
     START_SECONDS,
@@ -27,7 +28,9 @@ from rllib_project.stopping import trial_name
 
 
 def _name(trial: Any, result: dict[str, Any]) -> str:
-    return trial_name(str(result.get(ALGORITHM, "trial")), trial.trial_id)
+    return trial_name(
+        str(result.get(ALGORITHM, "trial")), str(result.get(DATASET, "")), trial.trial_id
+    )
 
 
 def describe_start(name: str, result: dict[str, Any]) -> str:

@@ -2,11 +2,17 @@
 
 How it maps onto Ray's own machinery:
 
+* each dataset's process model is fitted and its fewest-moves yardstick planned once,
+  before any trial (:mod:`rllib_project.preparation`), and shared by its trials as
+  files in ``<experiment>/datasets/<name>/``;
 * one ``tune.Tuner`` over :class:`PlantTrainable`, whose param space
   (:func:`rllib_project.trial_config.param_space`) grid-searches the algorithms (each
-  with its own YAML search space), ``num_samples`` trials each, all running
-  concurrently (the variant generator's ``max_concurrent``) with resources derived
-  from the cluster (:mod:`rllib_project.resources`);
+  with its own YAML search space), the datasets and the seeds, ``num_samples`` times;
+  as many run at once as the cluster holds (the variant generator's
+  ``max_concurrent``), the others queue; resources are derived from the cluster
+  (:mod:`rllib_project.resources`);
+* optionally Tune's ASHA scheduler stops poor trials early, one competition per
+  dataset x algorithm (:mod:`rllib_project.scheduling`);
 * ``RunConfig(storage_path=..., stop=..., checkpoint_config=CheckpointConfig(...),
   failure_config=FailureConfig(max_failures=...))``: Tune stops trials (budget,
   target or a finish request, :mod:`rllib_project.stopping`), keeps the top
@@ -14,8 +20,9 @@ How it maps onto Ray's own machinery:
   last checkpoint;
 * ``Tuner.restore(..., resume_unfinished=True, resume_errored=True)`` continues an
   interrupted run: finished trials stay finished;
-* afterwards the best checkpoint of each algorithm goes into ``best.json`` in the
-  experiment folder (:class:`rllib_project.manifest.Manifest`, written atomically).
+* afterwards the best checkpoint of each dataset x algorithm and a record of every
+  trial go into ``best.json`` in the experiment folder
+  (:class:`rllib_project.manifest.Manifest`, written atomically).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,14 +41,22 @@ from env.errors import InputError
 from env.files import write_json_atomic
 from env.typed_config import build_dataclass
 from env.yardstick import planning_mode
-from rllib_project.experiment import Experiment, load_experiment
-from rllib_project.manifest import MANIFEST_FILE, BestCheckpoint, Manifest
-from rllib_project.preparation import PreparationProcess, prepare_dataset, say
+from rllib_project.experiment import Experiment, StopSettings, load_experiment
+from rllib_project.manifest import MANIFEST_FILE, DatasetEntry, Manifest
+from rllib_project.preparation import (
+    PreparationProcess,
+    dataset_dir,
+    prepare_dataset,
+    prepare_datasets,
+    say,
+)
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
 from rllib_project.shape_defaults import describe_derived
 from rllib_project.trial_config import (
     ACTION_MODE_COLUMN,
     ALGORITHM_COLUMN,
+    DATASET_COLUMN,
+    SEED_COLUMN,
     PlantSource,
     TrialConfig,
     param_space,
@@ -115,32 +130,32 @@ def planning_modes(experiment: Experiment) -> set[str]:
 
 
 def dataset_preparation_args(experiment: Experiment, experiment_dir: Path) -> tuple[Any, ...]:
-    """The arguments of :func:`rllib_project.preparation.prepare_dataset` that make the
-    experiment's dataset ready for its trials (model, yardsticks, shape), saved in the
-    experiment folder before any trial starts."""
+    """The arguments of :func:`rllib_project.preparation.prepare_datasets` that make
+    each of the experiment's datasets ready for its trials (model, yardsticks, shape),
+    saved in the experiment folder before any trial starts."""
     return (
-        experiment.dataset,
-        experiment.model,
+        [(d.name, d.spec, d.model) for d in experiment.datasets],
         dict(experiment.file.env),
         sorted(planning_modes(experiment)),
         experiment_dir,
     )
 
 
-def prepare_experiment_dataset(experiment: Experiment, experiment_dir: Path) -> PlantSource:
-    """:func:`rllib_project.preparation.prepare_dataset` of an experiment, in this process."""
-    return prepare_dataset(*dataset_preparation_args(experiment, experiment_dir))
+def prepare_experiment_datasets(experiment: Experiment, experiment_dir: Path) -> list[PlantSource]:
+    """:func:`rllib_project.preparation.prepare_datasets` of an experiment, in this process."""
+    return prepare_datasets(*dataset_preparation_args(experiment, experiment_dir))
 
 
 def experiment_param_space(
-    experiment: Experiment, source: PlantSource, plan: TrialResources
+    experiment: Experiment, plants: Sequence[PlantSource], plan: TrialResources
 ) -> dict[str, Any]:
     """Tune's param space of an experiment (see :func:`param_space`)."""
     return param_space(
         experiment.algorithms.values(),
-        source,
+        plants,
         plan,
         experiment.file.evaluation,
+        experiment.seeds(),
     )
 
 
@@ -159,10 +174,12 @@ def stop_criteria(experiment: Experiment, experiment_dir: Path | None) -> PlantS
 
 
 def trial_dirname(trial: Trial) -> str:
-    """Short trial folders: ``PPO_<trial id>`` instead of every hyper-parameter."""
+    """Short trial folders, ``<algorithm>_<dataset>_<trial id>``, instead of every
+    hyper-parameter."""
     from rllib_project.stopping import trial_name
 
-    return trial_name(TrialConfig.from_tune(trial.config).algorithm_name, trial.trial_id)
+    config = TrialConfig.from_tune(trial.config)
+    return trial_name(config.algorithm_name, config.dataset, trial.trial_id)
 
 
 def progress_reporter() -> Any:
@@ -186,7 +203,12 @@ def progress_reporter() -> Any:
             evaluation_metric("moves_ratio"): "moves/opt",
             evaluation_metric("mean_return"): "return",
         },
-        parameter_columns={ALGORITHM_COLUMN: "algorithm", ACTION_MODE_COLUMN: "actions"},
+        parameter_columns={
+            ALGORITHM_COLUMN: "algorithm",
+            DATASET_COLUMN: "dataset",
+            SEED_COLUMN: "seed",
+            ACTION_MODE_COLUMN: "actions",
+        },
         max_report_frequency=30,
         sort_by_metric=False,
     )
@@ -204,6 +226,7 @@ def build_tuner(
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from rllib_project.metrics import SCORE
+    from rllib_project.scheduling import build_scheduler
     from rllib_project.trainable import PlantTrainable
     from rllib_project.trial_progress import TrialLines
 
@@ -218,6 +241,7 @@ def build_tuner(
             search_alg=BasicVariantGenerator(
                 random_state=file.seed, max_concurrent=plan.max_concurrent_trials
             ),
+            scheduler=build_scheduler(file.scheduler, file.stop),
             reuse_actors=False,
             trial_dirname_creator=trial_dirname,
             trial_name_creator=trial_dirname,
@@ -263,27 +287,22 @@ def run_tune(
     experiment_dir = new_experiment_dir(experiment)
     experiment_dir.mkdir(parents=True, exist_ok=False)
     say(f"experiment: {experiment_dir}")
-    # model, yardsticks and shape in another process while Ray starts (see there)
+    # models, yardsticks and shapes in another process while Ray starts (see there)
     preparation = PreparationProcess(*dataset_preparation_args(experiment, experiment_dir))
     node_cpus = start_ray(address)
-    source = preparation.result()
-    plan = plan_trial_resources(
-        node_cpus,
-        len(experiment.algorithms) * experiment.file.samples_per_algorithm,
-        experiment.file.resources,
-    )
-    write_json_atomic(experiment_dir / EXPERIMENT_SNAPSHOT, snapshot(experiment, source, plan))
-    if source.shape is not None:
-        say(describe_derived(experiment.algorithms.values(), source.shape))
-    n_trials = len(experiment.algorithms) * experiment.file.samples_per_algorithm
+    plants = preparation.result()
+    plan = plan_trial_resources(node_cpus, experiment.n_trials, experiment.file.resources)
+    write_json_atomic(experiment_dir / EXPERIMENT_SNAPSHOT, snapshot(experiment, plants, plan))
+    for source in plants:
+        if source.shape is not None:
+            named = f"dataset {source.dataset}: " if len(plants) > 1 else ""
+            say(named + describe_derived(experiment.algorithms.values(), source.shape))
     say(
-        f"trials: {len(experiment.algorithms)} algorithm(s) x "
-        f"{experiment.file.samples_per_algorithm} sample(s), {plan.max_concurrent_trials} at "
-        f"once, each {plan.main_cpus:g} CPU + {plan.num_env_runners} env runner(s)\n"
+        f"{describe_trials(experiment, plan)}\n"
         f"to end early, keeping what was learned: rllib-project tune --finish {experiment_dir}"
     )
-    say(f"starting {n_trials} trial(s) ({describe_stop(experiment)}) ...")
-    space = experiment_param_space(experiment, source, plan)
+    say(f"starting {experiment.n_trials} trial(s) ({describe_stop(experiment)}) ...")
+    space = experiment_param_space(experiment, plants, plan)
     work_from(experiment_dir)
     results = fit_or_read_back(build_tuner(experiment, experiment_dir, space, plan), experiment_dir)
     finish(experiment_dir, results)
@@ -317,6 +336,20 @@ def describe_stop(experiment: Experiment) -> str:
             target += f" within {stop.moves_ratio:g}x the planner's moves"
         parts.append(target)
     return "each ends at the first of: " + ", ".join(parts)
+
+
+def describe_trials(experiment: Experiment, plan: TrialResources) -> str:
+    """What the run will do, in one line: the grid and how much runs at once."""
+    file = experiment.file
+    queued = experiment.n_trials > plan.max_concurrent_trials
+    return (
+        f"trials: {len(experiment.algorithms)} algorithm(s) x {len(experiment.datasets)} "
+        f"dataset(s) x {file.seeds} seed(s) x {file.samples_per_algorithm} sample(s) = "
+        f"{experiment.n_trials}, {plan.max_concurrent_trials} at once"
+        f"{' (the others queue)' if queued else ''}, each {plan.main_cpus:g} CPU + "
+        f"{plan.num_env_runners} env runner(s)"
+        f"{'; ASHA stops poor trials early' if file.scheduler else ''}"
+    )
 
 
 def work_from(experiment_dir: Path) -> None:
@@ -392,7 +425,7 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
     address = prepare_ray_environment(address)  # before Ray is imported
     experiment_dir = experiment_folder(experiment_dir)
     say(f"resuming: {experiment_dir}")
-    check_prepared_dataset(experiment_dir)
+    check_prepared_datasets(experiment_dir)
     from ray import tune
 
     from rllib_project.trainable import PlantTrainable
@@ -412,23 +445,32 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
     return experiment_dir
 
 
-def check_prepared_dataset(experiment_dir: Path) -> PlantSource | None:
-    """Load (or, if missing or stale, plan again) the yardsticks the run's trials use.
+def check_prepared_datasets(experiment_dir: Path) -> list[PlantSource]:
+    """Load (or, if missing or stale, plan again) the yardsticks the run's trials use,
+    dataset by dataset.
 
-    Runs made before the yardstick was saved with the experiment have no record of
-    one (None): their trials plan for themselves, as they did.
+    Runs made before the yardsticks were saved with the experiment have no record of
+    them (an empty list): their trials plan for themselves, as they did.
     """
-    recorded = read_snapshot(experiment_dir).get("plant")
-    if recorded is None:
-        return None
-    source = build_dataclass(PlantSource, recorded, experiment_dir / EXPERIMENT_SNAPSHOT, "plant")
-    return prepare_dataset(
-        Path(source.spec_path),
-        Path(source.model_path),
-        source.settings,
-        source.yardsticks,
-        experiment_dir,
-    )
+    where = experiment_dir / EXPERIMENT_SNAPSHOT
+    recorded = read_snapshot(experiment_dir).get("plants") or []
+    sources = [build_dataclass(PlantSource, plant, where, "plants") for plant in recorded]
+    return [
+        prepare_dataset(
+            source.dataset,
+            Path(source.spec_path),
+            Path(source.model_path),
+            source.settings,
+            source.yardsticks,
+            dataset_dir(experiment_dir, source.dataset),
+            say if len(sources) == 1 else _named(source.dataset),
+        )
+        for source in sources
+    ]
+
+
+def _named(dataset: str) -> Any:
+    return lambda message: say(f"dataset {dataset}: {message}")
 
 
 def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
@@ -439,12 +481,13 @@ def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
     experiment_dir = experiment_folder(experiment_dir)
     if (experiment_dir / MANIFEST_FILE).exists():
         raise InputError(experiment_dir, f"already finished ({MANIFEST_FILE} written)")
-    known = set(read_snapshot(experiment_dir)["algorithms"])
+    recorded = read_snapshot(experiment_dir)
+    known = set(recorded["algorithms"]) | set(recorded["datasets"])
     known |= {p.name for p in experiment_dir.iterdir() if p.is_dir()}
     unknown = sorted(set(names) - known)
     if unknown:
         raise InputError(
-            "--only", f"no trial or algorithm {', '.join(unknown)} in {experiment_dir}"
+            "--only", f"no trial, algorithm or dataset {', '.join(unknown)} in {experiment_dir}"
         )
     requested = request_finish(experiment_dir, names)
     return (
@@ -453,13 +496,18 @@ def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
     )
 
 
-def snapshot(experiment: Experiment, source: PlantSource, plan: TrialResources) -> dict[str, Any]:
-    """The resolved configuration, saved with the run."""
+def snapshot(
+    experiment: Experiment, plants: Sequence[PlantSource], plan: TrialResources
+) -> dict[str, Any]:
+    """The resolved configuration, saved with the run (``plants``: what the trials were
+    given, with the saved yardsticks, which ``--resume`` checks and loads)."""
     return {
         "experiment_file": str(experiment.source),
-        "dataset": str(experiment.dataset),
-        "model": source.model_path,
-        "plant": dataclasses.asdict(source),
+        "datasets": {
+            p.dataset: dataclasses.asdict(DatasetEntry(p.spec_path, p.model_path)) for p in plants
+        },
+        "plants": [dataclasses.asdict(p) for p in plants],
+        "seeds": experiment.seeds(),
         "resources": dataclasses.asdict(plan),
         "experiment": dataclasses.asdict(experiment.file),
         "algorithms": {k: dataclasses.asdict(v) for k, v in experiment.algorithms.items()},
@@ -474,48 +522,21 @@ def read_snapshot(experiment_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- manifest
 
 
-def best_per_algorithm(results: Iterable[Result]) -> dict[str, BestCheckpoint]:
-    """The best kept checkpoint of each algorithm over all its trials, by score."""
-    from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION, TRIAL_ID
-
-    from rllib_project.metrics import env_steps, evaluation_of
-
-    best: dict[str, BestCheckpoint] = {}
-    for result in results:
-        if result.config is None:
-            continue
-        trial = TrialConfig.from_tune(result.config)
-        for checkpoint, metrics in result.best_checkpoints or []:
-            evaluation = evaluation_of(metrics)
-            if evaluation is None:
-                continue
-            current = best.get(trial.algorithm_name)
-            if current is None or evaluation.score > current.metrics.score:
-                best[trial.algorithm_name] = BestCheckpoint(
-                    algorithm=trial.algorithm_name,
-                    action_mode=trial.action_mode,
-                    checkpoint=checkpoint.path,
-                    trial_id=str(metrics.get(TRIAL_ID)),
-                    iteration=int(metrics[TRAINING_ITERATION]),
-                    env_steps=env_steps(metrics),
-                    time_total_s=float(metrics[TIME_TOTAL_S]),
-                    metrics=evaluation,
-                    config=trial,
-                )
-    return best
-
-
 def write_manifest(experiment_dir: Path, results: ResultGrid) -> Path:
-    """Write ``best.json`` (atomically) and print the best checkpoint per algorithm."""
+    """Write ``best.json`` (atomically) and print the best checkpoint per dataset x
+    algorithm."""
     from rllib_project.metrics import SCORE
+    from rllib_project.run_records import best_per_dataset_algorithm, run_records
 
-    snapshot_data = read_snapshot(experiment_dir)
+    recorded = read_snapshot(experiment_dir)
+    stop = StopSettings(**recorded["experiment"]["stop"])
     manifest = Manifest(
         experiment=str(experiment_dir),
-        dataset=snapshot_data["dataset"],
-        model=snapshot_data["model"],
+        datasets={k: DatasetEntry(**v) for k, v in recorded["datasets"].items()},
         score=f"{SCORE} (success rate, ties broken by mean return)",
-        best=best_per_algorithm(each(results)),
+        stop=stop,
+        best=best_per_dataset_algorithm(each(results)),
+        runs=run_records(each(results), stop),
         trial_errors=[str(r.error).splitlines()[0] for r in each(results) if r.error is not None],
         written_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -525,11 +546,12 @@ def write_manifest(experiment_dir: Path, results: ResultGrid) -> Path:
 
 
 def format_best(manifest: Manifest) -> str:
-    lines = [f"best checkpoint per algorithm ({manifest.experiment}/{MANIFEST_FILE}):"]
+    lines = [f"best checkpoint per dataset x algorithm ({manifest.experiment}/{MANIFEST_FILE}):"]
+    width = max((len(name) for name in manifest.best), default=4)
     for name, entry in manifest.best.items():
         m = entry.metrics
         lines.append(
-            f"  {name:<4} success {m.success_rate:.1%}  moves {m.mean_moves_to_band:.2f}"
+            f"  {name:<{width}} success {m.success_rate:.1%}  moves {m.mean_moves_to_band:.2f}"
             f" ({m.moves_ratio:.2f}x optimal)  return {m.mean_return:.1f}  "
             f"iter {entry.iteration}  {entry.checkpoint}"
         )

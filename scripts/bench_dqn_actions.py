@@ -121,7 +121,9 @@ def main() -> None:
             spec = make_synthetic_plant(
                 SyntheticSettings(n_controls=k, mean_depth=args.depth, seed=0)
             ).write(plant_dir)
-            source = prepare_dataset(spec, None, {}, ["discrete"], plant_dir, lambda _: None)
+            source = prepare_dataset(
+                f"k{k}", spec, None, {}, ["discrete"], plant_dir, lambda _: None
+            )
             for mode in args.modes:
                 curve = train(source, mode, args.env_steps)
                 success, ratio = curve.best()

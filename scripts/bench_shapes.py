@@ -40,7 +40,8 @@ from pathlib import Path
 import yaml
 
 from env.synthetic import SyntheticSettings, make_synthetic_plant
-from env.yardstick import load_yardstick
+from env.yardstick import YARDSTICK_FILE, load_yardstick
+from rllib_project.preparation import DATASETS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "tune_configs"
@@ -108,7 +109,8 @@ def run_shape(k: int, depth: float, args: argparse.Namespace) -> ShapeResult:
     run_seconds = time.perf_counter() - began
     runs = sorted((folder / "results").iterdir())
     experiment_dir = runs[-1]
-    yardstick = load_yardstick(experiment_dir / "yardstick.json")
+    (yardstick_file,) = (experiment_dir / DATASETS_DIR).glob(f"*/{YARDSTICK_FILE}")
+    yardstick = load_yardstick(yardstick_file)
     summary = yardstick.summary()
     manifest_path = experiment_dir / "best.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}

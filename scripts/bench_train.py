@@ -100,9 +100,10 @@ def run_ours(
         algorithm=spec,
         # the experiment's yardsticks and shape, saved beside the model (as `tune` does)
         plant=prepare_dataset(
-            experiment.dataset,
+            experiment.datasets[0].name,
+            experiment.datasets[0].spec,
             model_path,
-            {},
+            dict(experiment.file.env),
             ["discrete", "continuous"],
             model_path.parent,
             progress=lambda _: None,
@@ -189,7 +190,7 @@ def run_rllib_default_dqn(budget_s: float, model_path: Path) -> Trace:
         .environment(
             env.ENV_ID,
             env_config=dataclasses.asdict(
-                env.EnvConfig(str(experiment.dataset), str(model_path), "discrete_flat")
+                env.EnvConfig(str(experiment.datasets[0].spec), str(model_path), "discrete_flat")
             ),
         )
         .env_runners(num_env_runners=plan.num_env_runners)

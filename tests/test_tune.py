@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 import env
+from rllib_project.preparation import DATASETS_DIR
 from rllib_project.trial_config import TrialConfig
 from tests.conftest import REPO, TUNE_OUTPUT
-from tests.experiments import only_experiment_dir, write_experiment
+from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
 from tests.ray_cluster import private_ray_tmpdir
 from tests.test_fit_cli import run_cli
 from tests.tune_runs import (
@@ -38,9 +39,9 @@ def test_tiny_run_lists_three_best_checkpoints_that_load_and_act(tiny_run: Path)
     from rllib_project.inference import greedy_action_function, module_from_checkpoint
 
     manifest = json.loads((tiny_run / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO", "SAC", "DQN"}
+    assert set(best_by_algorithm(tiny_run)) == {"PPO", "SAC", "DQN"}
     assert manifest["trial_errors"] == []
-    for name, entry in manifest["best"].items():
+    for name, entry in best_by_algorithm(tiny_run).items():
         checkpoint = Path(entry["checkpoint"])
         assert checkpoint.is_dir() and checkpoint.is_relative_to(tiny_run)
         for key in ("success_rate", "mean_moves_to_band", "mean_return", "score"):
@@ -72,7 +73,7 @@ def test_progress_has_evaluation_metrics_every_iteration(tiny_run: Path) -> None
 def test_tune_output_is_our_table_and_results_not_ray_notices(tiny_run: Path) -> None:
     output = (tiny_run.parent.parent / TUNE_OUTPUT).read_text()
     assert "Trial name" in output and "moves/opt" in output  # our progress table
-    assert "best checkpoint per algorithm" in output
+    assert "best checkpoint per dataset x algorithm" in output
     assert "rllib-project tune --finish" in output  # how to end early
     for notice in (
         "on the new API stack",  # known-harmless, filtered
@@ -90,8 +91,9 @@ def test_trials_and_evaluate_replay_the_experiments_yardstick(tiny_run: Path) ->
     from rllib_project.checkpoints import load_policies
     from rllib_project.evaluate import evaluate_policies
 
-    discrete = load_yardstick(tiny_run / "yardstick.json")
-    continuous = load_yardstick(tiny_run / "yardstick_continuous.json")  # SAC's
+    (folder,) = (tiny_run / DATASETS_DIR).iterdir()  # the run's one dataset
+    discrete = load_yardstick(folder / "yardstick.json")
+    continuous = load_yardstick(folder / "yardstick_continuous.json")  # SAC's
     assert len(discrete.rows) == len(continuous.rows) == 500  # every start row
     output = (tiny_run.parent.parent / TUNE_OUTPUT).read_text()
     assert "planned 500 rows (discrete moves)" in output
@@ -130,7 +132,7 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
             if driver.poll() is None:
                 os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == 130 and not (experiment_dir / "best.json").exists()
-    yardstick = experiment_dir / "yardstick.json"
+    (yardstick,) = (experiment_dir / DATASETS_DIR).glob("*/yardstick.json")
     planned = yardstick.read_bytes()  # planning again would record another duration
     saved = saved_trials(experiment_dir)
     assert all(t.status != "TERMINATED" for t in saved.values()), saved  # none finished
@@ -153,7 +155,8 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
                 os.killpg(resumed.pid, signal.SIGKILL)
     assert resumed.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO", "SAC"} and manifest["trial_errors"] == []
+    assert set(best_by_algorithm(experiment_dir)) == {"PPO", "SAC"}
+    assert manifest["trial_errors"] == []
     # the resumed run loaded the saved yardstick (the same bytes: Tune copies the folder
     # back and forth, so not the same file times) and so did every restored trial: none
     # planned a row

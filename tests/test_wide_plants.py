@@ -14,7 +14,7 @@ from gymnasium import spaces
 import env
 from tests.conftest import REPO
 from tests.datasets import write_synthetic
-from tests.experiments import only_experiment_dir, write_experiment
+from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
 from tests.test_export_report import RAY_BLOCKED
 from tests.test_fit_cli import run_cli
 from tests.tune_runs import results_of, trial_dirs
@@ -42,7 +42,7 @@ def test_dqn_acts_per_control_and_its_export_loads_without_ray(
 
     manifest = json.loads((wide_dqn_run / "best.json").read_text())
     assert manifest["trial_errors"] == []
-    entry = manifest["best"]["DQN"]
+    entry = best_by_algorithm(wide_dqn_run)["DQN"]
     assert entry["action_mode"] == "discrete"  # MultiDiscrete, not Discrete(3**6 = 729)
     for trial in trial_dirs(wide_dqn_run):  # both iterations trained (learning began)
         assert [
@@ -50,8 +50,8 @@ def test_dqn_acts_per_control_and_its_export_loads_without_ray(
             for r in results_of(trial)
         ][-1]
     checkpoint = Path(entry["checkpoint"])
-    snapshot = json.loads((wide_dqn_run / "experiment.json").read_text())
-    plant = env.load_plant(snapshot["dataset"], snapshot["model"])
+    (dataset,) = json.loads((wide_dqn_run / "experiment.json").read_text())["datasets"].values()
+    plant = env.load_plant(dataset["spec"], dataset["model"])
     obs = plant.observe(plant.rows.state, plant.rows.controls)
 
     module = module_from_checkpoint(checkpoint)
@@ -62,8 +62,8 @@ def test_dqn_acts_per_control_and_its_export_loads_without_ray(
     assert len({tuple(a) for a in actions}) > 1  # it reads the observation
     environment = env.TemperatureControlEnv(
         {
-            "spec_path": snapshot["dataset"],
-            "model_path": snapshot["model"],
+            "spec_path": dataset["spec"],
+            "model_path": dataset["model"],
             "action_mode": "discrete",
         }
     )
