@@ -4,9 +4,13 @@ The algorithm YAMLs were tuned on the bundled sample: 4 controls, rows 2.1 moves
 the band on average (8 at most), horizon 30. A user's plant may have 8 controls and
 rows 20 moves out. Every setting that depends on that shape is derived here from the
 :class:`PlantShape` measured before the trials (controls ``k``, horizon, the planner's
-depths from the experiment's yardstick); the others were measured to hold across
-shapes (``scripts/bench_shapes.py``) and stay in the YAMLs. A value written in an
-algorithm's YAML always wins over the derived one.
+depths from the experiment's yardstick). The others stay in the YAMLs as tuned on the
+sample: network width (64 x 64: the inputs are k + 2 numbers, so width is not what a
+wider plant lacks), batch sizes (counted in transitions, which do not grow with k)
+and DQN's exploration schedule (in env steps; with one head per control a random
+action is k independent random moves, as on the sample). ``scripts/bench_shapes.py``
+is the check whether they hold on other shapes. A value written in an algorithm's
+YAML always wins over the derived one.
 
 Derived, and why (the sample's values in brackets, which the formulas reproduce):
 

@@ -47,7 +47,6 @@ from rllib_project.preparation import (
     PreparationProcess,
     dataset_dir,
     prepare_dataset,
-    prepare_datasets,
     say,
 )
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
@@ -139,11 +138,6 @@ def dataset_preparation_args(experiment: Experiment, experiment_dir: Path) -> tu
         sorted(planning_modes(experiment)),
         experiment_dir,
     )
-
-
-def prepare_experiment_datasets(experiment: Experiment, experiment_dir: Path) -> list[PlantSource]:
-    """:func:`rllib_project.preparation.prepare_datasets` of an experiment, in this process."""
-    return prepare_datasets(*dataset_preparation_args(experiment, experiment_dir))
 
 
 def experiment_param_space(
