@@ -115,8 +115,11 @@ def run_shape(k: int, depth: float, args: argparse.Namespace) -> ShapeResult:
     manifest_path = experiment_dir / "best.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     best = {
-        name: (entry["metrics"]["success_rate"], entry["metrics"]["moves_ratio"] or float("nan"))
-        for name, entry in manifest.get("best", {}).items()
+        entry["algorithm"]: (
+            entry["metrics"]["success_rate"],
+            entry["metrics"]["moves_ratio"] or float("nan"),
+        )
+        for entry in manifest.get("best", {}).values()
     }
     errors = list(manifest.get("trial_errors", []))
     if done.returncode != 0:
