@@ -17,8 +17,9 @@ from collections.abc import Callable
 import numpy as np
 
 from env.actions import ActionCodec, candidate_directions
-from env.planner import Plan, plan_rows
+from env.planner import plan_rows
 from env.plant import Plant
+from env.yardstick import Yardstick, planning_mode
 
 
 class DoNothingPolicy:
@@ -95,33 +96,72 @@ class GreedyLookaheadPolicy:
 
 
 class PlannerPolicy:
-    """Replays the optimal plan of each start state, then keeps."""
+    """Replays the optimal plan of each start state, then keeps.
+
+    Planning every start row takes from a fraction of a second to seconds, so a
+    ``yardstick`` (the plans of a set of start rows, saved once per experiment,
+    :mod:`env.yardstick`) can be given: when the policy is reset with exactly those
+    rows' start states it replays the saved per-move changes and plans nothing.
+    Any other start states are planned as usual.
+    """
 
     name = "planner"
 
-    def __init__(self, plant: Plant, codec: ActionCodec) -> None:
+    def __init__(
+        self, plant: Plant, codec: ActionCodec, yardstick: Yardstick | None = None
+    ) -> None:
         self.plant = plant
         self.codec = codec
-        self.plans: list[Plan] = []
+        if yardstick is not None and yardstick.mode != planning_mode(codec.mode):
+            raise ValueError(
+                f"a {yardstick.mode} yardstick cannot replay {codec.mode} actions "
+                f"(needs {planning_mode(codec.mode)})"
+            )
+        self.yardstick = yardstick
+        self.replayed = False
+        """Whether the last reset replayed the yardstick (False: it planned)."""
+        self.exact = np.zeros(0, dtype=bool)
+        """Per start state of the last reset: the plan's move count is proven minimal."""
+        self._schedule = np.zeros((0, 0, codec.n_controls))
 
-    @property
-    def _planning_mode(self) -> str:
-        return "continuous" if self.codec.mode == "continuous" else "discrete"
-
-    def plan(self, temperature: float, controls: np.ndarray) -> Plan:
-        return plan_rows(self.plant, [temperature], [controls], self._planning_mode)[0]
+    def _is_yardstick_start(self, temperatures: np.ndarray, controls: np.ndarray) -> bool:
+        saved = self.yardstick
+        if saved is None or len(saved.rows) != len(temperatures):
+            return False
+        data = self.plant.rows
+        return bool(
+            np.array_equal(data.state[saved.rows], temperatures)
+            and np.array_equal(data.controls[saved.rows], controls)
+        )
 
     def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        # all start states in one batch: the planner shares its searches across rows
-        self.plans = plan_rows(self.plant, temperatures, controls, self._planning_mode)
+        temperatures, controls = np.asarray(temperatures), np.asarray(controls)
+        self.replayed = self._is_yardstick_start(temperatures, controls)
+        if self.yardstick is not None and self.replayed:
+            moves, deltas = self.yardstick.moves, list(self.yardstick.deltas)
+            self.exact = self.yardstick.exact.copy()
+        else:
+            # all start states in one batch: the planner shares its searches across rows
+            mode = planning_mode(self.codec.mode)
+            plans = plan_rows(self.plant, temperatures, controls, mode)
+            moves = np.array([np.nan if p.moves is None else p.moves for p in plans])
+            deltas = [p.deltas for p in plans]
+            self.exact = np.array([p.exact for p in plans], dtype=bool)
+        # (rows, longest plan, k): move t of every row at once; rows past their plan keep
+        longest = int(np.nanmax(moves, initial=0)) if len(moves) else 0
+        schedule = np.zeros((len(moves), longest, self.codec.n_controls))
+        for i, (count, plan) in enumerate(zip(moves, deltas, strict=True)):
+            if not np.isnan(count) and count > 0:
+                schedule[i, : int(count)] = np.asarray(plan)[: int(count)]
+        self._schedule = schedule
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
     ) -> np.ndarray:
-        deltas = np.zeros((len(self.plans), self.codec.n_controls))
-        for i, plan in enumerate(self.plans):
-            if plan.moves is not None and t < plan.moves:
-                deltas[i] = plan.deltas[t]
+        schedule = self._schedule
+        deltas = (
+            schedule[:, t] if t < schedule.shape[1] else np.zeros((len(obs), schedule.shape[2]))
+        )
         if self.codec.mode == "continuous":
             return self.codec.from_delta(deltas)
         return self.codec.from_directions(np.sign(np.round(deltas / self.plant.steps, 9)))
@@ -143,10 +183,12 @@ class FunctionPolicy:
         return self.function(obs)
 
 
-def baseline_policies(plant: Plant, codec: ActionCodec, seed: int = 0) -> list:
-    """The four yardsticks, planner first."""
+def baseline_policies(
+    plant: Plant, codec: ActionCodec, seed: int = 0, yardstick: Yardstick | None = None
+) -> list:
+    """The four yardsticks, planner first (replaying ``yardstick`` where it applies)."""
     return [
-        PlannerPolicy(plant, codec),
+        PlannerPolicy(plant, codec, yardstick),
         GreedyLookaheadPolicy(plant, codec),
         DoNothingPolicy(codec),
         RandomPolicy(codec, seed),

@@ -79,10 +79,23 @@ __all__ = [
     "plan_continuous",
     "plan_discrete",
     "plan_rows",
+    "rows_planned",
 ]
 
 DEFAULT_BUDGET = 20_000
 """Sub-boxes the branch and bound may bound per row before it gives up on a proof."""
+
+_rows_planned = 0
+
+
+def rows_planned() -> int:
+    """Start rows this process has planned so far (every :func:`plan_rows` call counts).
+
+    Planning is the one expensive step that a saved yardstick exists to avoid, so the
+    count is what shows that a trial or a resumed run *loaded* its yardstick: trials
+    report it with their results (0 when nothing was planned again).
+    """
+    return _rows_planned
 
 
 def plan_discrete(
@@ -121,7 +134,9 @@ def plan_rows(
     calls. Any action mode other than "continuous" plans discrete moves. Settings
     outside the control bounds are clipped into them first.
     """
+    global _rows_planned
     temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
+    _rows_planned += len(temps)
     start = np.asarray(controls, dtype=np.float64).reshape(len(temps), plant.n_controls)
     # Start rows lie within the bounds; a setting outside is planned from its clipped
     # value (the first move of any control clips it there anyway).

@@ -39,7 +39,7 @@ from env.plant import Plant
 
 YARDSTICK_FORMAT = "planner-yardstick/1"
 YARDSTICK_FILE = "yardstick.json"
-"""File name of a saved yardstick inside an experiment folder."""
+"""File name of a saved yardstick (discrete moves) inside an experiment folder."""
 REWARD_ONLY_SETTINGS = frozenset(
     {
         "in_band_reward",
@@ -52,6 +52,19 @@ REWARD_ONLY_SETTINGS = frozenset(
 )
 """Env settings that change rewards but never a plan: left out of the key."""
 PLANNING_MODES = ("discrete", "continuous")
+
+
+def planning_mode(action_mode: str) -> str:
+    """The planner's mode for an action mode: ``discrete`` and ``discrete_flat`` are
+    the same decision (whole steps), ``continuous`` moves any fraction of a step."""
+    return "continuous" if action_mode == "continuous" else "discrete"
+
+
+def yardstick_filename(mode: str) -> str:
+    """File name of the yardstick of planning ``mode`` in an experiment folder."""
+    if mode not in PLANNING_MODES:
+        raise ValueError(f"mode must be one of {PLANNING_MODES}, got {mode!r}")
+    return YARDSTICK_FILE if mode == "discrete" else f"yardstick_{mode}.json"
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,28 @@ class Yardstick:
     @property
     def solvable(self) -> np.ndarray:
         return ~np.isnan(self.moves)
+
+    def select(self, rows: np.ndarray) -> Yardstick:
+        """The results of ``rows`` (data-array indices), in that order.
+
+        Trials evaluate on a seeded subset of the start rows, ``evaluate`` on all of
+        them: both read their rows out of the one yardstick of the experiment. A row
+        the yardstick does not hold is a ``KeyError`` (it was planned for other rows).
+        """
+        position = {int(row): i for i, row in enumerate(self.rows)}
+        try:
+            index = np.array([position[int(row)] for row in np.asarray(rows)], dtype=np.intp)
+        except KeyError as exc:
+            raise KeyError(f"row {exc.args[0]} is not in this yardstick") from None
+        return dataclasses.replace(
+            self,
+            rows=self.rows[index],
+            csv_rows=self.csv_rows[index],
+            moves=self.moves[index],
+            exact=self.exact[index],
+            methods=tuple(self.methods[i] for i in index),
+            deltas=tuple(self.deltas[i] for i in index),
+        )
 
     def summary(self) -> YardstickSummary:
         solvable = self.solvable
@@ -245,6 +280,19 @@ def load_yardstick(path: str | Path, expected: YardstickKey | None = None) -> Ya
             f"these inputs are {expected.describe()}: plan again",
         )
     return yardstick
+
+
+def matching_yardstick(
+    path: str | Path | None, plant: Plant, mode: str, budget: int = DEFAULT_BUDGET
+) -> Yardstick | None:
+    """The yardstick saved at ``path`` if it was planned on exactly this plant and mode;
+    None if there is none, or it is stale or unreadable (the caller then plans)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return load_yardstick(path, yardstick_key(plant, mode, budget))
+    except InputError:
+        return None
 
 
 def ensure_yardstick(

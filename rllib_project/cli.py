@@ -213,9 +213,10 @@ def _demo(args: argparse.Namespace) -> int:
     from rllib_project.tuning import run_tune
 
     experiment_dir = run_tune(Path(args.experiment), args.address)
-    print()
+    print("\nevaluating the best checkpoint of each algorithm on every row ...", flush=True)
     print(format_evaluation(evaluate_source(experiment_dir)))
-    print(f"\nreport: {build_report(experiment_dir)}")
+    print("\nwriting the report (plots) ...", flush=True)
+    print(f"report: {build_report(experiment_dir)}")
     return 0
 
 

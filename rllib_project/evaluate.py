@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 from env.baselines import FunctionPolicy, baseline_policies
 from env.evaluation import Rollouts
 from env.files import json_safe
+from env.yardstick import matching_yardstick, planning_mode
 from rllib_project.checkpoints import (
     LoadedPolicy,
     is_experiment,
@@ -68,10 +70,13 @@ class EvaluationRow:
     source: str = ""
     dataset: str = ""
     """The dataset's name in the experiment (empty for a single checkpoint or export)."""
+    proven_minimal: float | None = None
+    """The planner's row: share of rows whose fewest moves are proven minimal."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe data: a NaN or infinite metric (nothing to average, or no
         finite ratio) becomes None, since JSON has no NaN or Infinity."""
+        extra = {} if self.proven_minimal is None else {"proven_minimal": self.proven_minimal}
         return json_safe(
             {
                 "dataset": self.dataset,
@@ -80,6 +85,7 @@ class EvaluationRow:
                 "action_mode": self.action_mode,
                 "source": self.source,
                 **self.metrics.to_dict(),
+                **extra,
             }
         )
 
@@ -121,6 +127,23 @@ def format_evaluation(evaluation: Evaluation) -> str:
     return "\n\n".join(parts)
 
 
+def policy_scorer(policy: LoadedPolicy) -> PlantScorer:
+    """A scorer over every start row, replaying the experiment's saved yardstick when
+    it fits the policy's plant (else planning, with a line on stderr: it can take a
+    while on deep plants, and stdout may be JSON)."""
+    plant = policy.plant
+    mode = planning_mode(policy.action_mode)
+    yardstick = matching_yardstick(policy.yardstick, plant, mode)
+    if yardstick is None:
+        print(
+            f"planning {len(plant.start_indices)} rows ({mode} moves) for {policy.name}: "
+            "no saved yardstick fits its plant ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    return PlantScorer(plant, policy.action_mode, plant.start_indices, yardstick)
+
+
 def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[EvaluationRow]:
     """Per dataset: its trained policies first, then the baselines of each action-mode
     family used there."""
@@ -138,8 +161,7 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
     scorers: dict[str, PlantScorer] = {}
     dataset = policies[0].dataset
     for policy in policies:
-        plant = policy.plant
-        scorer = PlantScorer(plant, policy.action_mode, plant.start_indices)
+        scorer = policy_scorer(policy)
         scorers.setdefault(mode_family(policy.action_mode), scorer)
         result = scorer.rollouts(_as_batch_policy(policy))
         rows.append(
@@ -158,6 +180,7 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
             result = (
                 scorer.planner_rollouts if baseline.name == "planner" else scorer.rollouts(baseline)
             )
+            proven = float(scorer.planner.exact.mean()) if baseline.name == "planner" else None
             rows.append(
                 EvaluationRow(
                     f"{baseline.name}",
@@ -166,6 +189,7 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
                     scorer.metrics(result),
                     result,
                     dataset=dataset,
+                    proven_minimal=proven,
                 )
             )
     return rows
@@ -201,10 +225,16 @@ def format_table(rows: list[EvaluationRow], markdown: bool = False) -> str:
             value = column.value(row.metrics)
             cells.append(fmt_cell(column.fmt, value))
         body.append(cells)
+    notes = [
+        f"planner ({row.action_mode}): fewest moves proven minimal on "
+        f"{row.proven_minimal:.1%} of the rows"
+        for row in rows
+        if row.proven_minimal is not None
+    ]
     if markdown:
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return "\n".join(lines)
+        return "\n".join([*lines, *(["", *notes] if notes else [])])
     widths = [max(len(r[i]) for r in [headers, *body]) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:
@@ -213,4 +243,4 @@ def format_table(rows: list[EvaluationRow], markdown: bool = False) -> str:
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body), *notes])

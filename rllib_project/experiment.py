@@ -43,7 +43,7 @@ SEARCH_SPACE_SECTIONS = ("training", "env_runners", "model")
 ALLOWED_ACTION_MODES: dict[str, tuple[str, ...]] = {
     "PPO": ("discrete", "continuous"),
     "SAC": ("continuous",),
-    "DQN": ("discrete_flat",),
+    "DQN": ("discrete", "discrete_flat"),  # discrete: one Q-head per control
 }
 # Derived from the cluster by the runner (see resources.py), never set per algorithm.
 RESOURCE_KEYS = (
@@ -68,7 +68,8 @@ class StopSettings:
     training_iterations: int | None = None
     env_steps: int | None = None
     wall_time_s: float | None = None
-    """Training time of the trial (Tune's time_total_s), seconds."""
+    """Wall time of each trial in seconds, set-up and evaluation included (the trial
+    stops before an iteration that would end past it)."""
     success_rate: float | None = None
     """Target: stop once the evaluation success rate over the rows the planner can
     solve reaches this (0..1) ..."""

@@ -1,8 +1,9 @@
 """``rllib-project export``: turn a checkpoint into a Ray-free, pickle-free policy.
 
 The policy path of the RLModule (encoder + policy head; for DQN encoder + advantage
-head) is read layer by layer into plain arrays, described in ``policy.json`` and saved
-as ``weights.npz`` (see :mod:`rllib_project.policy` for the folder layout); the
+head, one block per control for the branching Q-network) is read layer by layer into
+plain arrays, described in ``policy.json`` and saved as ``weights.npz`` (see
+:mod:`rllib_project.policy` for the folder layout); the
 training rows' data support (:mod:`env.support`) goes into ``support.npz``. Before the
 folder is moved into place, the exported network is loaded back the way a user would
 load it and its greedy actions are compared with the checkpoint's on a batch of
@@ -95,6 +96,8 @@ def _output(policy: LoadedPolicy, module: Any) -> dict[str, Any]:
     if policy.algorithm == "DQN":
         if getattr(module, "num_atoms", 1) != 1 or getattr(module, "uses_noisy", False):
             raise InputError("checkpoint", "only non-distributional, non-noisy DQN is exported")
+        if mode == "discrete":  # one dueling head per control (rllib_project.branching_q)
+            return {"kind": "q_branching", "sizes": [3] * policy.codec.n_controls}
         return {"kind": "q_dueling"}
     if mode == "discrete":
         return {"kind": "multi_categorical", "sizes": [3] * policy.codec.n_controls}

@@ -57,7 +57,14 @@ SUPPORT_FILE = "support.npz"
 CHECKSUM_FILE = "checksums.json"
 HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, PROCESS_MODEL_FILE, SUPPORT_FILE)
 ACTIVATIONS = ("tanh", "relu", "silu", "elu", "sigmoid", "layernorm")
-OUTPUT_KINDS = ("categorical", "multi_categorical", "gaussian", "squashed_gaussian", "q_dueling")
+OUTPUT_KINDS = (
+    "categorical",
+    "multi_categorical",
+    "gaussian",
+    "squashed_gaussian",
+    "q_dueling",
+    "q_branching",
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -141,7 +148,8 @@ class PolicyNetwork:
         kind = self.output["kind"]
         if kind in ("categorical", "q_dueling"):  # dueling: argmax Q = argmax advantage
             return out.argmax(dim=-1).numpy().astype(np.int64)
-        if kind == "multi_categorical":
+        if kind in ("multi_categorical", "q_branching"):
+            # branching dueling Q: argmax of each control's Q = argmax of its advantages
             sizes = self.output["sizes"]
             parts = self.torch.split(out, sizes, dim=-1)
             return np.stack([p.argmax(dim=-1).numpy() for p in parts], axis=-1).astype(np.int64)

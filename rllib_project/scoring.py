@@ -33,6 +33,7 @@ from env.evaluation import (
     summarize,
 )
 from env.plant import Plant
+from env.yardstick import Yardstick
 
 
 def score(success_rate: float, mean_return: float, plant: Plant, n_rows: int) -> float:
@@ -77,14 +78,26 @@ class PolicyMetrics(Summary):
 
 
 class PlantScorer:
-    """Fixed start rows, their optimal move counts, and the metrics of any policy."""
+    """Fixed start rows, their optimal move counts, and the metrics of any policy.
 
-    def __init__(self, plant: Plant, action_mode: str, rows: np.ndarray) -> None:
+    With the experiment's ``yardstick`` (:mod:`env.yardstick`, holding at least
+    ``rows``) the planner's moves are replayed from it instead of planned again.
+    """
+
+    def __init__(
+        self,
+        plant: Plant,
+        action_mode: str,
+        rows: np.ndarray,
+        yardstick: Yardstick | None = None,
+    ) -> None:
         self.plant = plant
         self.codec = plant.codec(action_mode)
         self.rows = np.asarray(rows)
         self.temperatures, self.controls = start_states(plant, self.rows)
-        self.planner_rollouts = self.rollouts(PlannerPolicy(plant, self.codec))
+        saved = None if yardstick is None else yardstick.select(self.rows)
+        self.planner = PlannerPolicy(plant, self.codec, saved)
+        self.planner_rollouts = self.rollouts(self.planner)
         self.optimal_moves = self.planner_rollouts.moves_to_band
         self.solvable = ~np.isnan(self.optimal_moves)
 
