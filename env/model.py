@@ -18,6 +18,7 @@ plain numbers in JSON: no pickle is ever written or read.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import json
@@ -225,6 +226,13 @@ class ProcessModel:
         if self._scalar is None:
             return float(self.predict(np.asarray(controls, dtype=np.float64)))
         return self._scalar(*controls)
+
+    def without_dynamics(self) -> ProcessModel:
+        """The same steady-state model, without the dynamics of a log (for planning the
+        steady states a lagging plant settles to)."""
+        twin = copy.copy(self)
+        twin.dynamics = None
+        return twin
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -7,6 +7,9 @@ report, so all three show the same numbers. Metrics, all greedy and deterministi
 * ``success_rate_solvable``: the same over the rows the planner can solve;
 * ``mean_moves_to_band``: over the episodes that reached the band;
 * ``moves_ratio``: total moves to band ÷ the planner's, over rows both solve (1 = optimal);
+* ``mean_actuations``: moves that changed a setting, per episode; ``actuations_ratio``:
+  their total ÷ the planner's over the rows it solves (a policy that saws at the valves
+  scores high);
 * ``time_in_band``, ``mean_return``;
 * ``score``: success rate with ties broken by mean return (see :func:`score`). This is
   the checkpoint score: a checkpoint that solves one more row always wins, and among
@@ -27,8 +30,10 @@ from env.evaluation import (
     BatchPolicy,
     Rollouts,
     Summary,
+    actuations_ratio,
     moves_ratio,
     rollout,
+    start_pending,
     start_states,
     summarize,
 )
@@ -61,6 +66,8 @@ class PolicyMetrics(Summary):
     """Total moves to band ÷ the planner's over rows both solve (1 = optimal; NaN if
     no row is shared, inf if the planner needs no move there but the policy moves)."""
     score: float
+    actuations_ratio: float
+    """Total actuations ÷ the planner's over the rows it solves (NaN: none)."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PolicyMetrics:
@@ -84,12 +91,15 @@ class PlantScorer:
         self.codec = plant.codec(action_mode)
         self.rows = np.asarray(rows)
         self.temperatures, self.controls = start_states(plant, self.rows)
+        self.pending = start_pending(plant, self.rows)
         self.planner_rollouts = self.rollouts(PlannerPolicy(plant, self.codec))
         self.optimal_moves = self.planner_rollouts.moves_to_band
         self.solvable = ~np.isnan(self.optimal_moves)
 
     def rollouts(self, policy: BatchPolicy) -> Rollouts:
-        return rollout(self.plant, self.codec, policy, self.temperatures, self.controls)
+        return rollout(
+            self.plant, self.codec, policy, self.temperatures, self.controls, pending=self.pending
+        )
 
     def metrics(self, result: Rollouts) -> PolicyMetrics:
         summary = summarize(result, self.solvable)
@@ -98,6 +108,9 @@ class PlantScorer:
             **fields,
             moves_ratio=moves_ratio(result.moves_to_band, self.optimal_moves),
             score=score(summary.success_rate, summary.mean_return, self.plant, len(self.rows)),
+            actuations_ratio=actuations_ratio(
+                result.actuations, self.planner_rollouts.actuations, self.solvable
+            ),
         )
 
     def evaluate(self, policy: BatchPolicy) -> PolicyMetrics:
