@@ -166,8 +166,8 @@ def position_in_segment(segment: np.ndarray) -> np.ndarray:
 def describe_period(period: float, kind: str) -> str:
     """'60 s' / '1.5 min' / '2 h' for dates; '1' (samples) for numbers."""
     if kind != "datetime":
-        return f"{period:g}"
+        return f"{period:.3g}"
     for unit, size in (("h", 3600.0), ("min", 60.0)):
-        if period >= size and period % size == 0:
-            return f"{period / size:g} {unit}"
-    return f"{period:g} s"
+        if period >= size:
+            return f"{period / size:.3g} {unit}"
+    return f"{period:.3g} s"

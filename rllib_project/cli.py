@@ -41,7 +41,7 @@ DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "tune_configs" / "
 def _fit(args: argparse.Namespace) -> int:
     from rllib_project.fitting import fit_command
 
-    return fit_command(Path(args.spec), None if args.out is None else Path(args.out))
+    return fit_command(Path(args.spec), None if args.out is None else Path(args.out), args.json)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="validate a dataset and fit its process model")
     fit.add_argument("spec", help="dataset spec YAML (e.g. data/sample_spec.yaml)")
     fit.add_argument("--out", help="model JSON to write (default: <spec>.model.json)")
+    fit.add_argument(
+        "--json", action="store_true", help="print the chosen model and dynamics as JSON"
+    )
     fit.set_defaults(handler=_fit)
 
     plan = commands.add_parser("plan", help="fewest moves into the band for every row")

@@ -281,6 +281,7 @@ def advise(
     *,
     policy_name: str = "policy",
     with_path: bool = True,
+    pending: np.ndarray | None = None,
 ) -> AdviceBatch:
     """The next move of n readings at once (see module docstring).
 
@@ -288,17 +289,30 @@ def advise(
     together, one policy call per move for the readings not yet in the band. A
     reading's answer does not depend on which others share its batch, up to float
     rounding (matrix products of another shape may differ in the last bits).
+
+    ``pending``: on a plant with a dead time, the settings in flight of each reading
+    (n, dead_time, k), oldest first, the newest being the current settings; default:
+    nothing in flight. The observation is built exactly as the environment builds it
+    (:meth:`env.plant.Plant.observe`), so a lagging plant's policy sees the settling
+    temperature and the moves in flight here too.
     """
     temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
     controls = np.asarray(controls, dtype=np.float64).reshape(len(temperature), plant.n_controls)
     clipped = np.clip(controls, plant.lower, plant.upper)
+    queue = (
+        plant.no_pending(clipped)
+        if pending is None
+        else np.clip(np.asarray(pending, dtype=np.float64), plant.lower, plant.upper)
+    )
+    offset = plant.offset_for(temperature, clipped)
     in_band = plant.in_band(temperature)
-    first = plant.apply_delta(clipped, codec.to_delta(act(plant.observe(temperature, clipped))))
+    obs = plant.observe(temperature, clipped, queue, offset)
+    first = plant.apply_delta(clipped, codec.to_delta(act(obs)))
     disagrees = in_band & ~np.isclose(first, clipped).all(axis=1)
     new = np.where(in_band[:, None], clipped, first)
     direction, amount = _changes(plant, clipped, new)
     horizon = plant.settings.horizon if with_path else 0
-    path = _roll_out(plant, codec, act, temperature, clipped, first, in_band, horizon)
+    path = _roll_out(plant, codec, act, (temperature, clipped, queue), first, in_band, horizon)
     path = dataclasses.replace(path, rolled_out=with_path)
     return AdviceBatch(
         plant=plant,
@@ -330,17 +344,18 @@ def _roll_out(
     plant: Plant,
     codec: ActionCodec,
     act: Callable[[np.ndarray], np.ndarray],
-    temperature: np.ndarray,
-    clipped: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
     first: np.ndarray,
     in_band: np.ndarray,
     horizon: int,
 ) -> PathBatch:
     """Closed-loop roll-out on the model (noise-free) until each reading is in the band.
 
-    The bias of each reading (measured minus modelled temperature) is carried as a
-    constant offset, as in the environment.
+    ``state``: temperatures, settings and settings in flight of the readings. The bias
+    of each reading (measured minus modelled temperature) is carried as a constant
+    offset, as in the environment (0 with dynamics identified from a log).
     """
+    temperature, clipped, queue = state
     n, k = clipped.shape
     temps = np.full((n, horizon + 1), np.nan)
     stds = np.full((n, horizon + 1), np.nan)
@@ -350,7 +365,7 @@ def _roll_out(
     length = np.ones(n, dtype=np.int64)
     moves = np.where(in_band, 0, -1)
     offset = plant.offset_for(temperature, clipped)
-    current_t, current_u = temperature.copy(), clipped.copy()
+    current_t, current_u, current_q = temperature.copy(), clipped.copy(), queue.copy()
     active = np.flatnonzero(~in_band)
     for move in range(1, horizon + 1):
         if active.size == 0:
@@ -358,10 +373,14 @@ def _roll_out(
         if move == 1:
             new = first[active]
         else:
-            obs = plant.observe(current_t[active], current_u[active])
+            obs = plant.observe(
+                current_t[active], current_u[active], current_q[active], offset[active]
+            )
             new = plant.apply_delta(current_u[active], codec.to_delta(act(obs)))
-        reached_t = plant.next_temperature(current_t[active], new, offset[active])
-        current_t[active], current_u[active] = reached_t, new
+        reached_t, reached_q = plant.advance(
+            current_t[active], current_q[active], new, offset[active]
+        )
+        current_t[active], current_u[active], current_q[active] = reached_t, new, reached_q
         temps[active, move], ctrls[active, move] = reached_t, new
         stds[active, move] = plant.model.predict_with_std(new)[1]
         length[active] = move + 1
@@ -382,7 +401,12 @@ class Advisor:
     support: DataSupport
 
     def advise(
-        self, temperature: np.ndarray, controls: np.ndarray, *, with_path: bool = True
+        self,
+        temperature: np.ndarray,
+        controls: np.ndarray,
+        *,
+        with_path: bool = True,
+        pending: np.ndarray | None = None,
     ) -> AdviceBatch:
         """Advice for n readings at once (see :func:`advise`)."""
         return advise(
@@ -394,6 +418,7 @@ class Advisor:
             controls,
             policy_name=self.name,
             with_path=with_path,
+            pending=pending,
         )
 
     def recommend(self, temperature: float, controls: np.ndarray) -> Recommendation:

@@ -174,7 +174,9 @@ def _markdown(
         format_table(rows, markdown=True),
         "",
         "`moves/opt`: total moves to band ÷ the exact planner's, over rows both solve "
-        "(1.00 = optimal). `success`: reached the band and ended inside it.",
+        "(1.00 = optimal). `success`: reached the band and ended inside it. "
+        "`actuations`: moves that change a setting, per start; `act/opt`: their total ÷ "
+        "the planner's.",
         "",
         "## Best checkpoints",
         "",
