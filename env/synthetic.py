@@ -111,12 +111,19 @@ class SyntheticSettings:
     """Unit of the state written to the spec."""
     base: float = 500.0
     """The steady state's constant term (temperature scale)."""
+    centres: tuple[float, ...] = ()
+    """Controls' values at z = 0 (default: random in [5, 100])."""
+    gain_signs: tuple[float, ...] = ()
+    """+1 for a control that heats, -1 for one that cools (default: random)."""
 
     def __post_init__(self) -> None:
         if self.names and len(self.names) != self.n_controls:
             raise ValueError(f"names must name {self.n_controls} controls")
         if self.units and len(self.units) != self.n_controls:
             raise ValueError(f"units must give {self.n_controls} units")
+        for name in ("centres", "gain_signs"):
+            if getattr(self, name) and len(getattr(self, name)) != self.n_controls:
+                raise ValueError(f"{name} must give {self.n_controls} values")
         if self.n_controls < 1:
             raise ValueError(f"n_controls must be >= 1, got {self.n_controls}")
         if not 0.5 <= self.mean_depth <= 0.9 * self.horizon:
@@ -339,8 +346,13 @@ def make_synthetic_plant(
     k = s.n_controls
     rng = np.random.default_rng(s.seed)
     centres = np.round(rng.uniform(5.0, 100.0, k), 1)
+    if s.centres:
+        centres = np.array(s.centres, dtype=np.float64)
     widths = centres * rng.uniform(0.05, 0.25, k)
-    gains = rng.choice([-1.0, 1.0], k) * rng.uniform(2.0, 6.0, k)
+    signs = rng.choice([-1.0, 1.0], k)
+    if s.gain_signs:
+        signs = np.sign(np.array(s.gain_signs, dtype=np.float64))
+    gains = signs * rng.uniform(2.0, 6.0, k)
     pairs = np.array([(i, (i + 1) % k) for i in range(k if k > 2 else k - 1)], dtype=np.intp)
     pairs = pairs.reshape(-1, 2)
     pair_gains = rng.uniform(-0.25, 0.25, len(pairs)) * np.abs(gains).mean()
