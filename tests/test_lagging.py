@@ -1,0 +1,222 @@
+"""Plants with inertia: the environment, the yardstick and the evaluation on a fitted log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import env
+from env.baselines import DoNothingPolicy, PlannerPolicy, RandomPolicy
+from env.evaluation import rollout, start_pending, start_states, summarize
+from env.lagged_planner import settle_lower_bound, simulate_lagged
+from env.planner import plan_rows
+from env.support import fit_data_support
+from env.synthetic import make_synthetic_plant
+from env.synthetic_log import LogSettings
+from env.yardstick import compute_yardstick
+from rllib_project.recommendation import advise
+from tests.conftest import REPO
+from tests.test_fit_cli import run_cli
+
+RATE, DEAD_TIME = 0.25, 2
+
+
+@pytest.fixture(scope="module")
+def log_plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fitted log of a plant with a lag and a dead time of 2: (spec, model)."""
+    folder = tmp_path_factory.mktemp("log")
+    settings = LogSettings(rate=RATE, dead_time=DEAD_TIME, samples=900, drift_fraction=0.02)
+    spec = make_synthetic_plant(
+        n_controls=2, mean_depth=3, seed=4, ensemble_size=2, horizon=40, log=settings
+    ).write(folder)
+    model = folder / "model.json"
+    result = run_cli("fit", spec, "--out", model)
+    assert result.returncode == 0, result.stderr
+    return spec, model
+
+
+@pytest.fixture(scope="module")
+def plant(log_plant: tuple[Path, Path]) -> env.Plant:
+    spec, model = log_plant
+    loaded = env.load_plant(spec, model)
+    assert loaded.dead_time == DEAD_TIME and abs(loaded.rate - RATE) < 0.05
+    return loaded
+
+
+@pytest.mark.parametrize("mode", env.ACTION_MODES)
+def test_env_checker_passes_with_dead_time(mode: str, log_plant: tuple[Path, Path]) -> None:
+    spec, model = log_plant
+    environment = gym.make(env.ENV_ID, spec_path=spec, model_path=model, action_mode=mode)
+    check_env(environment.unwrapped)
+    k = environment.unwrapped.plant.n_controls
+    # temperature, gap, k controls, settling temperature and gap, (D - 1) settings in flight
+    assert environment.observation_space.shape == (2 + k + 2 + (DEAD_TIME - 1) * k,)
+
+
+def test_a_move_shows_no_effect_for_the_dead_time_then_the_lag(
+    log_plant: tuple[Path, Path], plant: env.Plant
+) -> None:
+    spec, model = log_plant
+    environment = gym.make(env.ENV_ID, spec_path=spec, model_path=model).unwrapped
+    u0 = (plant.lower + plant.upper) / 2
+    steady = float(plant.model.predict(u0))
+    _, info = environment.reset(options={"temperature": steady, "controls": u0})
+    move = np.array([2, 1])  # raise the first control by one step, keep the other
+    readings = [info["temperature"]]
+    for t in range(6):
+        _, _, _, _, info = environment.step(move if t == 0 else environment.codec.keep())
+        readings.append(info["temperature"])
+    new_steady = float(plant.model.predict(u0 + np.array([plant.steps[0], 0.0])))
+    assert new_steady != pytest.approx(steady)
+    # nothing for DEAD_TIME readings: the move is in flight
+    assert readings[1 : DEAD_TIME + 1] == pytest.approx([steady] * DEAD_TIME, abs=1e-9)
+    # then the first-order lag: each reading closes the rate's share of the gap
+    expected = steady
+    for t in range(DEAD_TIME + 1, 7):
+        expected += plant.rate * (new_steady - expected)
+        assert readings[t] == pytest.approx(expected, abs=1e-9)
+
+
+def test_episodes_start_from_logged_rows_with_their_settings_in_flight(
+    log_plant: tuple[Path, Path], plant: env.Plant
+) -> None:
+    spec, model = log_plant
+    environment = gym.make(env.ENV_ID, spec_path=spec, model_path=model).unwrapped
+    data = plant.rows
+    index = int(plant.start_indices[len(plant.start_indices) // 2])
+    _, info = environment.reset(options={"row": int(data.row_numbers[index])})
+    assert info["temperature"] == data.state[index]  # the logged reading, mid-way
+    # the decision at row r starts from row r - 1's settings; rows r-2, r-1 are in flight
+    assert list(info["controls"].values()) == pytest.approx(data.controls[index - 1])
+    assert info["in_flight"] == pytest.approx(data.controls[index - DEAD_TIME : index])
+    # a row without enough rows of its segment before it cannot start an episode
+    assert data.segment is not None
+    second = int(np.flatnonzero(data.position_in_segment() == 1)[0])  # one row before it
+    with pytest.raises(ValueError, match="earlier row"):
+        environment.reset(options={"row": int(data.row_numbers[second])})
+
+
+def test_env_and_batch_rollout_step_the_same_lagging_plant(
+    log_plant: tuple[Path, Path], plant: env.Plant
+) -> None:
+    spec, model = log_plant
+    codec = plant.codec("discrete")
+    rows = plant.start_indices[::97][:8]
+    temps, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    policy = RandomPolicy(codec, seed=2)
+    batch = rollout(plant, codec, policy, temps, controls, pending=pending)
+    policy.reset(temps, controls)
+    actions = [policy.act(np.zeros((len(rows), 1)), temps, controls, t) for t in range(40)]
+    environment = gym.make(env.ENV_ID, spec_path=spec, model_path=model).unwrapped
+    for i, row in enumerate(rows):
+        obs, _ = environment.reset(options={"row": int(plant.rows.row_numbers[row])})
+        expected_obs = plant.observe(temps[i], controls[i], pending[i])
+        np.testing.assert_allclose(obs, expected_obs, atol=1e-6)
+        for t in range(40):
+            obs, reward, _, _, info = environment.step(actions[t][i])
+            assert info["temperature"] == pytest.approx(batch.temperatures[i, t + 1], abs=1e-9)
+            assert reward == pytest.approx(batch.rewards[i, t], abs=1e-9)
+
+
+def test_yardstick_plans_settle_in_the_band_and_are_exact_only_when_proven(
+    plant: env.Plant,
+) -> None:
+    rows = plant.start_indices[::7]
+    yardstick = compute_yardstick(plant, "discrete", rows)
+    temps, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    horizon = plant.settings.horizon
+    bound = settle_lower_bound(plant, temps, controls, pending, horizon)
+    assert yardstick.solvable.mean() >= 0.95
+    for i in np.flatnonzero(yardstick.solvable):
+        moves = int(yardstick.moves[i])
+        deltas = yardstick.deltas[i].reshape(-1, plant.n_controls)
+        _, readings = simulate_lagged(
+            plant, temps[i : i + 1], controls[i : i + 1], pending[i : i + 1], deltas[None],
+            horizon,
+        )  # fmt: skip
+        inside = plant.in_band(readings[0])
+        assert inside[moves:].all() and (moves == 0 or not inside[moves - 1])
+        assert moves >= bound[i]
+        assert yardstick.exact[i] == (moves == bound[i])
+    assert 0 < yardstick.exact.mean() < 1  # some proven, some labelled approximate
+    summary = yardstick.summary()
+    assert summary.mean_actuations is not None and summary.mean_actuations > 0
+
+
+def test_planner_replays_its_plans_and_actuations_are_counted(plant: env.Plant) -> None:
+    codec = plant.codec("discrete")
+    rows = plant.start_indices[::31]
+    temps, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    plans = plan_rows(plant, temps, controls, pending=pending)
+    planner = rollout(plant, codec, PlannerPolicy(plant, codec), temps, controls, pending=pending)
+    moves = np.array([np.nan if p.moves is None else p.moves for p in plans])
+    np.testing.assert_array_equal(planner.moves_to_band, moves)
+    np.testing.assert_array_equal(planner.actuations, [p.actuations for p in plans])
+    idle = rollout(plant, codec, DoNothingPolicy(codec), temps, controls, pending=pending)
+    assert (idle.actuations == 0).all()
+    assert summarize(idle).mean_actuations == 0.0 < summarize(planner).mean_actuations
+
+
+def test_moves_to_band_counts_until_the_temperature_stays() -> None:
+    from env.evaluation import Rollouts
+
+    inside = np.array([[False, True, False, True, True], [True, True, True, True, False]])
+    result = Rollouts(np.zeros((2, 5)), np.zeros((2, 5, 1)), np.zeros((2, 4)), inside)
+    assert result.moves_to_band[0] == 3 and np.isnan(result.moves_to_band[1])
+    assert result.first_entry[0] == 1 and result.first_entry[1] == 0
+
+
+def test_advice_builds_the_lagging_observation_with_the_moves_in_flight(plant: env.Plant) -> None:
+    """A policy on a lagging plant sees the settling temperature and the settings in
+    flight at inference exactly as in training (nothing about the lag is dropped)."""
+    seen: list[np.ndarray] = []
+    codec = plant.codec("discrete")
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        seen.append(obs)
+        return codec.keep(len(obs))
+
+    rows = plant.start_indices[:3]
+    temps, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    support = fit_data_support(plant.rows)
+    advise(plant, codec, act, support, temps, controls, pending=pending, with_path=False)
+    np.testing.assert_allclose(seen[0], plant.observe(temps, controls, pending), atol=1e-6)
+    assert seen[0].shape == (3, plant.observation_size)
+
+
+def test_generating_plant_replays_its_log(tmp_path: Path) -> None:
+    """Driven with the logged settings from a logged row, the generating plant (noise
+    off, drift as logged) reproduces the log's true temperatures."""
+    settings = LogSettings(rate=0.3, dead_time=1, samples=300, drift_fraction=0.0)
+    synthetic = make_synthetic_plant(n_controls=2, mean_depth=3, seed=1, log=settings)
+    simulator = synthetic.generating_plant(seed=0)
+    simulator.noise_std = 0.0
+    log = synthetic.log
+    assert log is not None
+    starts = np.array([10, 50, 200])
+    simulator.start(starts)
+    controls = synthetic.log_controls()
+    for t in range(20):
+        readings = simulator.step(controls[starts + t])
+        np.testing.assert_allclose(readings, log.true_temperature[starts + t + 1], atol=1e-9)
+
+
+def test_the_bundled_log_plans(tmp_path: Path) -> None:
+    spec = REPO / "data" / "furnace_log_spec.yaml"
+    saved = tmp_path / "yardstick.json"
+    result = run_cli("plan", spec, "--json", "--save", saved)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["solvable"] >= 0.98 * summary["rows"]
+    assert summary["exact"] > 0 and summary["mean_actuations"] > 0
+    rows = json.loads(saved.read_text())["rows"]
+    assert all(r["actuations"] <= len(r["deltas"]) for r in rows)
