@@ -402,7 +402,7 @@ def cross_validated_candidates(
     windows = _fold_windows(log, settings)
     if windows is None:
         return None
-    maps = {}
+    maps: dict[str, _FeatureMap] = {}
     for family in dict.fromkeys(settings.candidates):
         fmap = _feature_map(family, log.z, settings)
         n_features = fmap(log.z[:1]).shape[-1]
@@ -539,5 +539,7 @@ def _plain_static(log: BlockedLog, settings: ModelSettings) -> list[_Candidate] 
         if len(rows) < 2:
             return None
         windows.append(Windows(rows[:-1], np.ones(len(rows) - 1, np.intp)))
-    maps = {family: _feature_map(family, log.z, settings) for family in settings.candidates}
+    maps: dict[str, _FeatureMap] = {
+        family: _feature_map(family, log.z, settings) for family in settings.candidates
+    }
     return _static_candidates(log, maps, settings, windows)

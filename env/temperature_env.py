@@ -292,9 +292,9 @@ class TemperatureControlEnv(gym.Env):
             else:
                 starts = plant.start_indices
                 index = int(starts[self.np_random.integers(len(starts))])
-            self._controls = plant.start_controls([index])[0].tolist()
+            self._controls = plant.start_controls(np.array([index]))[0].tolist()
             self._temperature = float(plant.rows.state[index])
-            self._pending = plant.start_pending([index])[0].tolist()
+            self._pending = plant.start_pending(np.array([index]))[0].tolist()
             self._start_row = int(plant.rows.row_numbers[index])
         steady = plant.model.predict_scalar(self._controls)
         self._offset = 0.0 if plant.identified is not None else self._temperature - steady

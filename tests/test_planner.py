@@ -12,8 +12,8 @@ import env
 from env.actions import direction_table
 from env.baselines import baseline_policies
 from env.evaluation import evaluate_policy
-from env.lattice import axis_lattices
 from env.lagged_planner import settle_lower_bound, simulate_lagged
+from env.lattice import axis_lattices
 from env.planner import APPROXIMATE, plan_beam, plan_continuous, plan_discrete, plan_rows
 from tests.conftest import SAMPLE_SPEC
 from tests.datasets import write_dataset, write_synthetic
