@@ -21,6 +21,7 @@ from env.files import staged_folder
 from env.plant import Plant
 from rllib_project.checkpoints import load_policies, read_manifest
 from rllib_project.evaluate import EvaluationRow, evaluate_policies, format_table
+from rllib_project.fitting import describe_dynamics
 from rllib_project.manifest import MANIFEST_FILE, Manifest
 from rllib_project.trial_config import TrialConfig
 
@@ -156,7 +157,9 @@ def _markdown(
     has_curves: bool,
 ) -> str:
     model = plant.model
-    cv = ", ".join(f"{s.family} {s.rmse:.2f}" for s in model.cv_scores)
+    cv = ", ".join(
+        f"{s.family}{'' if s.kind is None else ' ' + s.kind} {s.rmse:.2f}" for s in model.cv_scores
+    )
     low, high = plant.band
     lines = [
         f"# Experiment report: {experiment_dir.name}",
@@ -167,6 +170,7 @@ def _markdown(
         f" controls: {', '.join(plant.spec.control_names)}",
         f"- process model: {model.family} ({len(model.coef_members)}-member ensemble);"
         f" CV RMSE per family: {cv}",
+        *([f"- {describe_dynamics(model.dynamics)}"] if model.dynamics is not None else []),
         f"- horizon {plant.settings.horizon} moves; every row of the CSV is a start state",
         "",
         "## Comparison (greedy, every start row)",
