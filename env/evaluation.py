@@ -27,7 +27,7 @@ With a dead time the settings in flight at each start are part of the start stat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -188,7 +188,7 @@ class Summary:
     mean_return: float
     success_rate_solvable: float
     """The success rate over the rows the planner can solve (NaN if not given or none)."""
-    mean_actuations: float
+    mean_actuations: float = field(default=float("nan"), kw_only=True)
     """Moves that changed a setting, per episode (over every episode)."""
 
 

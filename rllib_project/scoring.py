@@ -66,7 +66,7 @@ class PolicyMetrics(Summary):
     """Total moves to band ÷ the planner's over rows both solve (1 = optimal; NaN if
     no row is shared, inf if the planner needs no move there but the policy moves)."""
     score: float
-    actuations_ratio: float
+    actuations_ratio: float = dataclasses.field(default=float("nan"), kw_only=True)
     """Total actuations ÷ the planner's over the rows it solves (NaN: none)."""
 
     @classmethod
