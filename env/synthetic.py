@@ -178,6 +178,13 @@ class SyntheticPlant:
             raise ValueError("this plant has no log (settings.log is None)")
         return self.centres + self.widths * self.log.z
 
+    def samples_of_rows(self, csv_rows: np.ndarray) -> np.ndarray:
+        """Simulated sample index of CSV data rows (0-based, as ``PlantData.row_numbers``):
+        what :meth:`GeneratingPlant.start` takes to start where a logged row was."""
+        if self.log is None:
+            raise ValueError("this plant has no log (settings.log is None)")
+        return self.log.written[np.asarray(csv_rows, dtype=np.intp)]
+
     def generating_plant(self, seed: int = 0) -> GeneratingPlant:
         """The plant that made the log, in closed loop (see :class:`GeneratingPlant`)."""
         if self.log is None:

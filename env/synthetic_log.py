@@ -219,7 +219,10 @@ class GeneratingPlant:
 
     def start(self, samples: np.ndarray) -> None:
         """Start one run at each of ``samples`` (indices of simulated samples, which
-        need ``dead_time`` samples before them), before the decision at that sample."""
+        need ``dead_time`` samples before them), before the decision at that sample:
+        the state a fitted plant's episode from that logged row starts in (its reading,
+        the settings of the sample before, those of the ``dead_time`` samples before in
+        flight). ``SyntheticPlant.samples_of_rows`` maps CSV data rows to samples."""
         samples = np.asarray(samples, dtype=np.intp)
         d = self.dead_time
         if d and (samples < d).any():

@@ -11,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import env
 from env.baselines import DoNothingPolicy, PlannerPolicy, RandomPolicy
+from env.data import load_plant_data
 from env.evaluation import rollout, start_pending, start_states, summarize
 from env.lagged_planner import settle_lower_bound, simulate_lagged
 from env.planner import plan_rows
@@ -194,9 +195,14 @@ def test_advice_builds_the_lagging_observation_with_the_moves_in_flight(plant: e
 
 def test_generating_plant_replays_its_log(tmp_path: Path) -> None:
     """Driven with the logged settings from a logged row, the generating plant (noise
-    off, drift as logged) reproduces the log's true temperatures."""
-    settings = LogSettings(rate=0.3, dead_time=1, samples=300, drift_fraction=0.0)
+    off, no drift) reproduces the log's true temperatures."""
+    settings = LogSettings(rate=0.3, dead_time=1, samples=300, drift_fraction=0.0, gaps=2)
     synthetic = make_synthetic_plant(n_controls=2, mean_depth=3, seed=1, log=settings)
+    # CSV rows map to the simulated samples they were written from (gaps skipped)
+    data = load_plant_data(env.load_spec(synthetic.write(tmp_path)))
+    samples = synthetic.samples_of_rows(data.row_numbers)
+    assert synthetic.log is not None and len(samples) < 300
+    np.testing.assert_allclose(data.state, synthetic.log.readings[samples], atol=1e-4)
     simulator = synthetic.generating_plant(seed=0)
     simulator.noise_std = 0.0
     log = synthetic.log
