@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from env.errors import InputError
 from env.support import fit_data_support
 from rllib_project.checkpoints import load_best_policy
 from rllib_project.policy import POLICY_FILE, load_policy
@@ -20,10 +21,13 @@ def is_export(source: str | Path) -> bool:
     return (Path(source) / POLICY_FILE).exists()
 
 
-def load_advisor(source: str | Path) -> Advisor:
-    """``best``, an experiment, a checkpoint or an export folder -> an advisor."""
+def load_advisor(source: str | Path, dataset: str | None = None) -> Advisor:
+    """``best``, an experiment (``dataset``: which of its datasets, needed when it has
+    several), a checkpoint or an export folder -> an advisor."""
     if is_export(source):
+        if dataset is not None:
+            raise InputError("--dataset", f"goes with an experiment folder; {source} is one policy")
         return load_policy(source).advisor
-    policy = load_best_policy(source)
+    policy = load_best_policy(source, dataset)
     plant = policy.plant
     return Advisor(policy.name, plant, policy.codec, policy.act, fit_data_support(plant.rows))

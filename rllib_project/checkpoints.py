@@ -2,7 +2,8 @@
 
 A *policy source* on the command line may be
 
-* an experiment folder (holding ``best.json``): its best checkpoint per algorithm;
+* an experiment folder (holding ``best.json``): its best checkpoint per dataset x
+  algorithm (``dataset=NAME``: of one dataset);
 * a checkpoint folder (holding ``plant_policy.json``): that policy;
 * an export folder (holding ``policy.json``): the Ray-free policy;
 * ``best``: the best policy of the newest experiment under the default storage.
@@ -75,6 +76,9 @@ class LoadedPolicy:
     codec: ActionCodec
     act: Callable[[np.ndarray], np.ndarray]
     source: Path
+    dataset: str = ""
+    """The dataset's name in its experiment (empty for a checkpoint or export given
+    directly: then there is one plant)."""
 
 
 def read_manifest(experiment_dir: Path) -> Manifest:
@@ -90,7 +94,18 @@ def latest_experiment(storage: Path = DEFAULT_STORAGE) -> Path:
     return candidates[-1].parent
 
 
-def load_checkpoint_policy(checkpoint: Path, name: str | None = None) -> LoadedPolicy:
+def resolve_source(source: str | Path) -> Path:
+    """The path a policy source names (``best``: the newest finished experiment)."""
+    return latest_experiment() if str(source) == "best" else Path(source)
+
+
+def is_experiment(path: Path) -> bool:
+    return (path / MANIFEST_FILE).exists()
+
+
+def load_checkpoint_policy(
+    checkpoint: Path, name: str | None = None, dataset: str = ""
+) -> LoadedPolicy:
     """A checkpoint's policy, on the plant it was trained on (Ray and torch needed).
 
     The network is loaded on first use, so mistakes in the rest of a command (a bad
@@ -109,6 +124,7 @@ def load_checkpoint_policy(checkpoint: Path, name: str | None = None) -> LoadedP
         codec=codec,
         act=_LazyCheckpointActor(checkpoint, codec),
         source=checkpoint,
+        dataset=dataset,
     )
 
 
@@ -144,33 +160,40 @@ def load_export_policy(folder: Path) -> LoadedPolicy:
     )
 
 
-def load_policies(source: str | Path) -> list[LoadedPolicy]:
-    """Every policy a source names (an experiment gives its best per algorithm)."""
+def load_policies(source: str | Path, dataset: str | None = None) -> list[LoadedPolicy]:
+    """Every policy a source names (an experiment gives its best per dataset x
+    algorithm; with ``dataset``, those of one dataset)."""
     from rllib_project.policy import POLICY_FILE
 
-    path = latest_experiment() if str(source) == "best" else Path(source)
+    path = resolve_source(source)
     if not path.exists():
         raise InputError(path, "not found")
-    if (path / POLICY_FILE).exists():
-        return [load_export_policy(path)]
-    if (path / POLICY_METADATA).exists():
+    if (path / POLICY_FILE).exists() or (path / POLICY_METADATA).exists():
+        _no_dataset_choice(path, dataset)
+        if (path / POLICY_FILE).exists():
+            return [load_export_policy(path)]
         return [load_checkpoint_policy(path)]
-    manifest = read_manifest(path)
-    if not manifest.best:
+    entries = read_manifest(path).entries(dataset)
+    if not entries:
         raise InputError(path / MANIFEST_FILE, "lists no checkpoint (every trial failed?)")
     return [
-        load_checkpoint_policy(Path(entry.checkpoint), f"{name} (best)")
-        for name, entry in manifest.best.items()
+        load_checkpoint_policy(Path(e.checkpoint), f"{e.algorithm} (best)", e.dataset)
+        for e in entries.values()
     ]
 
 
-def load_best_policy(source: str | Path) -> LoadedPolicy:
-    """One policy: the highest-scoring of an experiment, or the one a path names."""
-    path = latest_experiment() if str(source) == "best" else Path(source)
-    if path.exists() and (path / MANIFEST_FILE).exists():
-        manifest = read_manifest(path)
-        if not manifest.best:
-            raise InputError(path / MANIFEST_FILE, "lists no checkpoint")
-        name, entry = manifest.best_overall()
-        return load_checkpoint_policy(Path(entry.checkpoint), f"{name} (best)")
-    return load_policies(path)[0]
+def _no_dataset_choice(path: Path, dataset: str | None) -> None:
+    if dataset is not None:
+        raise InputError("--dataset", f"goes with an experiment folder; {path} is one policy")
+
+
+def load_best_policy(source: str | Path, dataset: str | None = None) -> LoadedPolicy:
+    """One policy: the highest-scoring of an experiment's dataset (``dataset``, needed
+    when it has several), or the one a path names."""
+    path = resolve_source(source)
+    if is_experiment(path):
+        entry = read_manifest(path).best_overall(dataset)
+        return load_checkpoint_policy(
+            Path(entry.checkpoint), f"{entry.algorithm} (best)", entry.dataset
+        )
+    return load_policies(path, dataset)[0]

@@ -79,13 +79,10 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from rllib_project.evaluate import evaluate_source, format_json, format_table
+    from rllib_project.evaluate import evaluate_source, format_evaluation, format_json
 
-    rows = evaluate_source(args.source)
-    if args.json:
-        print(format_json(rows))
-    else:
-        print(format_table(rows))
+    evaluation = evaluate_source(args.source, args.dataset)
+    print(format_json(evaluation) if args.json else format_evaluation(evaluation))
     return 0
 
 
@@ -103,7 +100,7 @@ def _recommend(args: argparse.Namespace) -> int:
         raise InputError("recommend", "--csv and --out go together")
     if args.no_path and args.csv is None:
         raise InputError("--no-path", "only with --csv (single advice always has its path)")
-    advisor = load_advisor(args.policy)
+    advisor = load_advisor(args.policy, args.dataset)
     if args.csv is not None:
         import torch
 
@@ -136,28 +133,36 @@ def _recommend(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from rllib_project.checkpoints import POLICY_METADATA, load_best_policy
     from rllib_project.export import export_checkpoint, export_summary
 
     checkpoint = Path(args.checkpoint)
     if not checkpoint.is_dir():
-        raise InputError(checkpoint, "checkpoint folder not found")
+        raise InputError(checkpoint, "checkpoint or experiment folder not found")
+    if not (checkpoint / POLICY_METADATA).exists():  # an experiment: its best policy
+        checkpoint = load_best_policy(checkpoint, args.dataset).source
+    elif args.dataset is not None:
+        raise InputError("--dataset", "goes with an experiment folder, not a checkpoint")
     print(export_summary(export_checkpoint(checkpoint, Path(args.target), args.force)))
     return 0
 
 
 @contextlib.contextmanager
-def _served_export(source: str) -> Iterator[Path]:
+def _served_export(source: str, dataset: str | None) -> Iterator[Path]:
     """An export folder for ``serve``: the source itself, or a checkpoint (the best of an
     experiment) exported into a temporary folder that is removed afterwards."""
     from rllib_project.advisors import is_export
     from rllib_project.checkpoints import POLICY_METADATA, load_best_policy
     from rllib_project.export import export_checkpoint
 
-    if is_export(source):
-        yield Path(source)
-        return
     path = Path(source)
-    checkpoint = path if (path / POLICY_METADATA).exists() else load_best_policy(source).source
+    single = is_export(source) or (path / POLICY_METADATA).exists()
+    if single and dataset is not None:
+        raise InputError("--dataset", f"goes with an experiment folder; {source} is one policy")
+    if is_export(source):
+        yield path
+        return
+    checkpoint = path if single else load_best_policy(source, dataset).source
     folder = Path(tempfile.mkdtemp(prefix="plant-policy-export-"))
     try:
         print(f"exporting {checkpoint} ...", flush=True)
@@ -188,7 +193,7 @@ def _serve(args: argparse.Namespace) -> int:
             address=address,
             ingress=args.ingress,
         )
-        with _served_export(args.source) as export:
+        with _served_export(args.source, args.dataset) as export:
             serve_policy(export, options, say=lambda line: print(line, flush=True))
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -203,15 +208,22 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rllib_project.evaluate import evaluate_source, format_table
+    from rllib_project.evaluate import evaluate_source, format_evaluation
     from rllib_project.report import build_report
     from rllib_project.tuning import run_tune
 
     experiment_dir = run_tune(Path(args.experiment), args.address)
     print()
-    print(format_table(evaluate_source(experiment_dir)))
+    print(format_evaluation(evaluate_source(experiment_dir)))
     print(f"\nreport: {build_report(experiment_dir)}")
     return 0
+
+
+PICK_DATASET = "with an experiment of several datasets: the best policy of this one"
+
+
+def _dataset_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--dataset", metavar="NAME", help=f"{help_text} (names: see best.json)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         metavar="NAME",
         nargs="+",
-        help="with --finish: only these trials (names as in the progress table) or algorithms",
+        help="with --finish: only these trials (names as in the progress table), algorithms "
+        "or datasets",
     )
     tune.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or local)")
     tune.add_argument(
@@ -263,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("source", help="experiment folder, checkpoint or export folder")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _dataset_option(evaluate, "with an experiment of several datasets: only this one")
     evaluate.set_defaults(handler=_evaluate)
 
     rec = commands.add_parser("recommend", help="what to do with each control, from a state")
@@ -283,12 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --csv: skip the predicted paths (first move only; much faster)",
     )
+    _dataset_option(rec, PICK_DATASET)
     rec.set_defaults(handler=_recommend)
 
     export = commands.add_parser("export", help="write a Ray-free policy from a checkpoint")
-    export.add_argument("checkpoint", help="checkpoint folder (see best.json)")
+    export.add_argument(
+        "checkpoint", help="checkpoint folder (see best.json), or an experiment (its best)"
+    )
     export.add_argument("target", help="folder to write")
     export.add_argument("--force", action="store_true", help="replace an existing folder")
+    _dataset_option(export, PICK_DATASET)
     export.set_defaults(handler=_export)
 
     serve = commands.add_parser(
@@ -312,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="proxy: Serve's HTTP proxy, all on 127.0.0.1 (default); haproxy: Ray's "
         "high-throughput ingress, whose stats pages listen on all interfaces",
     )
+    _dataset_option(serve, PICK_DATASET)
     serve.set_defaults(handler=_serve)
 
     report = commands.add_parser("report", help="Markdown report with plots for an experiment")

@@ -8,7 +8,13 @@ planner's over the rows both solve: 1.00 is optimal. ``moves`` counts until the
 temperature is in the band and stays there (on a lagging plant, passing through does
 not count). ``actuations`` is the mean number of moves that change a setting per start
 (an operator's interventions), ``act/opt`` their total divided by the planner's over
-the rows it solves: a policy that saws at the valves shows here.
+the rows it solves: a policy that saws at the valves shows here. An experiment with
+several datasets gets one such table per dataset (``--dataset NAME``: one of them).
+
+For an experiment folder it also gives the comparison over all its runs (every seed,
+not only the best checkpoints): IQM and mean with 95% bootstrap intervals, the
+probability of improvement between algorithms, performance profiles
+(:mod:`rllib_project.comparison`); ``--json`` returns it under ``aggregate``.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ from typing import Any
 from env.baselines import FunctionPolicy, baseline_policies
 from env.evaluation import Rollouts
 from env.files import json_safe
-from rllib_project.checkpoints import LoadedPolicy, load_policies
+from rllib_project.checkpoints import (
+    LoadedPolicy,
+    is_experiment,
+    load_policies,
+    read_manifest,
+    resolve_source,
+)
+from rllib_project.comparison import Comparison, compare, format_comparison
 from rllib_project.scoring import PlantScorer, PolicyMetrics
 
 
@@ -59,12 +72,15 @@ class EvaluationRow:
     metrics: PolicyMetrics
     rollouts: Rollouts
     source: str = ""
+    dataset: str = ""
+    """The dataset's name in the experiment (empty for a single checkpoint or export)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe data: a NaN or infinite metric (nothing to average, or no
         finite ratio) becomes None, since JSON has no NaN or Infinity."""
         return json_safe(
             {
+                "dataset": self.dataset,
                 "policy": self.policy,
                 "kind": self.kind,
                 "action_mode": self.action_mode,
@@ -74,17 +90,59 @@ class EvaluationRow:
         )
 
 
-def format_json(rows: list[EvaluationRow]) -> str:
-    """``evaluate --json``: strict JSON (never NaN or Infinity)."""
-    return json.dumps(
-        [row.to_dict() for row in rows], indent=1, allow_nan=False, ensure_ascii=False
-    )
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate`` shows: the policies beside the baselines, and for an experiment
+    the comparison over all its runs."""
+
+    rows: list[EvaluationRow]
+    comparison: Comparison | None
+    """None for a single checkpoint or export: one policy has no runs to aggregate."""
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(dict.fromkeys(row.dataset for row in self.rows))
+
+
+def format_json(evaluation: Evaluation) -> str:
+    """``evaluate --json``: ``{"rows": [...], "aggregate": {...} | null}``, strict JSON
+    (never NaN or Infinity)."""
+    comparison = evaluation.comparison
+    data = {
+        "rows": [row.to_dict() for row in evaluation.rows],
+        "aggregate": None if comparison is None else comparison.to_json(),
+    }
+    return json.dumps(data, indent=1, allow_nan=False, ensure_ascii=False)
+
+
+def format_evaluation(evaluation: Evaluation) -> str:
+    """``evaluate``'s text: a table per dataset, then the comparison over the runs."""
+    parts = []
+    for dataset in evaluation.datasets:
+        rows = [row for row in evaluation.rows if row.dataset == dataset]
+        title = f"dataset {dataset}:\n" if dataset and len(evaluation.datasets) > 1 else ""
+        parts.append(title + format_table(rows))
+    if evaluation.comparison is not None:
+        parts.append(format_comparison(evaluation.comparison))
+    return "\n\n".join(parts)
 
 
 def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[EvaluationRow]:
-    """Trained policies first, then the baselines of each action-mode family used."""
+    """Per dataset: its trained policies first, then the baselines of each action-mode
+    family used there."""
+    datasets = dict.fromkeys(policy.dataset for policy in policies)
+    return [
+        row
+        for dataset in datasets
+        for row in _evaluate_plant([p for p in policies if p.dataset == dataset], seed)
+    ]
+
+
+def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationRow]:
+    """Policies of one plant, then the baselines on the same rows."""
     rows: list[EvaluationRow] = []
     scorers: dict[str, PlantScorer] = {}
+    dataset = policies[0].dataset
     for policy in policies:
         plant = policy.plant
         scorer = PlantScorer(plant, policy.action_mode, plant.start_indices)
@@ -98,6 +156,7 @@ def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[Evalu
                 scorer.metrics(result),
                 result,
                 str(policy.source),
+                dataset,
             )
         )
     for family, scorer in scorers.items():
@@ -107,7 +166,12 @@ def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[Evalu
             )
             rows.append(
                 EvaluationRow(
-                    f"{baseline.name}", "baseline", family, scorer.metrics(result), result
+                    f"{baseline.name}",
+                    "baseline",
+                    family,
+                    scorer.metrics(result),
+                    result,
+                    dataset=dataset,
                 )
             )
     return rows
@@ -117,8 +181,15 @@ def _as_batch_policy(policy: LoadedPolicy) -> FunctionPolicy:
     return FunctionPolicy(policy.name, policy.act)
 
 
-def evaluate_source(source: str | Path) -> list[EvaluationRow]:
-    return evaluate_policies(load_policies(source))
+def evaluate_source(source: str | Path, dataset: str | None = None) -> Evaluation:
+    """Evaluate what a source names; an experiment (all datasets, or ``dataset``) also
+    gets the comparison over its runs."""
+    rows = evaluate_policies(load_policies(source, dataset))
+    path = resolve_source(source)
+    if not is_experiment(path):
+        return Evaluation(rows, None)
+    manifest = read_manifest(path)
+    return Evaluation(rows, compare(manifest, manifest.dataset_name(dataset)))
 
 
 def fmt_cell(fmt: str, value: float) -> str:

@@ -14,12 +14,17 @@ Search spaces are written in YAML as one-key mappings in place of a value::
       gamma: {grid: [0.95, 0.99]}
       minibatch_size: {randint: [64, 257]}
       lambda_: {uniform: [0.9, 1.0]}
+
+An experiment trains on one dataset (``dataset: spec.yaml``) or several
+(``datasets: [a.yaml, b.yaml]``), each algorithm ``seeds`` times (distinct seeds) per
+search-space sample: Tune runs every algorithm x dataset x seed x sample combination.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +118,8 @@ class CheckpointSettings:
 @dataclass(frozen=True)
 class ResourceSettings:
     max_concurrent_trials: int | None = None
-    """Default: every trial at once (one per algorithm and sample)."""
+    """Default: as many trials at once as the cluster's CPUs hold at half a CPU each
+    (every trial, if fewer); the others wait in Tune's queue (see resources.py)."""
     max_env_runners_per_trial: int = 4
     """Upper bound of remote env runners per trial when the cluster has CPUs to spare
     (below 2, trials always sample in their own process)."""
@@ -127,6 +133,38 @@ class ResourceSettings:
             raise ValueError("resources.max_env_runners_per_trial must be >= 0")
         if self.cpus is not None and self.cpus <= 0:
             raise ValueError("resources.cpus must be positive")
+
+
+SchedulerKind = Literal["asha"]
+SchedulerTimeAttribute = Literal["training_iteration", "env_steps", "time_total_s"]
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """Early stopping of poor trials (Tune's ASHA), on the evaluation score.
+
+    Each dataset x algorithm is its own competition (see :mod:`rllib_project.scheduling`):
+    a PPO trial is only ever compared with PPO trials on the same dataset.
+    """
+
+    kind: SchedulerKind = "asha"
+    time_attr: SchedulerTimeAttribute = "training_iteration"
+    """What progress is measured in: iterations, env steps sampled, or training seconds."""
+    grace_period: float = 1
+    """Progress every trial gets before it can be stopped."""
+    reduction_factor: float = 3
+    """At each rung only the best 1/reduction_factor go on."""
+    max_t: float | None = None
+    """Progress after which the scheduler stops any trial; default: the stop budget in
+    the same unit, if there is one, else unlimited (the stop settings end trials)."""
+
+    def __post_init__(self) -> None:
+        if self.grace_period <= 0:
+            raise ValueError("scheduler.grace_period must be positive")
+        if self.reduction_factor <= 1:
+            raise ValueError("scheduler.reduction_factor must be > 1")
+        if self.max_t is not None and self.max_t < self.grace_period:
+            raise ValueError("scheduler.max_t must be >= scheduler.grace_period")
 
 
 @dataclass(frozen=True)
@@ -143,17 +181,26 @@ class FailureSettings:
 class ExperimentFile:
     """The experiment YAML as written (paths relative to the file)."""
 
-    dataset: str
-    """Dataset spec YAML."""
     algorithms: dict[str, str]
     """Algorithm name -> its YAML (PPO, SAC, DQN)."""
     stop: StopSettings
+    dataset: str | None = None
+    """Dataset spec YAML (one dataset) ..."""
+    datasets: list[str] | None = None
+    """... or several, trained on in one run (each trial on one of them)."""
     storage_path: str = "../results"
     """Where Tune writes checkpoints; on a cluster a path every node can reach."""
     name: str = "compare"
     model: str | None = None
-    """A fitted model JSON; default: fit from the dataset and save in the experiment."""
+    """A fitted model JSON for ``dataset``; default: fit from each dataset and save in
+    the experiment."""
     samples_per_algorithm: int = 1
+    """Search-space samples per algorithm and dataset (see the algorithm YAMLs)."""
+    seeds: int = 1
+    """Runs of every algorithm x dataset x sample, each with its own seed: the
+    statistics (interquartile mean, bootstrap intervals) are over these runs."""
+    scheduler: SchedulerSettings | None = None
+    """Stop poor trials early (e.g. ``scheduler: {kind: asha}``); default: none."""
     env: dict[str, Any] = field(default_factory=dict)
     """Overrides of the dataset spec's env section for training (e.g. noise_std)."""
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
@@ -165,6 +212,16 @@ class ExperimentFile:
     def __post_init__(self) -> None:
         if self.samples_per_algorithm < 1:
             raise ValueError("samples_per_algorithm must be >= 1")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1, got {self.seeds}")
+        if self.dataset is not None and self.datasets is not None:
+            raise ValueError("give either dataset (one spec) or datasets (a list), not both")
+        if self.dataset is None and self.datasets is None:
+            raise ValueError("dataset (one spec) or datasets (a list of specs) is required")
+        if self.datasets is not None and not self.datasets:
+            raise ValueError("datasets must list at least one dataset spec")
+        if self.datasets is not None and self.model is not None:
+            raise ValueError("model goes with a single dataset; with datasets each is fitted")
         if not self.algorithms:
             raise ValueError("algorithms must name at least one algorithm")
         if not self.name or any(c in self.name for c in "/\\"):
@@ -186,13 +243,23 @@ class AlgorithmSettings:
 
 
 @dataclass(frozen=True)
+class DatasetSource:
+    """One dataset of an experiment, as the experiment file names it."""
+
+    name: str
+    """Short, unique within the experiment: trial names, tables and ``--dataset NAME``."""
+    spec: Path
+    model: Path | None = None
+    """A fitted model to use instead of fitting one (single-dataset experiments)."""
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A validated experiment: absolute paths and every algorithm's settings."""
 
     source: Path
     file: ExperimentFile
-    dataset: Path
-    model: Path | None
+    datasets: tuple[DatasetSource, ...]
     storage_path: Path
     algorithms: dict[str, AlgorithmSettings]
 
@@ -201,8 +268,27 @@ class Experiment:
         return self.file.name
 
     @property
-    def experiment_dir(self) -> Path:
-        return self.storage_path / self.file.name
+    def n_trials(self) -> int:
+        """Trials Tune runs (grid values inside the algorithm YAMLs multiply this)."""
+        file = self.file
+        return len(self.algorithms) * len(self.datasets) * file.seeds * file.samples_per_algorithm
+
+    def seeds(self) -> list[int]:
+        """The distinct seeds of the runs, drawn from the file's ``seed``.
+
+        Random, not ``seed + i``: RLlib seeds a trial's env runners with ``seed +
+        worker index`` and Gymnasium a runner's vectorised envs with ``seed + i``, so
+        consecutive trial seeds would give two trials the same environment streams.
+        """
+        import numpy as np
+
+        rng = np.random.default_rng(self.file.seed)
+        seeds: list[int] = []
+        while len(seeds) < self.file.seeds:
+            value = int(rng.integers(0, 2**31 - 1))
+            if value not in seeds:
+                seeds.append(value)
+        return seeds
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -264,6 +350,45 @@ def _check_rllib_keys(source: Path, spec: AlgorithmSettings) -> None:
     for key in spec.model:
         if key not in allowed_model_keys():
             raise InputError(source, "unknown model setting", f"model.{key}")
+
+
+def dataset_names(specs: list[Path]) -> list[str]:
+    """Short unique names for dataset specs: the file name without ``.yaml``, with as
+    many parent folders in front (``a_spec``, ``b_spec``) as it takes to tell equal
+    names apart. Characters other than letters, digits, ``.``, ``-`` and ``_`` become
+    ``-``, so a name is a valid part of a folder name."""
+
+    def name(spec: Path, depth: int) -> str:
+        parts = [*spec.parent.parts[len(spec.parent.parts) - depth :], spec.stem]
+        return re.sub(r"[^\w.-]", "-", "_".join(p for p in parts if p not in ("", "/")))
+
+    depths = [0] * len(specs)
+    while True:
+        names = [name(spec, depth) for spec, depth in zip(specs, depths, strict=True)]
+        clashing = [i for i, n in enumerate(names) if names.count(n) > 1]
+        if not clashing:
+            return names
+        for i in clashing:
+            depths[i] += 1
+
+
+def _dataset_sources(path: Path, file: ExperimentFile, base: Path) -> tuple[DatasetSource, ...]:
+    key = "dataset" if file.dataset is not None else "datasets"
+    listed = [file.dataset] if file.dataset is not None else list(file.datasets or [])
+    specs = [_resolve(base, value) for value in listed]
+    for index, spec in enumerate(specs):
+        where = key if file.dataset is not None else f"datasets[{index}]"
+        if not spec.exists():
+            raise InputError(path, f"dataset spec {spec} not found", where)
+        if spec in specs[:index]:
+            raise InputError(path, f"{listed[index]} is listed twice", where)
+    model = None if file.model is None else _resolve(base, file.model)
+    if model is not None and not model.exists():
+        raise InputError(path, f"model {model} not found", "model")
+    return tuple(
+        DatasetSource(name, spec, model)
+        for name, spec in zip(dataset_names(specs), specs, strict=True)
+    )
 
 
 def load_algorithm_settings(path: Path, expected: str) -> AlgorithmSettings:
@@ -329,12 +454,7 @@ def load_experiment(path: str | Path, storage_path: str | Path | None = None) ->
         if not algo_path.exists():
             raise InputError(path, f"{algo_path} not found", f"algorithms.{name}")
         algorithms[name] = load_algorithm_settings(algo_path, name)
-    dataset = _resolve(base, file.dataset)
-    if not dataset.exists():
-        raise InputError(path, f"dataset spec {dataset} not found", "dataset")
-    model = None if file.model is None else _resolve(base, file.model)
-    if model is not None and not model.exists():
-        raise InputError(path, f"model {model} not found", "model")
+    datasets = _dataset_sources(path, file, base)
     if storage_path is not None:
         storage = _resolve(Path.cwd(), str(storage_path))
         check_storage_path(Path("--storage-path"), storage)
@@ -345,4 +465,4 @@ def load_experiment(path: str | Path, storage_path: str | Path | None = None) ->
     for key in file.env:
         if key not in env_keys:
             raise InputError(path, "unknown env setting", f"env.{key}")
-    return Experiment(path.resolve(), file, dataset, model, storage, algorithms)
+    return Experiment(path.resolve(), file, datasets, storage, algorithms)

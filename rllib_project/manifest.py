@@ -1,4 +1,9 @@
-"""``best.json``: the best checkpoint of each algorithm, written when a run finishes.
+"""``best.json``: what a finished run produced, written once when every trial has ended.
+
+It holds, per dataset x algorithm, the best kept checkpoint over all trials
+(:class:`BestCheckpoint`, what ``evaluate``, ``recommend``, ``export`` and ``serve`` load)
+and, per trial, a :class:`RunRecord` (what the comparison's statistics are computed
+from: each run's best evaluation and when it first met the target).
 
 The file's layout is :class:`Manifest`, with one writer (:meth:`Manifest.write`, called
 by :mod:`rllib_project.tuning` once every trial has ended; atomic) and one reader
@@ -19,16 +24,32 @@ from env.actions import ActionMode
 from env.errors import InputError
 from env.files import json_safe, write_json_atomic
 from env.typed_config import build_dataclass
+from rllib_project.experiment import StopSettings
 from rllib_project.scoring import PolicyMetrics
 from rllib_project.trial_config import TrialConfig
 
 MANIFEST_FILE = "best.json"
 
 
+def best_key(dataset: str, algorithm: str) -> str:
+    """The key of a dataset x algorithm entry in ``best.json``: ``<dataset>/<algorithm>``."""
+    return f"{dataset}/{algorithm}"
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One dataset of the run and the process model its trials shared."""
+
+    spec: str
+    model: str
+
+
 @dataclass(frozen=True)
 class BestCheckpoint:
-    """The highest-scoring kept checkpoint of one algorithm, over all its trials."""
+    """The highest-scoring kept checkpoint of one algorithm on one dataset, over all
+    its trials (seeds and search-space samples)."""
 
+    dataset: str
     algorithm: str
     action_mode: ActionMode
     checkpoint: str
@@ -44,24 +65,88 @@ class BestCheckpoint:
 
 
 @dataclass(frozen=True)
+class TargetReached:
+    """When a run's evaluation first met the experiment's target."""
+
+    iteration: int
+    time_s: float
+    """The trial's training time then (Tune's ``time_total_s``)."""
+    env_steps: int
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One trial, as the comparison's statistics see it (a *run*)."""
+
+    dataset: str
+    algorithm: str
+    trial_id: str
+    seed: int
+    configuration: str
+    """Hash of the sampled algorithm settings: the runs of one configuration differ
+    only in their seed (see ``TrialConfig.configuration``)."""
+    iterations: int
+    env_steps: int
+    time_total_s: float
+    """What the run used in the end: iterations, env steps, training seconds."""
+    metrics: PolicyMetrics | None
+    """The evaluation of the run's best kept checkpoint (None: never evaluated)."""
+    target_reached: TargetReached | None
+    """None if the run never met the target (or the experiment sets none)."""
+    error: str | None = None
+    """First line of the trial's error, if it failed."""
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The layout of ``best.json``."""
 
     experiment: str
     """The experiment folder (absolute)."""
-    dataset: str
-    model: str
+    datasets: dict[str, DatasetEntry]
+    """Dataset name -> its spec and model."""
     score: str
     """What ``metrics.score`` means, for readers of the file."""
+    stop: StopSettings
+    """The budget and target every trial had."""
     best: dict[str, BestCheckpoint]
-    """Algorithm name -> its best checkpoint (absent if every trial of it failed)."""
+    """``<dataset>/<algorithm>`` (:func:`best_key`) -> its best checkpoint (absent if
+    every trial of it failed)."""
+    runs: list[RunRecord]
     trial_errors: list[str]
     """First line of each failed trial's error."""
     written_utc: str
 
-    def best_overall(self) -> tuple[str, BestCheckpoint]:
-        """The algorithm and checkpoint with the highest score."""
-        return max(self.best.items(), key=lambda item: item[1].metrics.score)
+    def dataset_name(self, wanted: str | None) -> str | None:
+        """Which dataset a command means: ``wanted`` (checked), else the only one, else
+        None (every dataset)."""
+        if wanted is not None:
+            if wanted not in self.datasets:
+                known = ", ".join(sorted(self.datasets))
+                raise InputError("--dataset", f"no dataset {wanted!r} in this run (has: {known})")
+            return wanted
+        return next(iter(self.datasets)) if len(self.datasets) == 1 else None
+
+    def entries(self, dataset: str | None = None) -> dict[str, BestCheckpoint]:
+        """The best checkpoints, of one dataset or of all."""
+        name = self.dataset_name(dataset)
+        return {k: e for k, e in self.best.items() if name is None or e.dataset == name}
+
+    def best_overall(self, dataset: str | None = None) -> BestCheckpoint:
+        """The highest-scoring checkpoint of a dataset. With several datasets one must
+        be named: scores on different plants do not rank policies for one plant."""
+        name = self.dataset_name(dataset)
+        if name is None:
+            known = ", ".join(sorted(self.datasets))
+            raise InputError(
+                self.experiment, f"has several datasets ({known}): pick one with --dataset NAME"
+            )
+        entries = self.entries(name)
+        if not entries:
+            raise InputError(
+                Path(self.experiment) / MANIFEST_FILE, f"lists no checkpoint for {name}"
+            )
+        return max(entries.values(), key=lambda entry: entry.metrics.score)
 
     def write(self, experiment_dir: Path) -> Path:
         """Write ``best.json`` into ``experiment_dir`` atomically (whole or absent)."""
@@ -82,7 +167,8 @@ class Manifest:
             raise InputError(path, f"unreadable ({exc})") from exc
         if not isinstance(data, dict) or not isinstance(data.get("best"), dict):
             raise InputError(path, "not a manifest of this project (no 'best' mapping)")
-        for entry in data["best"].values():  # JSON null (a NaN written out) -> NaN
+        entries = [*data["best"].values(), *(data.get("runs") or [])]
+        for entry in entries:  # JSON null (a NaN written out) -> NaN
             if isinstance(entry, dict) and isinstance(entry.get("metrics"), dict):
                 entry["metrics"] = PolicyMetrics.from_mapping(entry["metrics"]).to_dict()
         return build_dataclass(cls, data, path)

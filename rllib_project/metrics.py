@@ -23,6 +23,7 @@ from rllib_project.scoring import PolicyMetrics
 __all__ = [
     "ACTION_MODE",
     "ALGORITHM",
+    "DATASET",
     "ENV_RUNNER_RESULTS",
     "ENV_STEPS",
     "EVALUATED_AT",
@@ -49,6 +50,8 @@ EVALUATED_AT = "iteration"
 
 ALGORITHM = "algorithm"
 """Added to every result by the trainable: the trial's algorithm (PPO, SAC, DQN) ..."""
+DATASET = "dataset"
+"""... the dataset it trains on (its name in the experiment) ..."""
 ACTION_MODE = "action_mode"
 """... its action mode ..."""
 NODE_ID = "node_id"

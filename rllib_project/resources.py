@@ -4,8 +4,12 @@ RLlib's defaults ask for one CPU for the algorithm plus one per env runner (PPO:
 CPUs), so on a two-CPU machine a PPO trial can never be placed and Tune leaves it
 PENDING for good. Here the CPUs of the cluster are shared out instead:
 
-* all trials run at once (or ``max_concurrent_trials``), packed onto the nodes, so a
-  trial's share is ``min(node CPUs / trials on that node)``;
+* all trials run at once, up to two per CPU (or ``max_concurrent_trials``), packed
+  onto the nodes, so a trial's share is ``min(node CPUs / trials on that node)``; the
+  others wait in Tune's queue and start as running ones end (many seeds and datasets
+  give more trials than that). Below half a CPU per trial more trials at once add
+  memory (each trial is a process with torch and RLlib) and context switches, not
+  throughput;
 * a share below three CPUs samples in the trial's own process (``num_env_runners=0``)
   with a fractional CPU request, e.g. three trials on two CPUs get 0.66 each. PPO,
   SAC and DQN sample and learn in turn, so a single remote env runner only adds
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 
 from rllib_project.experiment import ResourceSettings
 
+MIN_CPUS_PER_TRIAL = 0.5
+"""The smallest CPU share the default concurrency gives a trial (see module docstring)."""
 MIN_SHARE_FOR_REMOTE_RUNNERS = 3.0
 """CPUs a trial needs before remote env runners pay off (two runners + the learner)."""
 
@@ -36,7 +42,8 @@ class TrialResources:
     num_env_runners: int
     cpus_per_env_runner: float
     max_concurrent_trials: int
-    """Trials running at once (all of them, unless the experiment file caps it)."""
+    """Trials running at once (all of them up to two per CPU, unless the experiment
+    file says otherwise); the rest queue."""
 
 
 def _floor_cents(value: float) -> float:
@@ -53,17 +60,28 @@ def plan_trial_resources(
     node_cpus = sorted((c for c in node_cpus if c > 0), reverse=True)
     if not node_cpus:
         raise ValueError("the Ray cluster reports no CPUs")
-    concurrent = min(n_trials, settings.max_concurrent_trials or n_trials)
-    per_node = math.ceil(concurrent / len(node_cpus))
-    # trials are packed per node, so the smallest node that must host `per_node` trials
-    # bounds the share; with fewer trials than nodes each trial gets a node's CPUs
-    hosting = node_cpus[: math.ceil(concurrent / per_node)]
-    share = min(cpus / per_node for cpus in hosting)
+    if settings.max_concurrent_trials is not None:
+        concurrent = min(n_trials, settings.max_concurrent_trials)
+    else:  # the most trials that each get at least MIN_CPUS_PER_TRIAL (at least one)
+        fitting = (c for c in range(n_trials, 0, -1) if _share(node_cpus, c) >= MIN_CPUS_PER_TRIAL)
+        concurrent = next(fitting, 1)
+    share = _share(node_cpus, concurrent)
     if share < MIN_SHARE_FOR_REMOTE_RUNNERS or settings.max_env_runners_per_trial < 2:
         return TrialResources(_floor_cents(share), 0, 0.0, concurrent)
     runners = min(math.floor(share) - 1, settings.max_env_runners_per_trial)
     # what the runners leave goes to the learner (more torch threads)
     return TrialResources(float(math.floor(share) - runners), runners, 1.0, concurrent)
+
+
+def _share(node_cpus: list[float], concurrent: int) -> float:
+    """CPUs per trial when ``concurrent`` trials are packed onto the nodes (largest first).
+
+    Trials are packed per node, so the smallest node that must host ``per_node`` trials
+    bounds the share; with fewer trials than nodes each trial gets a node's CPUs.
+    """
+    per_node = math.ceil(concurrent / len(node_cpus))
+    hosting = node_cpus[: math.ceil(concurrent / per_node)]
+    return min(cpus / per_node for cpus in hosting)
 
 
 def cluster_node_cpus() -> list[float]:

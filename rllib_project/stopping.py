@@ -6,11 +6,12 @@ is a small ``tune.Stopper`` that checks the budget limits and that target per re
 
 It also honours a **finish request**: ``rllib-project tune --finish DIR`` writes
 ``finish_request.txt`` into the experiment folder, naming trials (as in the progress
-table, e.g. ``PPO_1a2b3_00000``) or algorithms (``PPO``), one per line; an empty file or
-a line ``*`` means every trial. A trial it names stops after its current iteration as
-if its budget had run out: it counts as finished, so once every trial has ended the run
-writes ``best.json`` from the checkpoints kept so far. Trials not started yet run one
-iteration first. A request stays in force: a run resumed later honours it too.
+table, e.g. ``PPO_sample_spec_1a2b3_00000``), algorithms (``PPO``) or datasets
+(``sample_spec``), one per line; an empty file or a line ``*`` means every trial. A
+trial it names stops after its current iteration as if its budget had run out: it
+counts as finished, so once every trial has ended the run writes ``best.json`` from
+the checkpoints kept so far. Trials not started yet run one iteration first. A request
+stays in force: a run resumed later honours it too.
 """
 
 from __future__ import annotations
@@ -24,21 +25,36 @@ from typing import Any
 from ray import tune
 
 from env.files import write_text_atomic
+from rllib_project.experiment import StopSettings
 from rllib_project.metrics import (
     ALGORITHM,
+    DATASET,
     TIME_TOTAL_S,
     TRAINING_ITERATION,
     env_steps,
     evaluation_of,
 )
+from rllib_project.scoring import PolicyMetrics
 
 FINISH_REQUEST = "finish_request.txt"
 EVERY_TRIAL = "*"
 
 
-def trial_name(algorithm: str, trial_id: str) -> str:
+def trial_name(algorithm: str, dataset: str, trial_id: str) -> str:
     """A trial's name: its folder, its row in the progress table, its finish-request name."""
-    return f"{algorithm}_{trial_id}"
+    return f"{algorithm}_{dataset}_{trial_id}"
+
+
+def target_met(stop: StopSettings, evaluation: PolicyMetrics) -> bool:
+    """Whether an evaluation meets the experiment's target (``stop.success_rate`` over
+    the rows the planner solves and, if given, ``stop.moves_ratio``); never without a
+    target. The stopper ends trials on it; the manifest records when each run first met
+    it (time to target)."""
+    if stop.success_rate is None:
+        return False
+    if not evaluation.success_rate_solvable >= stop.success_rate:  # NaN never meets it
+        return False
+    return stop.moves_ratio is None or evaluation.moves_ratio <= stop.moves_ratio
 
 
 def read_finish_request(experiment_dir: Path) -> frozenset[str] | None:
@@ -99,16 +115,16 @@ class PlantStopper(tune.Stopper):
         evaluation = evaluation_of(result)
         if self.success_rate is None or evaluation is None:
             return False
-        if not evaluation.success_rate_solvable >= self.success_rate:  # NaN never stops
-            return False
-        return self.moves_ratio is None or evaluation.moves_ratio <= self.moves_ratio
+        target = StopSettings(success_rate=self.success_rate, moves_ratio=self.moves_ratio)
+        return target_met(target, evaluation)
 
     def finish_requested(self, trial_id: str, result: Mapping[str, Any]) -> bool:
         names = self._finish_request()
         if names is None:
             return False
-        algorithm = str(result.get(ALGORITHM, ""))
-        return bool({EVERY_TRIAL, algorithm, trial_name(algorithm, trial_id)} & names)
+        algorithm, dataset = str(result.get(ALGORITHM, "")), str(result.get(DATASET, ""))
+        own = {EVERY_TRIAL, algorithm, dataset, trial_name(algorithm, dataset, trial_id)}
+        return bool(own & names)
 
     def _finish_request(self) -> frozenset[str] | None:
         """The request file's names, read again only when the file changed."""

@@ -33,6 +33,7 @@ from rllib_project.inference import LearnerModuleMirror, greedy_action_function
 from rllib_project.metrics import (
     ACTION_MODE,
     ALGORITHM,
+    DATASET,
     EVALUATED_AT,
     EVALUATION,
     EVALUATION_SECONDS,
@@ -95,6 +96,7 @@ class PlantTrainable(tune.Trainable):
             self.last_evaluation_extra = {EVALUATION_SECONDS: seconds, EVALUATED_AT: iteration}
         result[EVALUATION] = {**self.last_evaluation.to_dict(), **self.last_evaluation_extra}
         result[ALGORITHM] = self.trial.algorithm_name
+        result[DATASET] = self.trial.dataset
         result[ACTION_MODE] = self.trial.action_mode
         result[NODE_ID] = _node_id()
         return result

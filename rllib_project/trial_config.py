@@ -7,7 +7,8 @@ saves it (``params.json``, the experiment state ``Tuner.restore`` reads) and han
 each trial the resolved copy. So the typed config crosses Tune as plain data:
 
 * :func:`param_space` lays the dataclasses out as Tune's param space: a grid over the
-  algorithms, each algorithm's YAML search spaces as Tune domains;
+  algorithms (each with its YAML search spaces as Tune domains), the datasets and the
+  seeds;
 * :meth:`TrialConfig.from_tune` turns the resolved config a trial receives back into a
   ``TrialConfig``, refusing anything that does not fit (unknown keys, wrong types);
 * :meth:`TrialConfig.to_tune` is the plain form of a fixed config (no search spaces),
@@ -17,7 +18,9 @@ each trial the resolved copy. So the typed config crosses Tune as plain data:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,17 +38,21 @@ from rllib_project.resources import TrialResources
 ALGORITHM_COLUMN = "algorithm/algorithm"
 """Tune's path of the algorithm name in a trial config (progress table column)."""
 ACTION_MODE_COLUMN = "algorithm/action_mode"
+DATASET_COLUMN = "plant/dataset"
+SEED_COLUMN = "seed"
 
 
 @dataclass(frozen=True)
 class PlantSource:
-    """The plant every trial of an experiment trains on: the env config minus the
-    action mode (which each algorithm chooses)."""
+    """The plant a trial trains on (one of the experiment's datasets): the env config
+    minus the action mode (which each algorithm chooses)."""
 
+    dataset: str
+    """The dataset's name in the experiment (see ``experiment.dataset_names``)."""
     spec_path: str
     """Dataset spec YAML."""
     model_path: str
-    """The fitted process model every trial shares (fitted once per experiment)."""
+    """The fitted process model every trial of the dataset shares (fitted once)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The experiment's overrides of the spec's env section."""
 
@@ -59,10 +66,22 @@ class TrialConfig:
     resources: TrialResources
     evaluation: EvaluationSettings
     seed: int = 0
+    """RLlib's seed for the trial (networks, exploration, env streams)."""
 
     @property
     def algorithm_name(self) -> str:
         return self.algorithm.algorithm
+
+    @property
+    def dataset(self) -> str:
+        return self.plant.dataset
+
+    @property
+    def configuration(self) -> str:
+        """A short hash of the algorithm settings as sampled: trials that differ only
+        in their seed (runs of one configuration) share it."""
+        text = json.dumps(dataclasses.asdict(self.algorithm), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def action_mode(self) -> ActionMode:
@@ -117,12 +136,14 @@ def to_search_space(value: Any) -> Any:
 
 def param_space(
     algorithms: Iterable[AlgorithmSettings],
-    plant: PlantSource,
+    plants: Sequence[PlantSource],
     resources: TrialResources,
     evaluation: EvaluationSettings,
+    seeds: Sequence[int],
 ) -> dict[str, Any]:
     """Tune's param space: the :class:`TrialConfig` layout, a grid over the algorithms
-    (each with its own search spaces) and a sampled seed per trial."""
+    (each with its own search spaces), the datasets' plants and the seeds. Tune repeats
+    the grid ``num_samples`` times, sampling the search spaces anew each time."""
     from ray import tune
 
     def searchable(settings: AlgorithmSettings) -> dict[str, Any]:
@@ -131,8 +152,8 @@ def param_space(
 
     return {
         "algorithm": tune.grid_search([searchable(a) for a in algorithms]),
-        "plant": dataclasses.asdict(plant),
+        "plant": tune.grid_search([dataclasses.asdict(p) for p in plants]),
         "resources": dataclasses.asdict(resources),
         "evaluation": dataclasses.asdict(evaluation),
-        "seed": tune.randint(0, 2**31 - 1),
+        "seed": tune.grid_search(list(seeds)),
     }

@@ -2,11 +2,16 @@
 
 How it maps onto Ray's own machinery:
 
+* each dataset's process model is fitted once, before any trial
+  (:func:`prepare_dataset`), and shared by its trials as a file;
 * one ``tune.Tuner`` over :class:`PlantTrainable`, whose param space
   (:func:`rllib_project.trial_config.param_space`) grid-searches the algorithms (each
-  with its own YAML search space), ``num_samples`` trials each, all running
-  concurrently (the variant generator's ``max_concurrent``) with resources derived
-  from the cluster (:mod:`rllib_project.resources`);
+  with its own YAML search space), the datasets and the seeds, ``num_samples`` times;
+  as many run at once as the cluster holds (the variant generator's
+  ``max_concurrent``), the others queue; resources are derived from the cluster
+  (:mod:`rllib_project.resources`);
+* optionally Tune's ASHA scheduler stops poor trials early, one competition per
+  dataset x algorithm (:mod:`rllib_project.scheduling`);
 * ``RunConfig(storage_path=..., stop=..., checkpoint_config=CheckpointConfig(...),
   failure_config=FailureConfig(max_failures=...))``: Tune stops trials (budget,
   target or a finish request, :mod:`rllib_project.stopping`), keeps the top
@@ -14,8 +19,9 @@ How it maps onto Ray's own machinery:
   last checkpoint;
 * ``Tuner.restore(..., resume_unfinished=True, resume_errored=True)`` continues an
   interrupted run: finished trials stay finished;
-* afterwards the best checkpoint of each algorithm goes into ``best.json`` in the
-  experiment folder (:class:`rllib_project.manifest.Manifest`, written atomically).
+* afterwards the best checkpoint of each dataset x algorithm and a record of every
+  trial go into ``best.json`` in the experiment folder
+  (:class:`rllib_project.manifest.Manifest`, written atomically).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +40,14 @@ from env.errors import InputError
 from env.files import write_json_atomic
 from env.model import PROCESS_MODEL_FILE
 from env.plant import load_plant
-from rllib_project.experiment import Experiment, load_experiment
-from rllib_project.manifest import MANIFEST_FILE, BestCheckpoint, Manifest
+from rllib_project.experiment import DatasetSource, Experiment, StopSettings, load_experiment
+from rllib_project.manifest import MANIFEST_FILE, DatasetEntry, Manifest
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
 from rllib_project.trial_config import (
     ACTION_MODE_COLUMN,
     ALGORITHM_COLUMN,
+    DATASET_COLUMN,
+    SEED_COLUMN,
     PlantSource,
     TrialConfig,
     param_space,
@@ -106,20 +115,16 @@ def init_ray(address: str | None) -> None:
 # --------------------------------------------------------------------------- spaces
 
 
-def plant_source(experiment: Experiment, model_path: Path) -> PlantSource:
-    """The plant every trial of ``experiment`` trains on."""
-    return PlantSource(str(experiment.dataset), str(model_path), dict(experiment.file.env))
-
-
 def experiment_param_space(
-    experiment: Experiment, model_path: Path, plan: TrialResources
+    experiment: Experiment, plants: Sequence[PlantSource], plan: TrialResources
 ) -> dict[str, Any]:
     """Tune's param space of an experiment (see :func:`param_space`)."""
     return param_space(
         experiment.algorithms.values(),
-        plant_source(experiment, model_path),
+        plants,
         plan,
         experiment.file.evaluation,
+        experiment.seeds(),
     )
 
 
@@ -134,25 +139,47 @@ def stop_criteria(experiment: Experiment, experiment_dir: Path | None) -> PlantS
     )
 
 
-# --------------------------------------------------------------------------- model
+# --------------------------------------------------------------------------- datasets
+
+DATASETS_DIR = "datasets"
+"""Inside the experiment folder: one folder per dataset with what its trials share."""
 
 
-def prepare_model(experiment: Experiment, experiment_dir: Path) -> Path:
-    """The model every trial uses: the given one, or fitted once and saved here."""
-    plant = load_plant(experiment.dataset, experiment.model)  # validates data + model
-    if experiment.model is not None:
-        return experiment.model
-    return plant.model.save(experiment_dir / PROCESS_MODEL_FILE)
+def dataset_dir(experiment_dir: Path, name: str) -> Path:
+    return experiment_dir / DATASETS_DIR / name
+
+
+def prepare_dataset(
+    experiment: Experiment, dataset: DatasetSource, experiment_dir: Path
+) -> PlantSource:
+    """Everything the trials of one dataset share, built once before any trial starts:
+    the data validated and the process model fitted (or the given one checked), saved in
+    ``<experiment>/datasets/<name>/``. Returns the plant the trials are given."""
+    start = time.perf_counter()
+    print(f"dataset {dataset.name}: {dataset.spec} ...", flush=True)
+    plant = load_plant(dataset.spec, dataset.model)  # validates data + model
+    folder = dataset_dir(experiment_dir, dataset.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = dataset.model or plant.model.save(folder / PROCESS_MODEL_FILE)
+    print(
+        f"dataset {dataset.name}: {plant.data.n_rows if plant.data else '?'} rows, "
+        f"{len(plant.spec.control_names)} controls, model {plant.model.family} "
+        f"({time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
+    return PlantSource(dataset.name, str(dataset.spec), str(model), dict(experiment.file.env))
 
 
 # --------------------------------------------------------------------------- run
 
 
 def trial_dirname(trial: Trial) -> str:
-    """Short trial folders: ``PPO_<trial id>`` instead of every hyper-parameter."""
+    """Short trial folders, ``<algorithm>_<dataset>_<trial id>``, instead of every
+    hyper-parameter."""
     from rllib_project.stopping import trial_name
 
-    return trial_name(TrialConfig.from_tune(trial.config).algorithm_name, trial.trial_id)
+    config = TrialConfig.from_tune(trial.config)
+    return trial_name(config.algorithm_name, config.dataset, trial.trial_id)
 
 
 def progress_reporter() -> Any:
@@ -176,7 +203,12 @@ def progress_reporter() -> Any:
             evaluation_metric("moves_ratio"): "moves/opt",
             evaluation_metric("mean_return"): "return",
         },
-        parameter_columns={ALGORITHM_COLUMN: "algorithm", ACTION_MODE_COLUMN: "actions"},
+        parameter_columns={
+            ALGORITHM_COLUMN: "algorithm",
+            DATASET_COLUMN: "dataset",
+            SEED_COLUMN: "seed",
+            ACTION_MODE_COLUMN: "actions",
+        },
         max_report_frequency=30,
         sort_by_metric=False,
     )
@@ -194,6 +226,7 @@ def build_tuner(
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from rllib_project.metrics import SCORE
+    from rllib_project.scheduling import build_scheduler
     from rllib_project.trainable import PlantTrainable
 
     file = experiment.file
@@ -207,6 +240,7 @@ def build_tuner(
             search_alg=BasicVariantGenerator(
                 random_state=file.seed, max_concurrent=plan.max_concurrent_trials
             ),
+            scheduler=build_scheduler(file.scheduler, file.stop),
             reuse_actors=False,
             trial_dirname_creator=trial_dirname,
             trial_name_creator=trial_dirname,
@@ -244,30 +278,35 @@ def run_tune(
     experiment = load_experiment(experiment_file, storage_path)
     experiment_dir = new_experiment_dir(experiment)
     init_ray(address)
-    plan = plan_trial_resources(
-        cluster_node_cpus(),
-        len(experiment.algorithms) * experiment.file.samples_per_algorithm,
-        experiment.file.resources,
-    )
+    plan = plan_trial_resources(cluster_node_cpus(), experiment.n_trials, experiment.file.resources)
     experiment_dir.mkdir(parents=True, exist_ok=False)
-    model_path = prepare_model(experiment, experiment_dir)
-    write_json_atomic(
-        experiment_dir / EXPERIMENT_SNAPSHOT,
-        snapshot(experiment, model_path, plan),
-    )
+    print(f"experiment: {experiment_dir}", flush=True)
+    plants = [prepare_dataset(experiment, d, experiment_dir) for d in experiment.datasets]
+    write_json_atomic(experiment_dir / EXPERIMENT_SNAPSHOT, snapshot(experiment, plants, plan))
     print(
-        f"experiment: {experiment_dir}\n"
-        f"trials: {len(experiment.algorithms)} algorithm(s) x "
-        f"{experiment.file.samples_per_algorithm} sample(s), {plan.max_concurrent_trials} at "
-        f"once, each {plan.main_cpus:g} CPU + {plan.num_env_runners} env runner(s)\n"
+        f"{describe_trials(experiment, plan)}\n"
         f"to end early, keeping what was learned: rllib-project tune --finish {experiment_dir}",
         flush=True,
     )
-    space = experiment_param_space(experiment, model_path, plan)
+    space = experiment_param_space(experiment, plants, plan)
     work_from(experiment_dir)
     results = fit_or_read_back(build_tuner(experiment, experiment_dir, space, plan), experiment_dir)
     finish(experiment_dir, results)
     return experiment_dir
+
+
+def describe_trials(experiment: Experiment, plan: TrialResources) -> str:
+    """What the run will do, in one line: the grid and how much runs at once."""
+    file = experiment.file
+    queued = experiment.n_trials > plan.max_concurrent_trials
+    return (
+        f"trials: {len(experiment.algorithms)} algorithm(s) x {len(experiment.datasets)} "
+        f"dataset(s) x {file.seeds} seed(s) x {file.samples_per_algorithm} sample(s) = "
+        f"{experiment.n_trials}, {plan.max_concurrent_trials} at once"
+        f"{' (the others queue)' if queued else ''}, each {plan.main_cpus:g} CPU + "
+        f"{plan.num_env_runners} env runner(s)"
+        f"{'; ASHA stops poor trials early' if file.scheduler else ''}"
+    )
 
 
 def work_from(experiment_dir: Path) -> None:
@@ -365,12 +404,13 @@ def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
     experiment_dir = experiment_folder(experiment_dir)
     if (experiment_dir / MANIFEST_FILE).exists():
         raise InputError(experiment_dir, f"already finished ({MANIFEST_FILE} written)")
-    known = set(read_snapshot(experiment_dir)["algorithms"])
+    recorded = read_snapshot(experiment_dir)
+    known = set(recorded["algorithms"]) | set(recorded["datasets"])
     known |= {p.name for p in experiment_dir.iterdir() if p.is_dir()}
     unknown = sorted(set(names) - known)
     if unknown:
         raise InputError(
-            "--only", f"no trial or algorithm {', '.join(unknown)} in {experiment_dir}"
+            "--only", f"no trial, algorithm or dataset {', '.join(unknown)} in {experiment_dir}"
         )
     requested = request_finish(experiment_dir, names)
     return (
@@ -379,12 +419,16 @@ def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
     )
 
 
-def snapshot(experiment: Experiment, model_path: Path, plan: TrialResources) -> dict[str, Any]:
+def snapshot(
+    experiment: Experiment, plants: Sequence[PlantSource], plan: TrialResources
+) -> dict[str, Any]:
     """The resolved configuration, saved with the run."""
     return {
         "experiment_file": str(experiment.source),
-        "dataset": str(experiment.dataset),
-        "model": str(model_path),
+        "datasets": {
+            p.dataset: dataclasses.asdict(DatasetEntry(p.spec_path, p.model_path)) for p in plants
+        },
+        "seeds": experiment.seeds(),
         "resources": dataclasses.asdict(plan),
         "experiment": dataclasses.asdict(experiment.file),
         "algorithms": {k: dataclasses.asdict(v) for k, v in experiment.algorithms.items()},
@@ -399,48 +443,21 @@ def read_snapshot(experiment_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- manifest
 
 
-def best_per_algorithm(results: Iterable[Result]) -> dict[str, BestCheckpoint]:
-    """The best kept checkpoint of each algorithm over all its trials, by score."""
-    from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION, TRIAL_ID
-
-    from rllib_project.metrics import env_steps, evaluation_of
-
-    best: dict[str, BestCheckpoint] = {}
-    for result in results:
-        if result.config is None:
-            continue
-        trial = TrialConfig.from_tune(result.config)
-        for checkpoint, metrics in result.best_checkpoints or []:
-            evaluation = evaluation_of(metrics)
-            if evaluation is None:
-                continue
-            current = best.get(trial.algorithm_name)
-            if current is None or evaluation.score > current.metrics.score:
-                best[trial.algorithm_name] = BestCheckpoint(
-                    algorithm=trial.algorithm_name,
-                    action_mode=trial.action_mode,
-                    checkpoint=checkpoint.path,
-                    trial_id=str(metrics.get(TRIAL_ID)),
-                    iteration=int(metrics[TRAINING_ITERATION]),
-                    env_steps=env_steps(metrics),
-                    time_total_s=float(metrics[TIME_TOTAL_S]),
-                    metrics=evaluation,
-                    config=trial,
-                )
-    return best
-
-
 def write_manifest(experiment_dir: Path, results: ResultGrid) -> Path:
-    """Write ``best.json`` (atomically) and print the best checkpoint per algorithm."""
+    """Write ``best.json`` (atomically) and print the best checkpoint per dataset x
+    algorithm."""
     from rllib_project.metrics import SCORE
+    from rllib_project.run_records import best_per_dataset_algorithm, run_records
 
-    snapshot_data = read_snapshot(experiment_dir)
+    recorded = read_snapshot(experiment_dir)
+    stop = StopSettings(**recorded["experiment"]["stop"])
     manifest = Manifest(
         experiment=str(experiment_dir),
-        dataset=snapshot_data["dataset"],
-        model=snapshot_data["model"],
+        datasets={k: DatasetEntry(**v) for k, v in recorded["datasets"].items()},
         score=f"{SCORE} (success rate, ties broken by mean return)",
-        best=best_per_algorithm(each(results)),
+        stop=stop,
+        best=best_per_dataset_algorithm(each(results)),
+        runs=run_records(each(results), stop),
         trial_errors=[str(r.error).splitlines()[0] for r in each(results) if r.error is not None],
         written_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -450,11 +467,12 @@ def write_manifest(experiment_dir: Path, results: ResultGrid) -> Path:
 
 
 def format_best(manifest: Manifest) -> str:
-    lines = [f"best checkpoint per algorithm ({manifest.experiment}/{MANIFEST_FILE}):"]
+    lines = [f"best checkpoint per dataset x algorithm ({manifest.experiment}/{MANIFEST_FILE}):"]
+    width = max((len(name) for name in manifest.best), default=4)
     for name, entry in manifest.best.items():
         m = entry.metrics
         lines.append(
-            f"  {name:<4} success {m.success_rate:.1%}  moves {m.mean_moves_to_band:.2f}"
+            f"  {name:<{width}} success {m.success_rate:.1%}  moves {m.mean_moves_to_band:.2f}"
             f" ({m.moves_ratio:.2f}x optimal)  return {m.mean_return:.1f}  "
             f"iter {entry.iteration}  {entry.checkpoint}"
         )

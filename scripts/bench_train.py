@@ -34,8 +34,8 @@ from env.baselines import FunctionPolicy
 from rllib_project.experiment import load_experiment
 from rllib_project.resources import cluster_node_cpus, plan_trial_resources
 from rllib_project.scoring import PlantScorer, PolicyMetrics
-from rllib_project.trial_config import TrialConfig
-from rllib_project.tuning import init_ray, plant_source, prepare_ray_environment
+from rllib_project.trial_config import PlantSource, TrialConfig
+from rllib_project.tuning import init_ray, prepare_ray_environment
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
@@ -97,7 +97,12 @@ def run_ours(
     plan = plan_trial_resources(cluster_node_cpus(), 1, experiment.file.resources)
     trial = TrialConfig(
         algorithm=spec,
-        plant=plant_source(experiment, model_path),
+        plant=PlantSource(
+            experiment.datasets[0].name,
+            str(experiment.datasets[0].spec),
+            str(model_path),
+            dict(experiment.file.env),
+        ),
         resources=plan,
         # every row, like the SB3 contender
         evaluation=dataclasses.replace(experiment.file.evaluation, rows=None),
@@ -180,7 +185,7 @@ def run_rllib_default_dqn(budget_s: float, model_path: Path) -> Trace:
         .environment(
             env.ENV_ID,
             env_config=dataclasses.asdict(
-                env.EnvConfig(str(experiment.dataset), str(model_path), "discrete_flat")
+                env.EnvConfig(str(experiment.datasets[0].spec), str(model_path), "discrete_flat")
             ),
         )
         .env_runners(num_env_runners=plan.num_env_runners)

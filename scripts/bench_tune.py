@@ -27,7 +27,7 @@ from pathlib import Path
 import env
 from rllib_project.experiment import StopSettings, load_experiment
 from rllib_project.resources import cluster_node_cpus, plan_trial_resources
-from rllib_project.trial_config import TrialConfig
+from rllib_project.trial_config import PlantSource, TrialConfig
 from rllib_project.tuning import (
     build_tuner,
     experiment_param_space,
@@ -52,7 +52,9 @@ def run(algorithms: tuple[str, ...], env_steps: int, storage: Path, model: Path)
     plan = plan_trial_resources(cluster_node_cpus(), len(algorithms), experiment.file.resources)
     experiment_dir = storage / f"bench_{'_'.join(algorithms)}"
     experiment_dir.mkdir(parents=True)
-    space = experiment_param_space(experiment, model, plan)
+    dataset = experiment.datasets[0]
+    plant = PlantSource(dataset.name, str(dataset.spec), str(model), dict(experiment.file.env))
+    space = experiment_param_space(experiment, [plant], plan)
     tuner = build_tuner(experiment, experiment_dir, space, plan, finish_requests=False)
     start = time.perf_counter()
     results = tuner.fit()

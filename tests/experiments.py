@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ def write_experiment(
         "storage_path": str(storage or folder / "results"),
     }
     data.update(extra)
+    if "datasets" in extra:
+        del data["dataset"]
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -42,3 +45,11 @@ def only_experiment_dir(storage: Path) -> Path:
     folders = [p for p in storage.iterdir() if p.is_dir()]
     assert len(folders) == 1, folders
     return folders[0]
+
+
+def best_by_algorithm(experiment_dir: Path) -> dict[str, dict[str, Any]]:
+    """``best.json``'s entries of a single-dataset run, by algorithm (as JSON)."""
+    manifest = json.loads((experiment_dir / "best.json").read_text(encoding="utf-8"))
+    entries = manifest["best"].values()
+    assert len({entry["dataset"] for entry in entries}) <= 1, manifest["best"].keys()
+    return {entry["algorithm"]: entry for entry in entries}

@@ -199,6 +199,31 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
         "tune",
         "training.lr: loguniform bounds",
     ),
+    "tune empty datasets": (
+        edit_yaml("experiment.yaml", lambda e: e.update(datasets=[]) or e.pop("dataset")),
+        "tune",
+        "datasets must list at least one dataset spec",
+    ),
+    "tune duplicate dataset": (
+        edit_yaml("experiment.yaml", lambda e: e.update(datasets=[e.pop("dataset")] * 2)),
+        "tune",
+        "datasets[1]: ",  # names the second entry ...
+    ),
+    "tune dataset and datasets": (
+        edit_yaml("experiment.yaml", lambda e: e.update(datasets=[e["dataset"]])),
+        "tune",
+        "give either dataset (one spec) or datasets (a list), not both",
+    ),
+    "tune zero seeds": (
+        edit_yaml("experiment.yaml", lambda e: e.update(seeds=0)),
+        "tune",
+        "seeds must be >= 1, got 0",
+    ),
+    "tune bad scheduler": (
+        edit_yaml("experiment.yaml", lambda e: e.update(scheduler={"reduction_factor": 1})),
+        "tune",
+        "scheduler.reduction_factor must be > 1",
+    ),
     "tune resource key per algorithm": (
         lambda f: _algorithm_file(f, "DQN", lambda a: a["env_runners"].update(num_env_runners=8)),
         "tune",
@@ -247,7 +272,9 @@ def _experiment_folder(folder: Path, finished: bool = False) -> Path:
     """The files ``tune`` writes first, without running anything."""
     experiment_dir = folder / "results" / "tiny_20260101-000000"
     (experiment_dir / "PPO_a1b2c_00000").mkdir(parents=True)
-    (experiment_dir / "experiment.json").write_text('{"algorithms": {"PPO": {}}}')
+    (experiment_dir / "experiment.json").write_text(
+        '{"algorithms": {"PPO": {}}, "datasets": {"plant_a": {}}}'
+    )
     if finished:
         (experiment_dir / "best.json").write_text("{}")
     return experiment_dir
@@ -257,7 +284,7 @@ def _experiment_folder(folder: Path, finished: bool = False) -> Path:
     ("args", "message"),
     [
         (lambda d: ["--finish", d.parent], "not an experiment folder"),
-        (lambda d: ["--finish", d, "--only", "SAC"], "no trial or algorithm SAC"),
+        (lambda d: ["--finish", d, "--only", "SAC"], "no trial, algorithm or dataset SAC"),
         (lambda d: ["--only", "PPO"], "give one of"),
         (lambda d: ["--resume", d, "--finish", d], "give one of"),
         (lambda d: ["--finish", d / "missing"], "not an experiment folder"),
@@ -281,10 +308,10 @@ def test_finish_request_of_a_finished_run_is_refused(tmp_path: Path) -> None:
     assert not (experiment_dir / "finish_request.txt").exists()
 
 
-def test_finish_request_names_a_trial_or_an_algorithm(tmp_path: Path) -> None:
+def test_finish_request_names_a_trial_an_algorithm_or_a_dataset(tmp_path: Path) -> None:
     experiment_dir = _experiment_folder(tmp_path)
-    for names in (["PPO_a1b2c_00000"], ["PPO"], []):
+    for names in (["PPO_a1b2c_00000"], ["PPO"], ["plant_a"], []):
         result = run_cli("tune", "--finish", experiment_dir, *(["--only", *names] if names else []))
         assert result.returncode == 0, result.stderr
     request = (experiment_dir / "finish_request.txt").read_text().split()
-    assert sorted(request) == ["*", "PPO", "PPO_a1b2c_00000"]
+    assert sorted(request) == ["*", "PPO", "PPO_a1b2c_00000", "plant_a"]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.experiments import only_experiment_dir, write_experiment
+from tests.conftest import REPO, SAMPLE_SPEC
+from tests.datasets import write_synthetic
+from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
 from tests.ray_cluster import BIN, free_port, kill_processes, local_cluster, ray_env
 from tests.test_fit_cli import run_cli
 from tests.tune_runs import (
@@ -97,7 +98,8 @@ def test_readme_cluster_block_runs_as_written_on_two_nodes(tmp_path: Path) -> No
     assert re.search(r"^job id: rllib-project-", result.stdout, re.MULTILINE)
     experiment_dir = only_experiment_dir(storage)
     manifest = json.loads((experiment_dir / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO", "DQN"} and manifest["trial_errors"] == []
+    assert set(best_by_algorithm(experiment_dir)) == {"PPO", "DQN"}
+    assert manifest["trial_errors"] == []
     nodes = {r["node_id"] for t in trial_dirs(experiment_dir) for r in results_of(t)}
     assert len(nodes) == 2, nodes  # one trial per node: each needs a node's 2 CPUs
 
@@ -138,14 +140,25 @@ def _job_status(job_id: str, address: str) -> str:
     )
 
 
-def test_job_without_waiting_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> None:
-    """`submit.sh --no-wait` gives a job id that `ray job status/stop` accept; a job
-    stopped after a checkpoint that Tune's saved state records is continued with
-    `submit.sh --resume DIR` from that checkpoint, and ended with `tune --finish`.
-    The trial's budget is unreachable, so nothing here depends on the machine's speed."""
-    experiment = write_experiment(tmp_path, iterations=UNREACHABLE, algorithms=("PPO",))
+def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> None:
+    """A job of 2 datasets x 2 seeds (4 trials) on two one-CPU nodes: `submit.sh
+    --no-wait` gives a job id that `ray job status/stop` accept; the trials spread over
+    both nodes; a job stopped once every trial has a checkpoint that Tune's saved state
+    records is continued with `submit.sh --resume DIR` from those checkpoints, and ended
+    with `tune --finish`. Budgets are unreachable, so nothing here depends on the
+    machine's speed. The ASHA scheduler is on, restored with the run and overruled by
+    the finish request; its grace period is out of reach, so it never stops a trial."""
+    second = write_synthetic(tmp_path / "generated", 2, rows=120, seed=5)
+    experiment = write_experiment(
+        tmp_path,
+        iterations=UNREACHABLE,
+        algorithms=("PPO",),
+        datasets=[str(SAMPLE_SPEC), str(second)],
+        seeds=2,
+        scheduler={"kind": "asha", "grace_period": UNREACHABLE},
+    )
     storage = tmp_path / "shared"
-    with local_cluster(head_cpus=2) as cluster:
+    with local_cluster(head_cpus=1, extra_nodes=(1,)) as cluster:
         submitted = submit(
             str(experiment),
             "--no-wait",
@@ -159,14 +172,15 @@ def test_job_without_waiting_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> 
         assert _job_status(job_id, cluster.dashboard) in ("PENDING", "RUNNING")
         experiment_dir = created_experiment_dir(storage)
 
-        def checkpoint_in_saved_state() -> bool:
-            saved = saved_trials(experiment_dir)
-            return len(saved) == 1 and all(t.checkpoint is not None for t in saved.values())
+        def every_trial_checkpointed_in_saved_state() -> bool:
+            saved = saved_trials(experiment_dir).values()
+            return len(saved) == 4 and all(t.checkpoint is not None for t in saved)
 
-        wait_until(checkpoint_in_saved_state, 400, "a checkpoint in Tune's saved state")
-        (saved,) = saved_trials(experiment_dir).values()
-        assert saved.checkpoint is not None
-        resumes_after = checkpoint_iteration(saved.checkpoint)
+        wait_until(every_trial_checkpointed_in_saved_state, 600, "a checkpoint of every trial")
+        restore_points = {
+            trial_id: checkpoint_iteration(t.checkpoint)  # type: ignore[arg-type]
+            for trial_id, t in saved_trials(experiment_dir).items()
+        }
         stopped = _ray_job("stop", job_id, address=cluster.dashboard)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         wait_until(lambda: _job_status(job_id, cluster.dashboard) == "STOPPED", 120, "job stopped")
@@ -177,8 +191,9 @@ def test_job_without_waiting_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> 
         )
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
         resumed_id = re.search(r"^job id: (\S+)$", resumed.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
-        (trial,) = trial_dirs(experiment_dir)
-        wait_until(lambda: bool(restored_results(trial)), 400, "a result after the resume")
+        trials = trial_dirs(experiment_dir)
+        assert len(trials) == 4
+        wait_until(lambda: all(restored_results(t) for t in trials), 600, "a result of every trial")
         finish = run_cli("tune", "--finish", experiment_dir)
         assert finish.returncode == 0, finish.stderr
         wait_until(
@@ -187,13 +202,19 @@ def test_job_without_waiting_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> 
             "the resumed job to succeed",
         )
     manifest = json.loads((experiment_dir / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO"}
-    reported = [r["training_iteration"] for r in results_of(trial)]
-    assert reported.count(1) == 1, reported  # not started again from scratch
-    # went on from a checkpoint at least as new as the one saved before the stop (the
-    # run may have saved newer ones until the stop reached it)
-    first_restored = restored_results(trial)[0]["training_iteration"]
-    assert first_restored >= resumes_after + 1, (resumes_after, reported)
+    assert set(manifest["best"]) == {"sample_spec/PPO", "spec/PPO"}
+    assert len(manifest["runs"]) == 4 and manifest["trial_errors"] == []
+    assert len({r["seed"] for r in manifest["runs"]}) == 2
+    nodes = {r["node_id"] for t in trials for r in results_of(t)}
+    assert len(nodes) == 2, nodes  # two trials per one-CPU node
+    for trial in trials:
+        results = results_of(trial)
+        reported = [r["training_iteration"] for r in results]
+        assert reported.count(1) == 1, (trial.name, reported)  # never started from scratch
+        # went on from a checkpoint at least as new as the one saved before the stop
+        # (the run may have saved newer ones until the stop reached it)
+        first_restored = restored_results(trial)[0]["training_iteration"]
+        assert first_restored >= restore_points[results[0]["trial_id"]] + 1, (trial, reported)
 
 
 def test_submit_refuses_a_bad_experiment_path_with_one_line(tmp_path: Path) -> None:

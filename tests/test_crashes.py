@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.experiments import write_experiment
+from tests.experiments import best_by_algorithm, write_experiment
 from tests.ray_cluster import private_ray_tmpdir
 from tests.test_fit_cli import run_cli
 from tests.tune_runs import (
@@ -98,7 +98,7 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
                 os.killpg(resumed.pid, signal.SIGKILL)
     assert resumed.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())  # whole, parseable
-    assert set(manifest["best"]) == {"PPO"} and manifest["trial_errors"] == []
+    assert set(best_by_algorithm(experiment_dir)) == {"PPO"} and manifest["trial_errors"] == []
     # the finished trial was not run again
     assert (first / "result.json").read_text() == finished_before
     # the unfinished one went on from its checkpoint (not from iteration 1) to the end
@@ -159,7 +159,7 @@ def test_killed_trial_actor_is_restarted_from_its_checkpoint(tmp_path: Path) -> 
                 os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())
-    assert manifest["trial_errors"] == [] and "PPO" in manifest["best"]
+    assert manifest["trial_errors"] == [] and "PPO" in best_by_algorithm(experiment_dir)
     results = results_of(trial)
     iterations = [r["training_iteration"] for r in results]
     # Tune restarted the trial from a checkpoint (not from scratch) and it went on

@@ -11,13 +11,14 @@ import pytest
 
 import env
 from env.planner import plan_discrete
+from tests.experiments import best_by_algorithm
 from tests.test_fit_cli import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def _best(run: Path, algorithm: str) -> Path:
-    return Path(json.loads((run / "best.json").read_text())["best"][algorithm]["checkpoint"])
+    return Path(best_by_algorithm(run)[algorithm]["checkpoint"])
 
 
 def strict_json(text: str) -> object:
@@ -34,8 +35,9 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
 ) -> None:
     result = run_cli("evaluate", _best(tiny_run, "DQN"), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = strict_json(result.stdout)
-    assert isinstance(rows, list)
+    output = strict_json(result.stdout)
+    assert output["aggregate"] is None  # one checkpoint: no runs to aggregate
+    rows = output["rows"]
     assert [r["policy"] for r in rows] == ["DQN", "planner", "greedy", "do-nothing", "random"]
     for row in rows:
         for key in (
@@ -71,6 +73,9 @@ def test_evaluate_experiment_table_lists_every_algorithm(tiny_run: Path) -> None
         assert any(line.startswith(name) for line in lines), name
     # baselines of both action-mode families, since SAC is continuous
     assert sum(line.startswith("planner") for line in lines) == 2
+    # one run per algorithm: the comparison says there is no interval instead of one
+    assert "comparison over all runs" in result.stdout
+    assert "(no CI: 1 run)" in result.stdout and "no confidence interval" in result.stdout
 
 
 def _row(plant: env.Plant, inside: bool, below: bool = True) -> int:
@@ -140,17 +145,16 @@ def test_recommend_bad_state_is_one_line(tiny_run: Path, state: str, message: st
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
 
 
-def test_recommend_below_band_moves_controls_the_way_the_model_heats(
+def test_recommend_below_band_warms_the_plant_into_the_band(
     trained_ppo_run: Path, sample_plant: env.Plant
 ) -> None:
-    """A trained policy, from rows well below the band: every control it moves, it moves
-    in the direction in which the model says that control raises the temperature."""
-    manifest = json.loads((trained_ppo_run / "best.json").read_text())
-    assert manifest["best"]["PPO"]["metrics"]["success_rate"] >= 0.95
+    """A trained policy, from rows well below the band: it does not advise "keep", its
+    first move raises the temperature on the model (judged here from the model itself,
+    not from the advice's own path), and its predicted path ends in the band."""
+    assert best_by_algorithm(trained_ppo_run)["PPO"]["metrics"]["success_rate"] >= 0.95
     temps = sample_plant.data.state[sample_plant.start_indices]
     below = sample_plant.start_indices[temps < sample_plant.band[0] - 3][:8]
     assert len(below) == 8
-    moved = 0
     for index in below:
         row = int(sample_plant.data.row_numbers[index])
         result = run_cli("recommend", "--policy", trained_ppo_run, "--row", row, "--json")
@@ -158,14 +162,7 @@ def test_recommend_below_band_moves_controls_the_way_the_model_heats(
         advice = json.loads(result.stdout)
         assert not advice["in_band"] and not advice["keep_all"]
         controls = sample_plant.data.controls[index]
-        for i, control in enumerate(advice["controls"]):
-            if control["direction"] == "keep":
-                continue
-            nudged = controls.copy()
-            nudged[i] += 1e-3 * sample_plant.steps[i]
-            heats = sample_plant.model.predict(nudged) > sample_plant.model.predict(controls)
-            assert (control["direction"] == "increase") == heats, (row, control)
-            moved += 1
-        path = [p["temperature"] for p in advice["path"]]
-        assert path[1] > path[0]  # the first move warms the plant, on the model
-    assert moved >= 8
+        new = np.array([c["new"] for c in advice["controls"]])
+        before, after = sample_plant.model.predict(np.stack([controls, new]))
+        assert after > before, (row, advice["controls"])
+        assert advice["path"][-1]["in_band"] and advice["moves_to_band"] >= 1

@@ -8,10 +8,10 @@ from rllib_project.experiment import load_experiment
 from tests.conftest import REPO
 
 
-@pytest.mark.parametrize("name", ["compare.yaml", "search.yaml"])
+@pytest.mark.parametrize("name", ["compare.yaml", "search.yaml", "seeds.yaml"])
 def test_bundled_experiments_validate(name: str) -> None:
     experiment = load_experiment(REPO / "tune_configs" / name)
-    assert experiment.dataset.exists()
+    assert all(d.spec.exists() for d in experiment.datasets)
     for algorithm, spec in experiment.algorithms.items():
         assert spec.algorithm == algorithm
 

@@ -12,6 +12,7 @@ import pytest
 
 import env
 from tests.conftest import REPO
+from tests.experiments import best_by_algorithm
 from tests.test_fit_cli import run_cli
 
 pytestmark = pytest.mark.slow
@@ -29,9 +30,8 @@ sys.meta_path.insert(0, BlockRay())
 @pytest.fixture(scope="module")
 def exports(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("exports")
-    manifest = json.loads((tiny_run / "best.json").read_text())
     out = {}
-    for name, entry in manifest["best"].items():
+    for name, entry in best_by_algorithm(tiny_run).items():
         result = run_cli("export", entry["checkpoint"], folder / name)
         assert result.returncode == 0, result.stderr[-3000:]
         out[name] = folder / name
@@ -53,7 +53,7 @@ def test_exported_actions_equal_checkpoint_actions(
     from rllib_project.checkpoints import load_checkpoint_policy
     from rllib_project.policy import load_policy
 
-    checkpoint = json.loads((tiny_run / "best.json").read_text())["best"][algorithm]["checkpoint"]
+    checkpoint = best_by_algorithm(tiny_run)[algorithm]["checkpoint"]
     original = load_checkpoint_policy(Path(checkpoint))
     exported = load_policy(exports[algorithm])
     obs = _observations(sample_plant)
@@ -146,7 +146,7 @@ def test_export_of_an_older_format_asks_for_a_new_export(
 def test_export_refuses_to_overwrite_without_force(
     exports: dict[str, Path], tiny_run: Path
 ) -> None:
-    checkpoint = json.loads((tiny_run / "best.json").read_text())["best"]["PPO"]["checkpoint"]
+    checkpoint = best_by_algorithm(tiny_run)["PPO"]["checkpoint"]
     before = (exports["PPO"] / "checksums.json").read_text()
     result = run_cli("export", checkpoint, exports["PPO"])
     assert result.returncode == 2 and "--force" in result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.experiments import only_experiment_dir, write_experiment
+from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
 from tests.plant_exports import EXPORTS, NAMES, UNITS, write_export
 from tests.test_fit_cli import run_cli
 
@@ -48,8 +48,9 @@ def test_recommend_json_prints_the_names_as_characters(chinese_run: Path) -> Non
 def test_export_and_load_policy_keep_the_names(chinese_run: Path, tmp_path: Path) -> None:
     from rllib_project.policy import load_policy
 
-    manifest = json.loads((chinese_run / "best.json").read_text(encoding="utf-8"))
-    result = run_cli("export", manifest["best"]["PPO"]["checkpoint"], tmp_path / "ppo")
+    result = run_cli(
+        "export", best_by_algorithm(chinese_run)["PPO"]["checkpoint"], tmp_path / "ppo"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     policy = load_policy(tmp_path / "ppo")
     assert list(policy.plant.spec.control_names) == CONTROLS

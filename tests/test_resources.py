@@ -61,7 +61,7 @@ def test_trainable_asks_tune_for_exactly_the_plan() -> None:
     for plan in (TrialResources(0.66, 0, 0.0, 3), TrialResources(2.0, 3, 1.0, 1)):
         trial = TrialConfig(
             algorithm=experiment.algorithms["PPO"],
-            plant=PlantSource(str(SAMPLE_SPEC), "unused.json"),
+            plant=PlantSource("sample", str(SAMPLE_SPEC), "unused.json"),
             resources=plan,
             evaluation=experiment.file.evaluation,
         )

@@ -26,6 +26,7 @@ import pytest
 import env
 from env.support import OUTSIDE_WARNING
 from tests.conftest import REPO
+from tests.experiments import best_by_algorithm
 from tests.ray_cluster import find_processes, free_port, private_ray_tmpdir
 from tests.test_advice import assert_same_advice
 from tests.test_fit_cli import run_cli
@@ -63,7 +64,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def export(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    checkpoint = json.loads((tiny_run / "best.json").read_text())["best"]["PPO"]["checkpoint"]
+    checkpoint = best_by_algorithm(tiny_run)["PPO"]["checkpoint"]
     folder = tmp_path_factory.mktemp("served") / "ppo"
     result = run_cli("export", checkpoint, folder)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -306,7 +307,7 @@ def test_serving_a_checkpoint_exports_it_to_a_temporary_folder(tiny_run: Path) -
     from rllib_project.cli import _served_export
     from rllib_project.policy import load_policy
 
-    checkpoint = json.loads((tiny_run / "best.json").read_text())["best"]["DQN"]["checkpoint"]
+    checkpoint = best_by_algorithm(tiny_run)["DQN"]["checkpoint"]
     with _served_export(checkpoint) as folder:
         assert load_policy(folder).algorithm == "DQN"
         assert folder.parent.name.startswith("plant-policy-export-")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rllib_project.metrics import (
     ALGORITHM,
+    DATASET,
     ENV_RUNNER_RESULTS,
     EVALUATION,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
@@ -22,9 +23,12 @@ from rllib_project.stopping import (
 )
 
 
-def result(iteration=1, steps=0, seconds=0.0, success=0.0, ratio=2.0, algorithm="PPO") -> dict:
+def result(
+    iteration=1, steps=0, seconds=0.0, success=0.0, ratio=2.0, algorithm="PPO", dataset="a"
+) -> dict:
     """A trial result as Tune hands it to the stopper (evaluation fields left out: NaN)."""
     return {
+        DATASET: dataset,
         TRAINING_ITERATION: iteration,
         TIME_TOTAL_S: seconds,
         ENV_RUNNER_RESULTS: {NUM_ENV_STEPS_SAMPLED_LIFETIME: steps},
@@ -57,13 +61,15 @@ def test_finish_request_stops_the_trials_it_names(tmp_path: Path) -> None:
     stopper = PlantStopper(training_iterations=10**6, experiment_dir=str(tmp_path))
     ppo, sac = result(algorithm="PPO"), result(algorithm="SAC")
     assert not stopper("a_00000", ppo)  # no request yet
-    request_finish(tmp_path, ["PPO_b_00001"])  # one trial, by its name
+    request_finish(tmp_path, ["PPO_a_b_00001"])  # one trial, by its name
     assert stopper("b_00001", ppo) and not stopper("a_00000", ppo)
     request_finish(tmp_path, ["SAC"])  # every trial of an algorithm
     assert stopper("c_00002", sac) and not stopper("a_00000", ppo)
+    request_finish(tmp_path, ["other"])  # every trial on a dataset
+    assert stopper("d_00003", result(dataset="other")) and not stopper("a_00000", ppo)
     request_finish(tmp_path)  # everything
     assert stopper("a_00000", ppo)
-    assert read_finish_request(tmp_path) == {"PPO_b_00001", "SAC", EVERY_TRIAL}
+    assert read_finish_request(tmp_path) == {"PPO_a_b_00001", "SAC", "other", EVERY_TRIAL}
 
 
 def test_an_empty_request_file_means_every_trial_and_none_is_never_read(tmp_path: Path) -> None:

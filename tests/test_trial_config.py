@@ -15,16 +15,23 @@ import env
 from env.errors import InputError
 from env.evaluation import Rollouts
 from rllib_project.checkpoints import CheckpointInfo
-from rllib_project.evaluate import EvaluationRow, format_json
-from rllib_project.experiment import load_experiment
-from rllib_project.manifest import BestCheckpoint, Manifest
+from rllib_project.evaluate import Evaluation, EvaluationRow, format_json
+from rllib_project.experiment import StopSettings, load_experiment
+from rllib_project.manifest import (
+    BestCheckpoint,
+    DatasetEntry,
+    Manifest,
+    RunRecord,
+    TargetReached,
+)
 from rllib_project.resources import TrialResources
 from rllib_project.scoring import PolicyMetrics
 from rllib_project.trial_config import PlantSource, TrialConfig, param_space
 from tests.conftest import REPO, SAMPLE_SPEC
 
 PLAN = TrialResources(0.66, 0, 0.0, 3)
-SOURCE = PlantSource(str(SAMPLE_SPEC), "/models/m.json", {"noise_std": 0.5})
+SOURCE = PlantSource("sample", str(SAMPLE_SPEC), "/models/m.json", {"noise_std": 0.5})
+OTHER = PlantSource("other", "/data/other.yaml", "/models/o.json")
 
 
 def metrics(**changes: float) -> PolicyMetrics:
@@ -44,23 +51,29 @@ def metrics(**changes: float) -> PolicyMetrics:
     return PolicyMetrics(**{**values, **changes})
 
 
-def test_param_space_resolves_into_trial_configs_per_algorithm() -> None:
-    """What Tune samples from the search YAML is what the trainable reads."""
+def test_param_space_resolves_into_trial_configs_per_algorithm_dataset_and_seed() -> None:
+    """What Tune samples from the search YAML is what the trainable reads; every
+    algorithm runs on every dataset with every seed."""
     from ray.tune.search.variant_generator import generate_variants
 
     experiment = load_experiment(REPO / "tune_configs" / "search.yaml")
     experiment_ppo = load_experiment(REPO / "tune_configs" / "compare.yaml")
     algorithms = [*experiment.algorithms.values(), experiment_ppo.algorithms["DQN"]]
-    space = param_space(algorithms, SOURCE, PLAN, experiment.file.evaluation)
+    seeds = [11, 22]
+    space = param_space(algorithms, [SOURCE, OTHER], PLAN, experiment.file.evaluation, seeds)
     assert set(space) == {f.name for f in dataclasses.fields(TrialConfig)}
     trials = [TrialConfig.from_tune(config) for _, config in generate_variants(space)]
-    assert sorted(t.algorithm_name for t in trials) == ["DQN", "PPO", "PPO"]  # PPO: 2-value grid
+    # PPO: a 2-value grid in its YAML; x 2 datasets x 2 seeds
+    assert sorted(t.algorithm_name for t in trials) == ["DQN"] * 4 + ["PPO"] * 8
+    for algorithm in ("PPO", "DQN"):
+        combos = [(t.dataset, t.seed) for t in trials if t.algorithm_name == algorithm]
+        assert set(combos) == {(d, s) for d in ("sample", "other") for s in seeds}
     ppo = [t for t in trials if t.algorithm_name == "PPO"]
-    assert sorted(t.algorithm.training["num_epochs"] for t in ppo) == [6, 10]
+    assert sorted(t.algorithm.training["num_epochs"] for t in ppo) == [6] * 4 + [10] * 4
     assert all(0.0003 <= t.algorithm.training["lr"] <= 0.003 for t in ppo)  # sampled number
     for trial in trials:
-        assert trial.plant == SOURCE and trial.resources == PLAN
-        assert 0 <= trial.seed < 2**31
+        assert trial.plant == (SOURCE if trial.dataset == "sample" else OTHER)
+        assert trial.resources == PLAN
         assert trial.env_config.action_mode == trial.algorithm.action_mode
         assert json.loads(json.dumps(trial.to_tune())) == trial.to_tune()  # plain data
         assert TrialConfig.from_tune(trial.to_tune()) == trial
@@ -80,18 +93,55 @@ def test_manifest_round_trips_and_nan_survives(tmp_path: Path) -> None:
     experiment = load_experiment(REPO / "tune_configs" / "compare.yaml")
     trial = TrialConfig(experiment.algorithms["PPO"], SOURCE, PLAN, experiment.file.evaluation)
     entry = BestCheckpoint(
-        "PPO", "discrete", "/x/checkpoint_000001", "abc_00000", 2, 2048, 9.5, metrics(), trial
+        "sample", "PPO", "discrete", "/x/ckpt_1", "abc_00000", 2, 2048, 9.5, metrics(), trial
     )
     unsolved = dataclasses.replace(
-        entry, metrics=metrics(mean_moves_to_band=math.nan, moves_ratio=math.inf, score=0.9)
+        entry,
+        algorithm="SAC",
+        metrics=metrics(mean_moves_to_band=math.nan, moves_ratio=math.inf, score=0.9),
     )
-    manifest = Manifest("/x", "d.yaml", "m.json", "s", {"PPO": entry, "SAC": unsolved}, [], "t")
+    other = dataclasses.replace(entry, dataset="other", metrics=metrics(score=0.99))
+    run = RunRecord(
+        "sample",
+        "PPO",
+        "abc_00000",
+        7,
+        trial.configuration,
+        3,
+        3072,
+        12.0,
+        metrics(moves_ratio=math.nan),
+        TargetReached(2, 9.5, 2048),
+    )
+    failed = dataclasses.replace(run, metrics=None, target_reached=None, error="boom")
+    manifest = Manifest(
+        "/x",
+        {"sample": DatasetEntry("d.yaml", "m.json"), "other": DatasetEntry("o.yaml", "o.json")},
+        "s",
+        StopSettings(env_steps=4096, success_rate=0.9),
+        {"sample/PPO": entry, "sample/SAC": unsolved, "other/PPO": other},
+        [run, failed],
+        [],
+        "t",
+    )  # fmt: skip
     manifest.write(tmp_path)
     json.loads((tmp_path / "best.json").read_text(), parse_constant=pytest.fail)  # strict JSON
     back = Manifest.read(tmp_path)
-    assert back.best["PPO"] == entry and back.best_overall()[0] == "SAC"
-    assert math.isnan(back.best["SAC"].metrics.mean_moves_to_band)
-    assert math.isnan(back.best["SAC"].metrics.moves_ratio)  # inf is not JSON: written as null
+    assert back == dataclasses.replace(
+        manifest,
+        best={**manifest.best, "sample/SAC": back.best["sample/SAC"]},
+        runs=[back.runs[0], failed],
+    )
+    assert back.best_overall("sample").algorithm == "SAC"  # by score, within the dataset
+    assert back.best_overall("other") == other
+    with pytest.raises(InputError, match="pick one with --dataset NAME"):
+        back.best_overall()  # two datasets: scores on different plants do not rank
+    with pytest.raises(InputError, match="no dataset 'x'"):
+        back.entries("x")
+    assert set(back.entries("sample")) == {"sample/PPO", "sample/SAC"}
+    assert math.isnan(back.best["sample/SAC"].metrics.mean_moves_to_band)
+    assert math.isnan(back.best["sample/SAC"].metrics.moves_ratio)  # inf: written as null
+    assert back.runs[0].metrics is not None and math.isnan(back.runs[0].metrics.moves_ratio)
     (tmp_path / "best.json").write_text(json.dumps({"best": {"PPO": {"algorithm": "PPO"}}}))
     with pytest.raises(InputError):
         Manifest.read(tmp_path)
@@ -121,7 +171,7 @@ def test_evaluate_json_is_strict_json() -> None:
             "random", "baseline", "discrete", metrics(mean_moves_to_band=math.nan), empty
         ),
     ]
-    text = format_json(rows)
-    parsed = json.loads(text, parse_constant=pytest.fail)
+    text = format_json(Evaluation(rows, None))
+    parsed = json.loads(text, parse_constant=pytest.fail)["rows"]
     assert parsed[0]["moves_ratio"] is None and parsed[1]["mean_moves_to_band"] is None
     assert parsed[0]["success_rate"] == 0.5

@@ -15,7 +15,7 @@ import pytest
 import env
 from rllib_project.trial_config import TrialConfig
 from tests.conftest import REPO, TUNE_OUTPUT
-from tests.experiments import only_experiment_dir, write_experiment
+from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
 from tests.ray_cluster import private_ray_tmpdir
 from tests.test_fit_cli import run_cli
 from tests.tune_runs import (
@@ -38,9 +38,9 @@ def test_tiny_run_lists_three_best_checkpoints_that_load_and_act(tiny_run: Path)
     from rllib_project.inference import greedy_action_function, module_from_checkpoint
 
     manifest = json.loads((tiny_run / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO", "SAC", "DQN"}
+    assert set(best_by_algorithm(tiny_run)) == {"PPO", "SAC", "DQN"}
     assert manifest["trial_errors"] == []
-    for name, entry in manifest["best"].items():
+    for name, entry in best_by_algorithm(tiny_run).items():
         checkpoint = Path(entry["checkpoint"])
         assert checkpoint.is_dir() and checkpoint.is_relative_to(tiny_run)
         for key in ("success_rate", "mean_moves_to_band", "mean_return", "score"):
@@ -72,7 +72,7 @@ def test_progress_has_evaluation_metrics_every_iteration(tiny_run: Path) -> None
 def test_tune_output_is_our_table_and_results_not_ray_notices(tiny_run: Path) -> None:
     output = (tiny_run.parent.parent / TUNE_OUTPUT).read_text()
     assert "Trial name" in output and "moves/opt" in output  # our progress table
-    assert "best checkpoint per algorithm" in output
+    assert "best checkpoint per dataset x algorithm" in output
     assert "rllib-project tune --finish" in output  # how to end early
     for notice in (
         "on the new API stack",  # known-harmless, filtered
@@ -126,7 +126,8 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
                 os.killpg(resumed.pid, signal.SIGKILL)
     assert resumed.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())
-    assert set(manifest["best"]) == {"PPO", "SAC"} and manifest["trial_errors"] == []
+    assert set(best_by_algorithm(experiment_dir)) == {"PPO", "SAC"}
+    assert manifest["trial_errors"] == []
     for trial in trial_dirs(experiment_dir):
         results = results_of(trial)
         iterations = [r["training_iteration"] for r in results]
