@@ -36,6 +36,14 @@ from env.actions import ActionCodec
 from env.plant import Plant
 
 
+class PlantStepper(Protocol):
+    """Another plant to close the loop on (e.g. the simulator a log came from): it takes
+    the settings made at each move (n, k), in force from now on, and returns the next
+    readings (n,). Its state at the start must match the start states given."""
+
+    def step(self, controls: np.ndarray) -> np.ndarray: ...
+
+
 class BatchPolicy(Protocol):
     """A policy acting on a batch of states.
 
@@ -131,11 +139,16 @@ def rollout(
     horizon: int | None = None,
     seed: int = 0,
     pending: np.ndarray | None = None,
+    truth: PlantStepper | None = None,
 ) -> Rollouts:
     """Run ``policy`` from every start state for ``horizon`` moves, in lockstep.
 
     ``pending``: with a dead time, the settings in flight at each start (n, dead_time,
-    k), oldest first; default: nothing in flight.
+    k), oldest first; default: nothing in flight. ``truth``: the plant that answers the
+    moves instead of the model (a policy trained on a fitted model judged on the plant
+    itself); the model still tracks the settings in flight and the settling value the
+    observation shows, from the readings the truth returns, as the policy would in use.
+    The rewards are the model's reward function applied to the truth's readings.
     """
     settings = plant.settings
     horizon = settings.horizon if horizon is None else horizon
@@ -159,7 +172,8 @@ def rollout(
         noise = settings.noise_std * rng.standard_normal(n) if settings.noise_std > 0 else 0.0
         if settings.drift_std > 0:
             disturbance = disturbance + settings.drift_std * rng.standard_normal(n)
-        temp, queue = plant.advance(temp, queue, new_ctrl, offset, disturbance, noise)
+        modelled, queue = plant.advance(temp, queue, new_ctrl, offset, disturbance, noise)
+        temp = modelled if truth is None else np.asarray(truth.step(new_ctrl), np.float64)
         ctrl = new_ctrl
         std = plant.model.predict_with_std(ctrl)[1] if settings.uncertainty_penalty > 0 else 0.0
         rewards.append(plant.reward(temp, moved, std))

@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_spec.yaml"
 OBS_CLIP = 10.0
+LAGGING_ACTUATION_COST = 0.5
+"""Default price of a setting change on a lagging plant (why: ``EnvSettings.actuation_cost``)."""
+ACTUATION_TOLERANCE = 1e-9
+"""Mean |move| in steps below which a move changed no setting (round-off)."""
 """Normalised temperature features are clipped to +/- this (the space's bounds)."""
 _RANGE_PROBE_POINTS = 20000
 FloatOrArray: TypeAlias = "float | np.ndarray"
@@ -161,6 +165,15 @@ class Plant:
     def lagging(self) -> bool:
         """True when a move's effect is not all seen at the next reading."""
         return self.rate < 1.0 or self.dead_time > 0
+
+    @property
+    def actuation_cost(self) -> float:
+        """Price of a setting change (``env.actuation_cost``, default by lag, see
+        :class:`env.spec.EnvSettings`)."""
+        cost = self.settings.actuation_cost
+        if cost is not None:
+            return float(cost)
+        return LAGGING_ACTUATION_COST if self.lagging else 0.0
 
     @property
     def in_flight_features(self) -> int:
@@ -321,7 +334,11 @@ class Plant:
             s.out_of_band_penalty + s.distance_weight * np.minimum(distance, s.distance_cap)
         )
         reward = np.where(distance == 0.0, s.in_band_reward, outside)
-        reward = reward - s.move_cost * np.abs(moved_steps).mean(axis=-1)
+        moved = np.abs(moved_steps).mean(axis=-1)
+        reward = reward - s.move_cost * moved
+        cost = self.actuation_cost
+        if cost > 0.0:
+            reward = reward - cost * (moved > ACTUATION_TOLERANCE)
         if s.uncertainty_penalty > 0.0:
             reward = reward - s.uncertainty_penalty * np.asarray(model_std) / self.band_width
         return reward
@@ -344,6 +361,8 @@ class Plant:
             )
             reward = -(s.out_of_band_penalty + s.distance_weight * min(distance, s.distance_cap))
         reward -= s.move_cost * mean_moved_steps
+        if mean_moved_steps > ACTUATION_TOLERANCE:
+            reward -= self.actuation_cost
         if s.uncertainty_penalty > 0.0:
             reward -= s.uncertainty_penalty * model_std / self.band_width
         return reward

@@ -110,6 +110,17 @@ class EnvSettings:
     """Distance (in band widths) beyond which the penalty stops growing."""
     move_cost: float = 0.1
     """Cost per move, times the mean |delta| in steps: makes "keep" win inside the band."""
+    actuation_cost: float | None = None
+    """Cost of a move that changes any setting (an operator's intervention), on top of
+    ``move_cost``. Default (None): ``LAGGING_ACTUATION_COST`` (0.5) on a lagging plant,
+    0 otherwise. Why: without lag every move shows at the next reading, so the fewest
+    moves to the band already means the fewest interventions; with lag an extra push
+    shows only samples later, and a per-reading reward cannot tell "keep, it is on its
+    way" from "push again" until then: policies learn to saw at the valves. 0.5 is
+    below what one more reading out of the band costs (at least 2: the penalty of 1
+    plus the in-band reward of 1 forgone), so it never buys fewer actuations with a
+    later arrival (the planner's order: moves to band first, then actuations), but it
+    makes every needless setting change visible in the return at once."""
     continuous_deadband: float = 0.1
     """Continuous actions smaller than this fraction of a step count as "keep"."""
     uncertainty_penalty: float = 0.0
@@ -133,6 +144,11 @@ class EnvSettings:
         ):
             value = getattr(self, name)
             _require(_finite(value) and value >= 0, f"env.{name} must be >= 0, got {value}")
+        _require(
+            self.actuation_cost is None
+            or (_finite(self.actuation_cost) and self.actuation_cost >= 0),
+            f"env.actuation_cost must be >= 0 (or omitted), got {self.actuation_cost}",
+        )
         _require(
             0.0 <= self.continuous_deadband < 1.0,
             f"env.continuous_deadband must be in [0, 1), got {self.continuous_deadband}",

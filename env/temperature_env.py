@@ -107,8 +107,11 @@ class TemperatureControlEnv(gym.Env):
     ``-(out_of_band_penalty + distance_weight * min(d / w, distance_cap))``
     (= -1 - 0.1 * min(d/w, 10)) with ``d`` the distance to the band and ``w`` its width;
     minus ``move_cost * mean_i |moved_i| / step_i`` (0.1 per full step of every
-    control), so that "keep" beats any move once inside the band; minus an optional
-    ``uncertainty_penalty * model_std / w``. With the defaults r lies in [-2.1, 1].
+    control), so that "keep" beats any move once inside the band; on a lagging plant
+    minus ``actuation_cost`` (0.5) for a move that changes any setting, so that "keep,
+    it is on its way" beats pushing again (why and why 0.5: :class:`env.spec.EnvSettings`);
+    minus an optional ``uncertainty_penalty * model_std / w``. With the defaults r lies
+    in [-2.1, 1] (in [-2.6, 1] on a lagging plant).
     Because every reading outside the band costs at least 1 and inside earns 1, each
     extra move to the band costs about 2: the return is maximised by the fewest moves.
 

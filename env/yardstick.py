@@ -55,6 +55,7 @@ REWARD_ONLY_SETTINGS = frozenset(
         "distance_weight",
         "distance_cap",
         "move_cost",
+        "actuation_cost",
         "uncertainty_penalty",
     }
 )

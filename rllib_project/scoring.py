@@ -47,7 +47,10 @@ def score(success_rate: float, mean_return: float, plant: Plant, n_rows: int) ->
     ``n_rows + 1``, so it can never outweigh one more successful row (1 / n_rows).
     """
     s = plant.settings
-    worst = -(s.out_of_band_penalty + s.distance_weight * s.distance_cap + s.move_cost)
+    worst = (
+        -(s.out_of_band_penalty + s.distance_weight * s.distance_cap + s.move_cost)
+        - plant.actuation_cost
+    )
     horizon = s.horizon
     low, high = worst * horizon, s.in_band_reward * horizon
     normalised = float(np.clip((mean_return - low) / (high - low), 0.0, 1.0))

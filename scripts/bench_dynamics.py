@@ -16,8 +16,21 @@ Sections (each prints its own table; ``SECTIONS`` lists them, new ones register 
   plant *without* inertia (steady-state rows with a time column) must come out
   ``static``.
 
+* ``closed_loop``: the trained policies of an experiment on the bundled furnace log
+  (``tune_configs/compare_dynamic.yaml``; ``--experiment DIR``, default: the newest
+  ``results/compare_dynamic_*`` with a ``best.json``, else it is trained first, about
+  15 minutes on 2 CPUs) run greedily from **every** logged row that can start an
+  episode, on the *generating* simulated furnace (``data/make_furnace_log.py`` rebuilds
+  it: true lag, dead time, drift and sensor noise), not on the fitted model they were
+  trained on. The yardstick is the model planner (:mod:`env.lagged_planner`): its moves
+  to band and actuations on the model from the same rows. Per algorithm: success on
+  the plant, actuations per start, actuations / the planner's moves (target <= 1.2),
+  actuations / the planner's actuations, and the same policy on the model for
+  comparison. The planner's plans replayed open loop on the plant are a reference row.
+
 Results to expect (2-core machine): at least 90% of the lagging logs matched, every
-static log ``static``, about half a second per fit.
+static log ``static``, about half a second per fit; closed loop: the table with its
+targets (>= 98% success, actuations <= 1.2x the planner's moves) marked met or not.
 
 The logs, the fitted plants and the generating simulators are built by
 :func:`lagging_case`, so a section that runs policies in closed loop on the *generating*
@@ -28,6 +41,9 @@ steps the truth from any logged row (:class:`env.synthetic_log.GeneratingPlant`)
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,12 +54,21 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from env.baselines import FunctionPolicy, PlannerPolicy
 from env.data import load_plant_data
+from env.evaluation import BatchPolicy, Rollouts, rollout, start_pending, start_states
 from env.model import FIRST_ORDER, ProcessModel, fit_process_model
+from env.plant import Plant
 from env.spec import load_spec
 from env.synthetic import SyntheticPlant, make_synthetic_plant
 from env.synthetic_log import LogSettings
 
+REPO = Path(__file__).resolve().parent.parent
+FURNACE_SCRIPT = REPO / "data" / "make_furnace_log.py"
+COMPARE_DYNAMIC = REPO / "tune_configs" / "compare_dynamic.yaml"
+RESULTS = REPO / "results"
+TARGET_SUCCESS = 0.98
+TARGET_ACTUATIONS_PER_PLANNER_MOVE = 1.2
 RATES = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6)
 DEAD_TIMES = (0, 1, 2)
 RATE_TOLERANCE = 0.05
@@ -153,8 +178,122 @@ def identification(args: argparse.Namespace, workdir: Path) -> None:
     )
 
 
+def furnace_truth() -> SyntheticPlant:
+    """The simulated furnace the bundled log came from (its generator's settings)."""
+    spec = importlib.util.spec_from_file_location("make_furnace_log", FURNACE_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return make_synthetic_plant(**module.SETTINGS)
+
+
+def dynamic_experiment(given: Path | None) -> Path:
+    """The experiment to judge: the one given, the newest finished compare_dynamic run,
+    or a new one (trained here, with its progress lines)."""
+    if given is not None:
+        return given
+    finished = sorted(RESULTS.glob("compare_dynamic_*/best.json"), key=lambda p: p.stat().st_mtime)
+    if finished:
+        return finished[-1].parent
+    print(f"no finished compare_dynamic experiment under {RESULTS}: training one", flush=True)
+    command = [sys.executable, "-m", "rllib_project", "tune", str(COMPARE_DYNAMIC)]
+    subprocess.run(command, check=True)
+    return dynamic_experiment(None)
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    """One policy's closed loop from every start row, on the plant and on the model."""
+
+    name: str
+    plant: Rollouts
+    model: Rollouts
+
+
+def closed_loops(
+    plant: Plant, truth: SyntheticPlant, policy: BatchPolicy, rows: np.ndarray, seed: int
+) -> LoopResult:
+    """``policy`` from data rows ``rows`` on the generating plant and on the model."""
+    temperatures, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    codec_mode = getattr(policy, "codec_mode", None)
+    codec = plant.codec(codec_mode or "discrete")
+    generating = truth.generating_plant(seed)
+    generating.start(truth.samples_of_rows(plant.rows.row_numbers[rows]))
+    on_plant = rollout(
+        plant, codec, policy, temperatures, controls, pending=pending, truth=generating
+    )
+    on_model = rollout(plant, codec, policy, temperatures, controls, pending=pending)
+    return LoopResult(policy.name, on_plant, on_model)
+
+
+class _CodecPolicy(FunctionPolicy):
+    """A trained policy with the action mode its codec needs."""
+
+    def __init__(self, name: str, act: Callable[[np.ndarray], np.ndarray], mode: str) -> None:
+        super().__init__(name, act)
+        self.codec_mode = mode
+
+
+def closed_loop(args: argparse.Namespace, workdir: Path) -> None:
+    """The closed-loop table on the generating furnace (see the module docstring)."""
+    del workdir
+    from rllib_project.checkpoints import load_policies
+
+    experiment = dynamic_experiment(args.experiment)
+    policies = load_policies(experiment)
+    plant = policies[0].plant
+    truth = furnace_truth()
+    rows = plant.start_indices
+    print(f"closed loop: {experiment.name}, {len(rows)} logged rows, horizon "
+          f"{plant.settings.horizon}, on the generating furnace (true rate "
+          f"{truth.log.settings.rate}, dead time {truth.log.settings.dead_time}) and on "
+          f"the fitted model (rate {plant.rate:.3f}, dead time {plant.dead_time})",
+          flush=True)  # fmt: skip
+    planner = PlannerPolicy(plant, plant.codec("discrete"))
+    started = time.perf_counter()
+    reference = closed_loops(plant, truth, planner, rows, args.seed)
+    print(f"planned {len(rows)} rows in {time.perf_counter() - started:.0f} s", flush=True)
+    solvable = ~np.isnan(reference.model.moves_to_band)
+    planner_moves = reference.model.moves_to_band[solvable].sum()
+    planner_actuations = reference.model.actuations[solvable].sum()
+    print(
+        f"model planner on the model: solves {solvable.mean():.1%}, "
+        f"{planner_moves / solvable.sum():.2f} moves to band, "
+        f"{planner_actuations / solvable.sum():.2f} actuations per start"
+    )
+    header = (
+        f"{'policy':<22} {'success':>8} {'moves':>6} {'actuations':>10} {'act/opt moves':>13}"
+        f" {'act/opt act':>11} {'success model':>13} {'act model':>9}  target"
+    )
+    print(header)
+    results = [("planner (open loop)", reference)]
+    for loaded in policies:
+        policy = _CodecPolicy(loaded.name, loaded.act, loaded.action_mode)
+        results.append((loaded.algorithm, closed_loops(plant, truth, policy, rows, args.seed)))
+    for name, result in results:
+        success = result.plant.success[solvable].mean()
+        actuations = result.plant.actuations[solvable].sum()
+        per_move = actuations / planner_moves
+        met = success >= TARGET_SUCCESS and per_move <= TARGET_ACTUATIONS_PER_PLANNER_MOVE
+        mark = "-" if name.startswith("planner") else ("met" if met else "NOT met")
+        print(
+            f"{name:<22} {success:>8.1%} {np.nanmean(result.plant.moves_to_band):>6.2f}"
+            f" {actuations / solvable.sum():>10.2f} {per_move:>13.2f}"
+            f" {actuations / planner_actuations:>11.2f}"
+            f" {result.model.success[solvable].mean():>13.1%}"
+            f" {result.model.actuations[solvable].mean():>9.2f}  {mark}",
+            flush=True,
+        )
+    print(
+        f"targets: success >= {TARGET_SUCCESS:.0%} on the plant, actuations <= "
+        f"{TARGET_ACTUATIONS_PER_PLANNER_MOVE}x the model planner's moves (rows it solves)"
+    )
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, Path], None]] = {
     "identification": identification,
+    "closed_loop": closed_loop,
 }
 """Benchmark sections by name, run in this order."""
 
@@ -164,6 +303,10 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", choices=[*SECTIONS, []], default=[])
     parser.add_argument("--seeds", type=int, default=5, help="logs per (rate, dead time)")
     parser.add_argument("--samples", type=int, default=1500, help="samples per log")
+    parser.add_argument(
+        "--experiment", type=Path, default=None, help="closed_loop: a compare_dynamic run"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="closed_loop: plant noise seed")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-dynamics-") as folder:

@@ -224,3 +224,69 @@ def test_the_bundled_log_plans(tmp_path: Path) -> None:
     assert summary.solvable >= 0.98 * summary.rows
     assert summary.exact > 0 and summary.mean_actuations is not None
     assert 0 < summary.mean_actuations <= summary.mean_moves  # type: ignore[operator]
+
+
+def test_a_setting_change_is_priced_on_a_lagging_plant_only(
+    plant: env.Plant, sample_plant: env.Plant
+) -> None:
+    """The default actuation cost applies to lagging plants: a move that changes a
+    setting costs 0.5 more than its step cost; a static plant and an explicit 0 keep
+    the step cost alone. Batch and scalar rewards agree."""
+    band_mid = plant.band_mid
+    one_step = np.zeros((1, plant.n_controls))
+    one_step[0, 0] = 1.0
+    keep = float(plant.reward(np.array([band_mid]), np.zeros((1, plant.n_controls)))[0])
+    moved = float(plant.reward(np.array([band_mid]), one_step)[0])
+    step_cost = plant.settings.move_cost / plant.n_controls
+    assert keep - moved == pytest.approx(env.plant.LAGGING_ACTUATION_COST + step_cost)
+    assert plant.reward_scalar(band_mid, 1.0 / plant.n_controls) == pytest.approx(moved)
+    assert plant.reward_scalar(band_mid, 0.0) == pytest.approx(keep)
+    free = env.load_plant(plant.spec.source, None, {"actuation_cost": 0.0})
+    assert free.actuation_cost == 0.0
+    static_step = np.zeros((1, sample_plant.n_controls))
+    static_step[0, 0] = 1.0
+    mid = np.array([sample_plant.band_mid])
+    difference = (
+        sample_plant.reward(mid, 0 * static_step)[0] - sample_plant.reward(mid, static_step)[0]
+    )
+    assert difference == pytest.approx(sample_plant.settings.move_cost / sample_plant.n_controls)
+
+
+class _ModelStepper:
+    """The fitted model itself as a plant to close the loop on."""
+
+    def __init__(self, plant: env.Plant, temps: np.ndarray, pending: np.ndarray) -> None:
+        self.plant, self.temps, self.pending = plant, temps.copy(), pending.copy()
+
+    def step(self, controls: np.ndarray) -> np.ndarray:
+        self.temps, self.pending = self.plant.advance(self.temps, self.pending, controls, 0.0)
+        return self.temps
+
+
+class _ConstantStepper:
+    def __init__(self, value: float, n: int) -> None:
+        self.value, self.n = value, n
+
+    def step(self, controls: np.ndarray) -> np.ndarray:
+        return np.full(self.n, self.value)
+
+
+def test_closed_loop_on_another_plant_uses_its_readings(plant: env.Plant) -> None:
+    """``rollout(truth=...)``: with the model as the truth nothing changes; with a plant
+    that always reads the band's middle, every episode succeeds at once."""
+    codec = plant.codec("discrete")
+    rows = plant.start_indices[::53][:10]
+    temps, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    policy = RandomPolicy(codec, seed=5)
+    alone = rollout(plant, codec, policy, temps, controls, pending=pending)
+    policy = RandomPolicy(codec, seed=5)
+    same = rollout(plant, codec, policy, temps, controls, pending=pending,
+                   truth=_ModelStepper(plant, temps, pending))  # fmt: skip
+    np.testing.assert_allclose(same.temperatures, alone.temperatures, atol=1e-9)
+    np.testing.assert_allclose(same.rewards, alone.rewards, atol=1e-9)
+    idle = DoNothingPolicy(codec)
+    held = rollout(plant, codec, idle, temps, controls, pending=pending,
+                   truth=_ConstantStepper(plant.band_mid, len(rows)))  # fmt: skip
+    assert held.success.all() and (held.moves_to_band <= 1).all()
+    assert not rollout(plant, codec, idle, temps, controls, pending=pending).success.all()
