@@ -290,3 +290,80 @@ def test_closed_loop_on_another_plant_uses_its_readings(plant: env.Plant) -> Non
                    truth=_ConstantStepper(plant.band_mid, len(rows)))  # fmt: skip
     assert held.success.all() and (held.moves_to_band <= 1).all()
     assert not rollout(plant, codec, idle, temps, controls, pending=pending).success.all()
+
+
+def _settings_settling_in_band(plant: env.Plant) -> np.ndarray:
+    """Logged settings whose steady state on the model is nearest the band's middle."""
+    controls = plant.rows.controls[plant.start_indices]
+    return controls[np.argmin(np.abs(plant.model.predict(controls) - plant.band_mid))]
+
+
+def test_recommend_says_keep_on_its_way_when_the_moves_are_made(plant: env.Plant) -> None:
+    """The right settings are made (and in flight), the temperature is far below the band
+    and still travelling: "keep - already on its way", with the lagging path to the
+    sample it arrives at. A policy that would push again is not told "on its way"."""
+    from rllib_project.recommendation import format_recommendation
+
+    codec = plant.codec("discrete")
+    settings = _settings_settling_in_band(plant)
+    low, high = plant.band
+    start = low - 6 * (high - low)
+    pending = np.repeat(settings[None], plant.dead_time, axis=0)
+    support = fit_data_support(plant.rows)
+
+    def keep(obs: np.ndarray) -> np.ndarray:
+        return codec.keep(len(obs))
+
+    batch = advise(plant, codec, keep, support, np.array([start]), settings[None],
+                   pending=pending[None])  # fmt: skip
+    advice = batch.recommendation(0)
+    assert advice.on_its_way and advice.keep_all and not advice.in_band
+    # the path follows the lag (the settings are in flight already): the gap closes by the rate
+    temps = [p.temperature for p in advice.path]
+    steady = float(plant.model.predict(settings[None])[0])
+    for t in range(1, len(temps)):
+        assert temps[t] - steady == pytest.approx((1 - plant.rate) * (temps[t - 1] - steady))
+    assert advice.moves_to_band == len(temps) - 1 > plant.dead_time
+    assert advice.path[-1].in_band and not advice.path[-2].in_band
+    text = format_recommendation(advice)
+    assert "keep - already on its way" in text and f"sample {advice.moves_to_band}" in text
+
+    def push(obs: np.ndarray) -> np.ndarray:
+        return np.full((len(obs), plant.n_controls), 2)  # raise everything
+
+    pushed = advise(plant, codec, push, support, np.array([start]), settings[None],
+                    pending=pending[None]).recommendation(0)  # fmt: skip
+    assert not pushed.on_its_way and not pushed.keep_all
+    # settings that settle far from the band: keeping them is not "on its way"
+    logged = plant.rows.controls[plant.start_indices]
+    far = logged[np.argmax(np.abs(plant.model.predict(logged) - plant.band_mid))]
+    far_pending = np.repeat(far[None], plant.dead_time, axis=0)[None]
+    idle_batch = advise(
+        plant, codec, keep, support, np.array([start]), far[None], pending=far_pending
+    )
+    idle = idle_batch.recommendation(0)
+    assert idle.keep_all and not idle.on_its_way and idle.moves_to_band is None
+
+
+def test_in_band_but_leaving_is_not_held_on_a_lagging_plant(plant: env.Plant) -> None:
+    """A reading inside the band whose settings settle far outside is travelling through:
+    the advice is the policy's, not "hold"."""
+    codec = plant.codec("discrete")
+    controls = plant.rows.controls[plant.start_indices]
+    far = controls[np.argmax(np.abs(plant.model.predict(controls) - plant.band_mid))]
+    support = fit_data_support(plant.rows)
+    pending = np.repeat(far[None], plant.dead_time, axis=0)[None]
+
+    def push(obs: np.ndarray) -> np.ndarray:
+        return np.zeros((len(obs), plant.n_controls), dtype=np.int64)  # decrease everything
+
+    advice = advise(plant, codec, push, support, np.array([plant.band_mid]), far[None],
+                    pending=pending).recommendation(0)  # fmt: skip
+    assert advice.in_band and not advice.keep_all and not advice.policy_disagrees
+    settled = _settings_settling_in_band(plant)
+    held = advise(plant, codec, push, support, np.array([plant.band_mid]), settled[None],
+                  pending=np.repeat(settled[None], plant.dead_time, axis=0)[None])  # fmt: skip
+    rec = held.recommendation(0)
+    steady = float(plant.model.predict(settled[None])[0])
+    assert plant.in_band(steady)  # keep holds it in the band: hold, say the policy differs
+    assert rec.keep_all and rec.policy_disagrees and rec.moves_to_band == 0
