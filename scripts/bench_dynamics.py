@@ -192,7 +192,9 @@ def dynamic_experiment(given: Path | None) -> Path:
     or a new one (trained here, with its progress lines)."""
     if given is not None:
         return given
-    finished = sorted(RESULTS.glob("compare_dynamic_*/best.json"), key=lambda p: p.stat().st_mtime)
+    finished = sorted(
+        RESULTS.glob("compare_dynamic_[0-9]*/best.json"), key=lambda p: p.stat().st_mtime
+    )
     if finished:
         return finished[-1].parent
     print(f"no finished compare_dynamic experiment under {RESULTS}: training one", flush=True)
