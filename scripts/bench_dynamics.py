@@ -41,6 +41,7 @@ steps the truth from any logged row (:class:`env.synthetic_log.GeneratingPlant`)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import subprocess
 import sys
@@ -244,7 +245,12 @@ def closed_loop(args: argparse.Namespace, workdir: Path) -> None:
 
     experiment = dynamic_experiment(args.experiment)
     policies = load_policies(experiment)
-    plant = policies[0].plant
+    # the yardstick and the "on the model" runs are noise-free, whatever noise or drift
+    # the policies were trained with (compare_dynamic_noisy.yaml)
+    trained = policies[0].plant
+    plant = dataclasses.replace(
+        trained, settings=dataclasses.replace(trained.settings, noise_std=0.0, drift_std=0.0)
+    )
     truth = furnace_truth()
     rows = plant.start_indices
     print(f"closed loop: {experiment.name}, {len(rows)} logged rows, horizon "
