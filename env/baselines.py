@@ -3,7 +3,9 @@
 * :class:`DoNothingPolicy`: never touches a control (what happens without an agent);
 * :class:`RandomPolicy`: uniform random actions (the floor);
 * :class:`GreedyLookaheadPolicy`: the move whose *predicted* next reading is closest to
-  the band, using the model one move ahead (a sensible hand-written rule);
+  the band, using the model one move ahead (a sensible hand-written rule); on a lagging
+  plant, the move whose settling temperature is closest to the band (the next reading
+  there depends little, or with a dead time not at all, on the move);
 * :class:`PlannerPolicy`: replays the optimal planner's move sequence, then keeps
   (the ceiling: :mod:`env.planner`).
 
@@ -30,8 +32,10 @@ class DoNothingPolicy:
     def __init__(self, codec: ActionCodec) -> None:
         self.codec = codec
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        del temperatures, controls
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
+        del temperatures, controls, pending
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
@@ -49,7 +53,9 @@ class RandomPolicy:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
         self.rng = np.random.default_rng(self.seed)
 
     def act(
@@ -64,10 +70,12 @@ class RandomPolicy:
 class GreedyLookaheadPolicy:
     """One-move look-ahead on the model: minimise the predicted distance to the band.
 
-    The next reading is predicted as ``T + r (f(u') - f(u))``: the model's *change*
+    The next reading is predicted as ``T + (f(u') - f(u))``: the model's *change*
     applied to the current reading, which needs no knowledge of the row's offset.
-    Ties (for instance every move that stays inside the band) go to the fewest
-    controls moved, so "keep" wins inside the band.
+    On a lagging plant the target is the settling temperature ``f(u') + offset``
+    instead (the offset fixed at the start, as in the environment). Ties (for instance
+    every move that stays inside the band) go to the fewest controls moved, so "keep"
+    wins inside the band.
     """
 
     name = "greedy"
@@ -77,17 +85,28 @@ class GreedyLookaheadPolicy:
         self.codec = codec
         self.directions = candidate_directions(plant.n_controls)
         self._effort = np.abs(self.directions).sum(axis=1)
+        self._offset: np.ndarray | None = None
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        del temperatures, controls
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
+        self._offset = self.plant.offset_for(temperatures, controls)
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
     ) -> np.ndarray:
         plant = self.plant
         candidates = plant.apply_delta(controls[:, None, :], self.directions * plant.steps)
-        change = plant.model.predict(candidates) - plant.model.predict(controls)[:, None]
-        predicted = temperatures[:, None] + plant.settings.response_rate * change
+        if plant.lagging:
+            offset = (
+                self._offset
+                if self._offset is not None
+                else plant.offset_for(temperatures, controls)
+            )
+            predicted = plant.model.predict(candidates) + offset[:, None]
+        else:
+            change = plant.model.predict(candidates) - plant.model.predict(controls)[:, None]
+            predicted = temperatures[:, None] + change
         gap = np.abs(plant.distance_to_band(predicted))
         # lexicographic: smallest gap first, then fewest controls moved
         score = gap * (1.0 + self._effort.max()) + self._effort
@@ -124,35 +143,51 @@ class PlannerPolicy:
         """Per start state of the last reset: the plan's move count is proven minimal."""
         self._schedule = np.zeros((0, 0, codec.n_controls))
 
-    def _is_yardstick_start(self, temperatures: np.ndarray, controls: np.ndarray) -> bool:
+    def _is_yardstick_start(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None
+    ) -> bool:
+        """Whether these start states are the saved yardstick's rows, settings in flight
+        included (the yardstick was planned from the rows' logged moves in flight)."""
         saved = self.yardstick
         if saved is None or len(saved.rows) != len(temperatures):
             return False
         data = self.plant.rows
+        saved_pending = self.plant.start_pending(saved.rows)
+        same_pending = (
+            saved_pending.size == 0 if pending is None else np.array_equal(saved_pending, pending)
+        )
         return bool(
             np.array_equal(data.state[saved.rows], temperatures)
             and np.array_equal(data.controls[saved.rows], controls)
+            and same_pending
         )
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
         temperatures, controls = np.asarray(temperatures), np.asarray(controls)
-        self.replayed = self._is_yardstick_start(temperatures, controls)
+        self.replayed = self._is_yardstick_start(temperatures, controls, pending)
         if self.yardstick is not None and self.replayed:
             moves, deltas = self.yardstick.moves, list(self.yardstick.deltas)
             self.exact = self.yardstick.exact.copy()
         else:
             # all start states in one batch: the planner shares its searches across rows
             mode = planning_mode(self.codec.mode)
-            plans = plan_rows(self.plant, temperatures, controls, mode)
+            plans = plan_rows(self.plant, temperatures, controls, mode, pending=pending)
             moves = np.array([np.nan if p.moves is None else p.moves for p in plans])
             deltas = [p.deltas for p in plans]
             self.exact = np.array([p.exact for p in plans], dtype=bool)
-        # (rows, longest plan, k): move t of every row at once; rows past their plan keep
-        longest = int(np.nanmax(moves, initial=0)) if len(moves) else 0
+        # (rows, longest plan, k): move t of every row at once; rows past their plan keep.
+        # A plan's deltas may outlast its move count (on a lagging plant moves count
+        # until the temperature stays in the band; later moves hold it there).
+        plans_of = [
+            np.zeros((0, self.codec.n_controls)) if np.isnan(count) else np.asarray(plan)
+            for count, plan in zip(moves, deltas, strict=True)
+        ]
+        longest = max((len(plan) for plan in plans_of), default=0)
         schedule = np.zeros((len(moves), longest, self.codec.n_controls))
-        for i, (count, plan) in enumerate(zip(moves, deltas, strict=True)):
-            if not np.isnan(count) and count > 0:
-                schedule[i, : int(count)] = np.asarray(plan)[: int(count)]
+        for i, plan in enumerate(plans_of):
+            schedule[i, : len(plan)] = plan
         self._schedule = schedule
 
     def act(
@@ -174,8 +209,10 @@ class FunctionPolicy:
         self.name = name
         self.function = function
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        del temperatures, controls
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
+        del temperatures, controls, pending
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int

@@ -4,8 +4,12 @@ Every policy runs greedily from **every** valid row of the CSV; next to it the e
 optimal planner, the greedy one-step look-ahead, do-nothing and random, in the same
 action mode family (discrete / continuous; ``discrete_flat`` is the same decision as
 ``discrete``). ``moves/opt`` is the policy's total moves to band divided by the
-planner's over the rows both solve: 1.00 is optimal. An experiment with several
-datasets gets one such table per dataset (``--dataset NAME``: one of them).
+planner's over the rows both solve: 1.00 is optimal. ``moves`` counts until the
+temperature is in the band and stays there (on a lagging plant, passing through does
+not count). ``actuations`` is the mean number of moves that change a setting per start
+(an operator's interventions), ``act/opt`` their total divided by the planner's over
+the rows it solves: a policy that saws at the valves shows here. An experiment with
+several datasets gets one such table per dataset (``--dataset NAME``: one of them).
 
 For an experiment folder it also gives the comparison over all its runs (every seed,
 not only the best checkpoints): IQM and mean with 95% bootstrap intervals, the
@@ -50,6 +54,8 @@ COLUMNS = (
     Column("of solvable", lambda m: m.success_rate_solvable, "{:.1%}"),
     Column("moves", lambda m: m.mean_moves_to_band, "{:.2f}"),
     Column("moves/opt", lambda m: m.moves_ratio, "{:.2f}"),
+    Column("actuations", lambda m: m.mean_actuations, "{:.2f}"),
+    Column("act/opt", lambda m: m.actuations_ratio, "{:.2f}"),
     Column("in band", lambda m: m.time_in_band, "{:.1%}"),
     Column("return", lambda m: m.mean_return, "{:.1f}"),
 )

@@ -56,14 +56,17 @@ def trial_name(algorithm: str, dataset: str, trial_id: str) -> str:
 
 def target_met(stop: StopSettings, evaluation: PolicyMetrics) -> bool:
     """Whether an evaluation meets the experiment's target (``stop.success_rate`` over
-    the rows the planner solves and, if given, ``stop.moves_ratio``); never without a
+    the rows the planner solves and, if given, ``stop.moves_ratio`` and
+    ``stop.actuations_ratio``); never without a
     target. The stopper ends trials on it; the manifest records when each run first met
     it (time to target)."""
     if stop.success_rate is None:
         return False
     if not evaluation.success_rate_solvable >= stop.success_rate:  # NaN never meets it
         return False
-    return stop.moves_ratio is None or evaluation.moves_ratio <= stop.moves_ratio
+    if stop.moves_ratio is not None and not evaluation.moves_ratio <= stop.moves_ratio:
+        return False
+    return stop.actuations_ratio is None or evaluation.actuations_ratio <= stop.actuations_ratio
 
 
 def read_finish_request(experiment_dir: Path) -> frozenset[str] | None:
@@ -99,6 +102,7 @@ class PlantStopper(tune.Stopper):
     wall_time_s: float | None = None
     success_rate: float | None = None
     moves_ratio: float | None = None
+    actuations_ratio: float | None = None
     experiment_dir: str | None = None
     """Where to look for a finish request (None: never look)."""
     _request: tuple[tuple[int, ...], frozenset[str] | None] = field(default=((), None), repr=False)
@@ -134,7 +138,11 @@ class PlantStopper(tune.Stopper):
         evaluation = evaluation_of(result)
         if self.success_rate is None or evaluation is None:
             return False
-        target = StopSettings(success_rate=self.success_rate, moves_ratio=self.moves_ratio)
+        target = StopSettings(
+            success_rate=self.success_rate,
+            moves_ratio=self.moves_ratio,
+            actuations_ratio=self.actuations_ratio,
+        )
         return target_met(target, evaluation)
 
     def finish_requested(self, trial_id: str, result: Mapping[str, Any]) -> bool:

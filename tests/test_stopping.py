@@ -72,6 +72,17 @@ def test_target_needs_success_and_moves_together() -> None:
     assert PlantStopper(success_rate=0.9)("t", result(success=0.91, ratio=9.0))
 
 
+def test_target_with_actuations_needs_few_setting_changes_too() -> None:
+    stopper = PlantStopper(success_rate=0.98, moves_ratio=1.1, actuations_ratio=1.2)
+    chattering = result(success=1.0, ratio=1.0)
+    chattering[EVALUATION]["actuations_ratio"] = 2.5
+    assert not stopper("t", chattering)
+    calm = result(success=1.0, ratio=1.0)
+    calm[EVALUATION]["actuations_ratio"] = 1.2
+    assert stopper("t", calm)
+    assert not stopper("t", result(success=1.0, ratio=1.0))  # not measured (NaN): not met
+
+
 def test_nothing_solvable_never_counts_as_success() -> None:
     assert not PlantStopper(success_rate=0.5)("t", result(success=float("nan"), ratio=1.0))
 
