@@ -3,7 +3,9 @@
 * :class:`DoNothingPolicy`: never touches a control (what happens without an agent);
 * :class:`RandomPolicy`: uniform random actions (the floor);
 * :class:`GreedyLookaheadPolicy`: the move whose *predicted* next reading is closest to
-  the band, using the model one move ahead (a sensible hand-written rule);
+  the band, using the model one move ahead (a sensible hand-written rule); on a lagging
+  plant, the move whose settling temperature is closest to the band (the next reading
+  there depends little, or with a dead time not at all, on the move);
 * :class:`PlannerPolicy`: replays the optimal planner's move sequence, then keeps
   (the ceiling: :mod:`env.planner`).
 
@@ -17,8 +19,9 @@ from collections.abc import Callable
 import numpy as np
 
 from env.actions import ActionCodec, candidate_directions
-from env.planner import Plan, plan_rows
+from env.planner import plan_rows
 from env.plant import Plant
+from env.yardstick import Yardstick, planning_mode
 
 
 class DoNothingPolicy:
@@ -29,8 +32,10 @@ class DoNothingPolicy:
     def __init__(self, codec: ActionCodec) -> None:
         self.codec = codec
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        del temperatures, controls
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
+        del temperatures, controls, pending
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
@@ -48,7 +53,9 @@ class RandomPolicy:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
         self.rng = np.random.default_rng(self.seed)
 
     def act(
@@ -63,10 +70,12 @@ class RandomPolicy:
 class GreedyLookaheadPolicy:
     """One-move look-ahead on the model: minimise the predicted distance to the band.
 
-    The next reading is predicted as ``T + r (f(u') - f(u))``: the model's *change*
+    The next reading is predicted as ``T + (f(u') - f(u))``: the model's *change*
     applied to the current reading, which needs no knowledge of the row's offset.
-    Ties (for instance every move that stays inside the band) go to the fewest
-    controls moved, so "keep" wins inside the band.
+    On a lagging plant the target is the settling temperature ``f(u') + offset``
+    instead (the offset fixed at the start, as in the environment). Ties (for instance
+    every move that stays inside the band) go to the fewest controls moved, so "keep"
+    wins inside the band.
     """
 
     name = "greedy"
@@ -76,17 +85,28 @@ class GreedyLookaheadPolicy:
         self.codec = codec
         self.directions = candidate_directions(plant.n_controls)
         self._effort = np.abs(self.directions).sum(axis=1)
+        self._offset: np.ndarray | None = None
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        del temperatures, controls
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
+        self._offset = self.plant.offset_for(temperatures, controls)
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
     ) -> np.ndarray:
         plant = self.plant
         candidates = plant.apply_delta(controls[:, None, :], self.directions * plant.steps)
-        change = plant.model.predict(candidates) - plant.model.predict(controls)[:, None]
-        predicted = temperatures[:, None] + plant.settings.response_rate * change
+        if plant.lagging:
+            offset = (
+                self._offset
+                if self._offset is not None
+                else plant.offset_for(temperatures, controls)
+            )
+            predicted = plant.model.predict(candidates) + offset[:, None]
+        else:
+            change = plant.model.predict(candidates) - plant.model.predict(controls)[:, None]
+            predicted = temperatures[:, None] + change
         gap = np.abs(plant.distance_to_band(predicted))
         # lexicographic: smallest gap first, then fewest controls moved
         score = gap * (1.0 + self._effort.max()) + self._effort
@@ -95,33 +115,88 @@ class GreedyLookaheadPolicy:
 
 
 class PlannerPolicy:
-    """Replays the optimal plan of each start state, then keeps."""
+    """Replays the optimal plan of each start state, then keeps.
+
+    Planning every start row takes from a fraction of a second to seconds, so a
+    ``yardstick`` (the plans of a set of start rows, saved once per experiment,
+    :mod:`env.yardstick`) can be given: when the policy is reset with exactly those
+    rows' start states it replays the saved per-move changes and plans nothing.
+    Any other start states are planned as usual.
+    """
 
     name = "planner"
 
-    def __init__(self, plant: Plant, codec: ActionCodec) -> None:
+    def __init__(
+        self, plant: Plant, codec: ActionCodec, yardstick: Yardstick | None = None
+    ) -> None:
         self.plant = plant
         self.codec = codec
-        self.plans: list[Plan] = []
+        if yardstick is not None and yardstick.mode != planning_mode(codec.mode):
+            raise ValueError(
+                f"a {yardstick.mode} yardstick cannot replay {codec.mode} actions "
+                f"(needs {planning_mode(codec.mode)})"
+            )
+        self.yardstick = yardstick
+        self.replayed = False
+        """Whether the last reset replayed the yardstick (False: it planned)."""
+        self.exact = np.zeros(0, dtype=bool)
+        """Per start state of the last reset: the plan's move count is proven minimal."""
+        self._schedule = np.zeros((0, 0, codec.n_controls))
 
-    @property
-    def _planning_mode(self) -> str:
-        return "continuous" if self.codec.mode == "continuous" else "discrete"
+    def _is_yardstick_start(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None
+    ) -> bool:
+        """Whether these start states are the saved yardstick's rows, settings in flight
+        included (the yardstick was planned from the rows' logged moves in flight)."""
+        saved = self.yardstick
+        if saved is None or len(saved.rows) != len(temperatures):
+            return False
+        data = self.plant.rows
+        saved_pending = self.plant.start_pending(saved.rows)
+        same_pending = (
+            saved_pending.size == 0 if pending is None else np.array_equal(saved_pending, pending)
+        )
+        return bool(
+            np.array_equal(data.state[saved.rows], temperatures)
+            and np.array_equal(data.controls[saved.rows], controls)
+            and same_pending
+        )
 
-    def plan(self, temperature: float, controls: np.ndarray) -> Plan:
-        return plan_rows(self.plant, [temperature], [controls], self._planning_mode)[0]
-
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        # all start states in one batch: the planner shares its searches across rows
-        self.plans = plan_rows(self.plant, temperatures, controls, self._planning_mode)
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
+        temperatures, controls = np.asarray(temperatures), np.asarray(controls)
+        self.replayed = self._is_yardstick_start(temperatures, controls, pending)
+        if self.yardstick is not None and self.replayed:
+            moves, deltas = self.yardstick.moves, list(self.yardstick.deltas)
+            self.exact = self.yardstick.exact.copy()
+        else:
+            # all start states in one batch: the planner shares its searches across rows
+            mode = planning_mode(self.codec.mode)
+            plans = plan_rows(self.plant, temperatures, controls, mode, pending=pending)
+            moves = np.array([np.nan if p.moves is None else p.moves for p in plans])
+            deltas = [p.deltas for p in plans]
+            self.exact = np.array([p.exact for p in plans], dtype=bool)
+        # (rows, longest plan, k): move t of every row at once; rows past their plan keep.
+        # A plan's deltas may outlast its move count (on a lagging plant moves count
+        # until the temperature stays in the band; later moves hold it there).
+        plans_of = [
+            np.zeros((0, self.codec.n_controls)) if np.isnan(count) else np.asarray(plan)
+            for count, plan in zip(moves, deltas, strict=True)
+        ]
+        longest = max((len(plan) for plan in plans_of), default=0)
+        schedule = np.zeros((len(moves), longest, self.codec.n_controls))
+        for i, plan in enumerate(plans_of):
+            schedule[i, : len(plan)] = plan
+        self._schedule = schedule
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
     ) -> np.ndarray:
-        deltas = np.zeros((len(self.plans), self.codec.n_controls))
-        for i, plan in enumerate(self.plans):
-            if plan.moves is not None and t < plan.moves:
-                deltas[i] = plan.deltas[t]
+        schedule = self._schedule
+        deltas = (
+            schedule[:, t] if t < schedule.shape[1] else np.zeros((len(obs), schedule.shape[2]))
+        )
         if self.codec.mode == "continuous":
             return self.codec.from_delta(deltas)
         return self.codec.from_directions(np.sign(np.round(deltas / self.plant.steps, 9)))
@@ -134,8 +209,10 @@ class FunctionPolicy:
         self.name = name
         self.function = function
 
-    def reset(self, temperatures: np.ndarray, controls: np.ndarray) -> None:
-        del temperatures, controls
+    def reset(
+        self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> None:
+        del temperatures, controls, pending
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
@@ -143,10 +220,12 @@ class FunctionPolicy:
         return self.function(obs)
 
 
-def baseline_policies(plant: Plant, codec: ActionCodec, seed: int = 0) -> list:
-    """The four yardsticks, planner first."""
+def baseline_policies(
+    plant: Plant, codec: ActionCodec, seed: int = 0, yardstick: Yardstick | None = None
+) -> list:
+    """The four yardsticks, planner first (replaying ``yardstick`` where it applies)."""
     return [
-        PlannerPolicy(plant, codec),
+        PlannerPolicy(plant, codec, yardstick),
         GreedyLookaheadPolicy(plant, codec),
         DoNothingPolicy(codec),
         RandomPolicy(codec, seed),

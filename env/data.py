@@ -6,6 +6,10 @@ file, the column and the problem, before any model is fitted. Rows with missing 
 are dropped, and the count is reported in :attr:`PlantData.notes` rather than silently.
 How the file is written (encoding, separator, decimal mark, Excel sheet) is settled by
 :mod:`env.table_reader`; this module checks what it reads.
+
+With a ``time`` column the rows are a time-ordered log: the stamps are checked (no
+repeats, never backwards) and the kept rows are cut into segments of consecutive samples
+at gaps and at dropped rows (:mod:`env.time_log`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from env.errors import InputError
 from env.spec import DatasetSpec
 from env.table_format import RecordedRead, TableFormat
 from env.table_reader import missing_column_problem, open_table, read_columns, to_numbers
+from env.time_log import (
+    TimeColumn,
+    check_order,
+    describe_period,
+    parse_time_column,
+    position_in_segment,
+    segments_of,
+)
 
 ROWS_PER_PARAMETER = 10
 """Minimum rows per linear-model parameter: fewer cannot support a cross-validated fit."""
@@ -51,10 +63,30 @@ class PlantData:
     """How the file was read (recorded in the model artifact)."""
     notes: tuple[str, ...] = field(default=())
     """What was dropped or adjusted, for the user to read."""
+    time: np.ndarray | None = None
+    """Shape (n,): time of each kept row (seconds since the first stamp for dates, the
+    numbers as written otherwise); None when the spec names no time column."""
+    segment: np.ndarray | None = None
+    """Shape (n,): segment of each kept row (runs of consecutive samples, see
+    :mod:`env.time_log`); None without a time column."""
+    sample_period: float | None = None
+    """The median step between time stamps (None without a time column)."""
+    time_kind: str = ""
+    """"datetime" or "number" with a time column."""
 
     @property
     def n_rows(self) -> int:
         return int(self.state.shape[0])
+
+    @property
+    def is_time_series(self) -> bool:
+        return self.segment is not None
+
+    def position_in_segment(self) -> np.ndarray:
+        """For each row, how many rows of its segment precede it (0 without time)."""
+        if self.segment is None:
+            return np.zeros(self.n_rows, np.int64)
+        return position_in_segment(self.segment)
 
     def start_row_mask(self) -> np.ndarray:
         """Rows whose controls lie inside the bounds: those are valid start states."""
@@ -76,7 +108,7 @@ def _check_columns(path: Path, header: list[str], spec: DatasetSpec, fmt: TableF
     if duplicates:
         raise InputError(path, "duplicate column in header", ", ".join(duplicates))
     columns = (spec.state, *spec.control_names)
-    for name in columns:
+    for name in (*columns, *([spec.time] if spec.time is not None else [])):
         if name not in header:
             raise InputError(path, missing_column_problem(header, fmt, columns), name)
 
@@ -125,6 +157,43 @@ def _resolve_bounds(
     return lower, upper
 
 
+def _read_time(
+    path: Path, frame: pd.DataFrame, spec: DatasetSpec, fmt: TableFormat
+) -> TimeColumn | None:
+    """The time column, parsed and checked for order (None without one)."""
+    if spec.time is None:
+        return None
+    time = parse_time_column(path, frame[spec.time], fmt, spec.time)
+    check_order(path, time, frame[spec.time], spec.time)
+    return time
+
+
+def _time_series(
+    time: TimeColumn | None, kept: np.ndarray, max_gap: float, notes: list[str]
+) -> dict:
+    """PlantData's time fields for the kept rows (empty without a time column)."""
+    if time is None:
+        return {}
+    segments = segments_of(time.values, kept, max_gap)
+    period = describe_period(segments.sample_period, time.kind)
+    cuts = []
+    if segments.gaps:
+        cuts.append(f"{segments.gaps} gap(s) longer than {max_gap:g} sample periods")
+    if segments.missing_breaks:
+        cuts.append(f"{segments.missing_breaks} place(s) with dropped rows")
+    split = f", split at {' and '.join(cuts)}" if cuts else ""
+    notes.append(
+        f"time-ordered log from {time.first}: sample period {period}, "
+        f"{segments.count} segment(s) of consecutive samples{split}"
+    )
+    return {
+        "time": time.values[kept],
+        "segment": segments.segment,
+        "sample_period": segments.sample_period,
+        "time_kind": time.kind,
+    }
+
+
 def load_plant_data(spec: DatasetSpec, recorded: RecordedRead | None = None) -> PlantData:
     """Read ``spec.csv_path`` and validate it; raises :class:`InputError` on bad input.
 
@@ -140,21 +209,27 @@ def load_plant_data(spec: DatasetSpec, recorded: RecordedRead | None = None) -> 
         raise InputError(path, "file is empty")
     columns = [spec.state, *spec.control_names]
     sha256 = file_sha256(path)
+    # the time column is not used to detect the file's format: stamps like 25.11.2026
+    # would vote on the decimal mark
     fmt, header = open_table(path, columns, spec.read_options, recorded, sha256)
     _check_columns(path, header, spec, fmt)
-    frame = read_columns(path, fmt, columns)
+    frame = read_columns(path, fmt, columns + ([spec.time] if spec.time is not None else []))
     if len(frame) == 0:
         raise InputError(path, "no data rows (header only)")
 
+    time = _read_time(path, frame, spec, fmt)
     table = np.column_stack([_numeric_column(path, frame, name, fmt) for name in columns])
     del frame
     complete = ~np.isnan(table).any(axis=1)
+    if time is not None:
+        complete &= ~np.isnan(time.values)
     notes = []
     n_dropped = int((~complete).sum())
     if n_dropped:
         notes.append(f"dropped {n_dropped} of {len(table)} rows with missing values")
     row_numbers = np.flatnonzero(complete)
     table = table[complete]
+    series = _time_series(time, row_numbers, spec.max_gap, notes)
 
     needed = min_rows_for(len(spec.controls), spec.model.folds)
     if len(table) < needed:
@@ -184,6 +259,7 @@ def load_plant_data(spec: DatasetSpec, recorded: RecordedRead | None = None) -> 
         row_numbers=row_numbers,
         table_format=fmt,
         notes=tuple(notes),
+        **series,
     )
     n_outside = int((~data.start_row_mask()).sum())
     if n_outside:

@@ -26,3 +26,8 @@ class InputError(ValueError):
         self.problem = " ".join(str(problem).split())  # never more than one line
         location = f"{self.source}: {where}" if where else self.source
         super().__init__(f"{location}: {self.problem}")
+
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, str, str | None]]:
+        """Pickled with its own arguments, so that it crosses process boundaries (a
+        preparation process, a Ray worker) as the same one-line error."""
+        return (type(self), (self.source, self.problem, self.where))

@@ -1,11 +1,14 @@
 """The process model: steady-state temperature as a function of the controls.
 
-The CSV holds static operating points, not trajectories, so the environment needs a
-model ``T = f(u)`` fitted to them. Several families are compared by k-fold
-cross-validation (out-of-fold RMSE and R² are reported for each) and the best one is
-refitted on every row as a bootstrap ensemble. The ensemble's spread is the model's
-own measure of where it is unsure: it grows away from the data, which lets the
-environment (and the recommendations) show or penalise moves into unsupported regions.
+A CSV without time order holds static operating points, not trajectories, so the
+environment needs a model ``T = f(u)`` fitted to them. (A time-ordered log is fitted by
+:mod:`env.dynamics`: the same families for ``f``, plus how the temperature follows the
+settings over time, recorded as :class:`Dynamics` in the same artifact.) Several
+families are compared by k-fold cross-validation (out-of-fold RMSE and R² are reported
+for each) and the best one is refitted on every row as a bootstrap ensemble. The
+ensemble's spread is the model's own measure of where it is unsure: it grows away from
+the data, which lets the environment (and the recommendations) show or penalise moves
+into unsupported regions.
 
 Every family is linear in its features (polynomials of the standardised controls, or
 Gaussian radial basis functions plus linear terms), which keeps the fit closed-form
@@ -15,6 +18,8 @@ plain numbers in JSON: no pickle is ever written or read.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -40,15 +45,84 @@ PROCESS_MODEL_FILE = "process_model.json"
 """The fitted model's file name inside a folder (experiment folder, exported policy)."""
 
 
+DYNAMICS_KEY = "dynamics"
+"""Artifact key of the identified dynamics (absent: rows without time order)."""
+STATIC = "static"
+FIRST_ORDER = "first_order"
+
+
 @dataclass(frozen=True)
 class CandidateScore:
-    """Cross-validated quality of one model family (at its best ridge penalty)."""
+    """Cross-validated quality of one model family (at its best ridge penalty).
+
+    For a time-ordered log each candidate is a family *and* its dynamics: ``kind``,
+    and for ``first_order`` the best ``rate`` and ``dead_time``; ``rmse`` is then the
+    free-run error (readings predicted 1..H samples ahead from each held-out reading)
+    and ``one_step_rmse`` the error one sample ahead. Rows without time order leave
+    these at None and ``rmse`` is the k-fold CV error of ``T = f(u)``.
+    """
 
     family: str
     alpha: float
     rmse: float
     r2: float
     n_features: int
+    kind: str | None = None
+    rate: float | None = None
+    dead_time: int | None = None
+    one_step_rmse: float | None = None
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """How the temperature follows the settings over time, identified from a log.
+
+    ``first_order``: ``T[t+1] = T[t] + rate * (f(u[t - dead_time]) - T[t])`` per sample,
+    ``u[t]`` the settings made at sample ``t``; ``static``: each reading is ``f`` of the
+    settings in force (no lag), as for rows without time order.
+    """
+
+    kind: str
+    """``static`` or ``first_order``."""
+    rate: float = 1.0
+    """Fraction of the gap to the steady state closed per sample (1: no lag)."""
+    dead_time: int = 0
+    """Samples before a change of the settings starts to show."""
+    cv_free_run_rmse: float | None = None
+    """Blocked-CV error of readings predicted 1..free_run_horizon samples ahead."""
+    cv_one_step_rmse: float | None = None
+    """Blocked-CV error of readings predicted one sample ahead."""
+    free_run_horizon: int = 0
+    sample_period: float | None = None
+    """Median step between time stamps (seconds for dates, else the numbers' unit)."""
+    time_kind: str = ""
+    """"datetime" or "number"."""
+    note: str = ""
+    """Why the dynamics are what they are, when that needs saying."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in (STATIC, FIRST_ORDER):
+            raise ValueError(f"dynamics kind must be {STATIC} or {FIRST_ORDER}, got {self.kind!r}")
+        if not 0.0 < self.rate <= 1.0 or self.dead_time < 0:
+            raise ValueError("dynamics rate must be in (0, 1] and dead_time >= 0")
+
+    @property
+    def identified(self) -> bool:
+        """True for a lag (and dead time) identified from a log."""
+        return self.kind == FIRST_ORDER
+
+    def summary(self) -> dict[str, Any]:
+        """What ``fit --json`` reports (the keys are part of its interface)."""
+        return {
+            "kind": self.kind,
+            "rate": self.rate,
+            "dead_time": self.dead_time,
+            "cv_free_run_rmse": self.cv_free_run_rmse,
+            "cv_one_step_rmse": self.cv_one_step_rmse,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class ProcessModel:
@@ -71,6 +145,7 @@ class ProcessModel:
         csv_sha256: str = "",
         n_rows: int = 0,
         table_format: TableFormat | None = None,
+        dynamics: Dynamics | None = None,
     ) -> None:
         self.family = family
         self.control_names = tuple(control_names)
@@ -89,6 +164,8 @@ class ProcessModel:
         self.n_rows = int(n_rows)
         self.table_format = table_format
         """How the data file was read: later commands read it the same way."""
+        self.dynamics = dynamics
+        """Dynamics identified from a time-ordered log (None: rows without time order)."""
         self.centers = None if centers is None else np.asarray(centers, dtype=np.float64)
         self.width = None if width is None else float(width)
         self._tensor: np.ndarray | None = None
@@ -149,6 +226,13 @@ class ProcessModel:
         if self._scalar is None:
             return float(self.predict(np.asarray(controls, dtype=np.float64)))
         return self._scalar(*controls)
+
+    def without_dynamics(self) -> ProcessModel:
+        """The same steady-state model, without the dynamics of a log (for planning the
+        steady states a lagging plant settles to)."""
+        twin = copy.copy(self)
+        twin.dynamics = None
+        return twin
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -230,10 +314,12 @@ class ProcessModel:
             "residual_std": self.residual_std,
             "centers": None if self.centers is None else self.centers.tolist(),
             "width": self.width,
-            "cv_scores": [s.__dict__ for s in self.cv_scores],
+            "cv_scores": [_score_dict(s) for s in self.cv_scores],
             "csv_sha256": self.csv_sha256,
             "n_rows": self.n_rows,
             READ_AS_KEY: None if self.table_format is None else self.table_format.to_dict(),
+            # absent without time order: those artifacts stay exactly as they were
+            **({} if self.dynamics is None else {DYNAMICS_KEY: self.dynamics.to_dict()}),
         }
 
     @classmethod
@@ -243,6 +329,7 @@ class ProcessModel:
         read_as = data.get(READ_AS_KEY)
         table_format = None if read_as is None else TableFormat.from_dict(read_as, source)
         try:
+            dynamics = data.get(DYNAMICS_KEY)
             return cls(
                 family=data["family"],
                 control_names=tuple(data["control_names"]),
@@ -258,6 +345,7 @@ class ProcessModel:
                 csv_sha256=data.get("csv_sha256", ""),
                 n_rows=data.get("n_rows", 0),
                 table_format=table_format,
+                dynamics=None if dynamics is None else Dynamics(**dynamics),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(source, f"malformed process model artifact ({exc})") from exc
@@ -282,6 +370,15 @@ class ProcessModel:
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(path, f"cannot read model JSON ({exc})") from exc
         return cls.from_dict(data, path)
+
+
+def _score_dict(score: CandidateScore) -> dict[str, Any]:
+    """A score as JSON; the time-series fields only where set (older artifacts match)."""
+    data = dict(score.__dict__)
+    for name in ("kind", "rate", "dead_time", "one_step_rmse"):
+        if data[name] is None:
+            del data[name]
+    return data
 
 
 # --------------------------------------------------------------------------- features
@@ -425,7 +522,15 @@ def _cross_validate(
 
 
 def fit_process_model(data: PlantData) -> ProcessModel:
-    """Choose a family by k-fold CV, then fit it as a bootstrap ensemble on every row."""
+    """Choose a family by k-fold CV, then fit it as a bootstrap ensemble on every row.
+
+    A time-ordered log (a spec with ``time``) is fitted by :mod:`env.dynamics` instead:
+    blocked cross-validation, and the plant's dynamics identified with the model.
+    """
+    if data.is_time_series:
+        from env.dynamics import fit_time_series_model  # it builds on this module
+
+        return fit_time_series_model(data)
     settings = data.spec.model
     rng = np.random.default_rng(settings.seed)
     x_mean = data.controls.mean(axis=0)

@@ -52,9 +52,10 @@ Continuous moves
     worse than the discrete optimum). ``exact`` when ``D - 1`` is proven infeasible on
     the box and the ``D``-move plan verified.
 
-Both assume the noise-free model. With a first-order lag (``response_rate < 1``) the
-settings are planned on steady states and the plan is then simulated; the count is
-that of the simulation and is labelled ``exact=False``.
+Both assume the noise-free model. A plant with inertia (a lag identified from a log or
+a hand-set ``response_rate < 1``, a dead time) is planned by :mod:`env.lagged_planner`:
+the count is then the move from which the temperature stays in the band, bracketed by
+simulated plans and a relaxation, exact where they meet.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ import numpy as np
 
 from env.continuous_planner import continuous_plans
 from env.discrete_planner import BEAM_WIDTH, discrete_plans, plan_beam
+from env.lagged_planner import lagged_plans
 from env.plans import APPROXIMATE, METHOD_BOX, METHOD_LATTICE, Plan, PlanningRows
 from env.plant import Plant
 
@@ -79,10 +81,23 @@ __all__ = [
     "plan_continuous",
     "plan_discrete",
     "plan_rows",
+    "rows_planned",
 ]
 
 DEFAULT_BUDGET = 20_000
 """Sub-boxes the branch and bound may bound per row before it gives up on a proof."""
+
+_rows_planned = 0
+
+
+def rows_planned() -> int:
+    """Start rows this process has planned so far (every :func:`plan_rows` call counts).
+
+    Planning is the one expensive step that a saved yardstick exists to avoid, so the
+    count is what shows that a trial or a resumed run *loaded* its yardstick: trials
+    report it with their results (0 when nothing was planned again).
+    """
+    return _rows_planned
 
 
 def plan_discrete(
@@ -114,19 +129,26 @@ def plan_rows(
     mode: str = "discrete",
     max_moves: int | None = None,
     budget: int = DEFAULT_BUDGET,
+    pending: np.ndarray | None = None,
 ) -> list[Plan]:
     """Plans for many start states at once (``mode``: "discrete" or "continuous").
 
     Batching is what makes the planner fast: the searches of all rows share numpy
     calls. Any action mode other than "continuous" plans discrete moves. Settings
-    outside the control bounds are clipped into them first.
+    outside the control bounds are clipped into them first. ``pending``: with a dead
+    time, the settings in flight (n, dead_time, k), oldest first (default: none).
     """
+    global _rows_planned
     temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
+    _rows_planned += len(temps)
     start = np.asarray(controls, dtype=np.float64).reshape(len(temps), plant.n_controls)
     # Start rows lie within the bounds; a setting outside is planned from its clipped
     # value (the first move of any control clips it there anyway).
     start = np.clip(start, plant.lower, plant.upper)
     horizon = plant.settings.horizon if max_moves is None else int(max_moves)
+    if plant.lagging:
+        queued = plant.no_pending(start) if pending is None else np.asarray(pending, np.float64)
+        return lagged_plans(plant, temps, start, queued, mode, horizon, budget)
     rows = PlanningRows(plant, temps, start, horizon, budget)
     discrete = discrete_plans(rows)
     if mode != "continuous":

@@ -29,13 +29,16 @@ class Plan:
     """A move sequence from a start state into the band."""
 
     moves: int | None
-    """Moves until the first reading inside the band; None if not within the horizon."""
+    """Moves until the reading is inside the band and stays there to the horizon's end
+    (without inertia: the first reading inside); None if not within the horizon."""
     deltas: np.ndarray
-    """Shape (moves, k): the physical change of each control at each move."""
+    """Shape (L, k): the physical change of each control at each planned move, then
+    "keep". L = moves without inertia; with it, moves made after the reading has
+    settled (coming back from an overdrive) count too, so L may differ."""
     controls: np.ndarray
-    """Shape (moves + 1, k): settings from the start to the end of the plan."""
+    """Shape (max(moves, L) + 1, k): settings from the start to the end of the plan."""
     temperatures: np.ndarray
-    """Shape (moves + 1,): predicted readings along the plan."""
+    """Shape (max(moves, L) + 1,): predicted readings along the plan."""
     exact: bool
     """True when the move count (or unreachability) is proven minimal (see :mod:`env.planner`)."""
     method: str
@@ -43,6 +46,11 @@ class Plan:
     @property
     def reachable(self) -> bool:
         return self.moves is not None
+
+    @property
+    def actuations(self) -> int:
+        """Planned moves that change a setting (an operator's interventions)."""
+        return int(np.any(self.deltas != 0.0, axis=1).sum()) if len(self.deltas) else 0
 
     def directions(self, steps: np.ndarray) -> np.ndarray:
         """Per-move directions in {-1, 0, +1} (for discrete action modes)."""
@@ -64,7 +72,7 @@ class PlanningRows:
         self.bounder: BoxBounder = box_bounder(plant.model)
         self.budget = np.full(len(temps), int(budget), np.int64)
         self.used = np.zeros(len(temps), np.int64)
-        self.lagged = plant.settings.response_rate < 1.0
+        self.lagged = plant.lagging
         self._relaxed: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:

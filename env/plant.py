@@ -8,14 +8,31 @@ what lets evaluation roll out hundreds of start rows at once.
 Dynamics of one move (defaults in brackets, see :class:`env.spec.EnvSettings`)::
 
     u'     = clip(u + delta, lower, upper)
-    T_ss   = f(u') + offset + d            # f: fitted model; offset: see below
-    T'     = T + r (T_ss - T) + noise      # r = response_rate [1: no lag], noise [0]
+    e      = u' (no dead time) | oldest setting in flight, u' joins the queue
+    T_ss   = f(e) + offset + d             # f: fitted model; offset: see below
+    T'     = T + r (T_ss - T) + noise      # r: rate [1: no lag], noise [0]
     d'     = d + drift                     # slow random-walk disturbance [0]
 
-``offset`` is the start row's residual, measured minus modelled temperature. It is
-carried unchanged through the episode as an unmeasured disturbance (the usual bias
-model of model-predictive control), so "keep" at the start reproduces the measured
-reading instead of jumping to the model's value.
+The rate ``r`` and the dead time are the ones identified from a time-ordered log when
+the model carries them (:mod:`env.dynamics`); otherwise ``r`` is the spec's hand-set
+``env.response_rate`` and there is no dead time. With a dead time of ``D`` samples the
+state holds the ``D`` settings in flight: a move shows no effect for ``D`` moves, then
+the lag.
+
+``offset``: for rows without time order, the start row's residual, measured minus
+modelled temperature. It is carried unchanged through the episode as an unmeasured
+disturbance (the usual bias model of model-predictive control), so "keep" at the start
+reproduces the measured reading instead of jumping to the model's value. With
+identified dynamics a row is not a steady state (the temperature is on its way), so
+its residual says nothing about a bias: the offset is 0 and the fitted intercept is
+the mean bias.
+
+Start states: a row without time order starts as it is (its reading and settings).
+A row ``r`` of a log with identified dynamics starts where the operator stood when
+deciding at ``r``: the reading ``T[r]``, the settings of row ``r - 1`` (in force until
+the decision), and the settings of rows ``r - D .. r - 1`` in flight. Row ``r``'s own
+settings are the operator's decision, so rows need ``max(D, 1)`` rows of their segment
+before them to be start states.
 """
 
 from __future__ import annotations
@@ -24,7 +41,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 import numpy as np
 
@@ -34,8 +51,15 @@ from env.errors import InputError
 from env.model import ProcessModel, fit_process_model
 from env.spec import DatasetSpec, EnvSettings, load_spec
 
+if TYPE_CHECKING:
+    from env.model import Dynamics
+
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_spec.yaml"
 OBS_CLIP = 10.0
+LAGGING_ACTUATION_COST = 0.5
+"""Default price of a setting change on a lagging plant (why: ``EnvSettings.actuation_cost``)."""
+ACTUATION_TOLERANCE = 1e-9
+"""Mean |move| in steps below which a move changed no setting (round-off)."""
 """Normalised temperature features are clipped to +/- this (the space's bounds)."""
 _RANGE_PROBE_POINTS = 20000
 FloatOrArray: TypeAlias = "float | np.ndarray"
@@ -60,6 +84,18 @@ class Plant:
     temperature_scale: float
     """Scale of the normalised temperature: half the observed range (>= band width)."""
     data: PlantData | None = None
+
+    def __post_init__(self) -> None:
+        identified = self.identified
+        if identified is not None and self.settings.response_rate != 1.0:
+            raise InputError(
+                self.spec.source or "env settings",
+                f"env.response_rate {self.settings.response_rate:g} conflicts with the dynamics "
+                f"identified from the log (rate {identified.rate:.3g} per sample, dead time "
+                f"{identified.dead_time}): they are the plant's; remove response_rate (or set "
+                "`dynamics: static` to use a hand-set lag)",
+                "env.response_rate",
+            )
 
     @classmethod
     def from_data(
@@ -106,15 +142,101 @@ class Plant:
     def band_mid(self) -> float:
         return 0.5 * (self.band[0] + self.band[1])
 
+    # ------------------------------------------------------------------ dynamics
+    @functools.cached_property
+    def identified(self) -> Dynamics | None:
+        """The first-order dynamics identified from a log (None: no lag identified)."""
+        dynamics = self.model.dynamics
+        return dynamics if dynamics is not None and dynamics.identified else None
+
+    @functools.cached_property
+    def rate(self) -> float:
+        """Fraction of the gap to the steady state closed per move (1: no lag)."""
+        identified = self.identified
+        return identified.rate if identified is not None else self.settings.response_rate
+
+    @functools.cached_property
+    def dead_time(self) -> int:
+        """Moves before a change of the settings starts to show."""
+        identified = self.identified
+        return identified.dead_time if identified is not None else 0
+
+    @property
+    def lagging(self) -> bool:
+        """True when a move's effect is not all seen at the next reading."""
+        return self.rate < 1.0 or self.dead_time > 0
+
+    @property
+    def actuation_cost(self) -> float:
+        """Price of a setting change (``env.actuation_cost``, default by lag, see
+        :class:`env.spec.EnvSettings`)."""
+        cost = self.settings.actuation_cost
+        if cost is not None:
+            return float(cost)
+        return LAGGING_ACTUATION_COST if self.lagging else 0.0
+
+    @property
+    def in_flight_features(self) -> int:
+        """Observation entries for the settings in flight: the newest in-flight setting
+        is the current one, so ``dead_time - 1`` settings of k controls each."""
+        return max(self.dead_time - 1, 0) * self.n_controls
+
+    @property
+    def observation_size(self) -> int:
+        """Length of an observation (see :meth:`observe`)."""
+        lagging = 2 + self.in_flight_features if self.lagging else 0
+        return 2 + self.n_controls + lagging
+
+    def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Low and high of every observation entry (the observation space's bounds)."""
+        k, lag = self.n_controls, self.in_flight_features
+        low = [-OBS_CLIP, -OBS_CLIP, *[-1.0] * k]
+        if self.lagging:
+            low += [-OBS_CLIP, -OBS_CLIP, *[-OBS_CLIP] * lag]
+        array = np.array(low, dtype=np.float32)
+        return array, -array
+
+    # ------------------------------------------------------------------ start states
     @functools.cached_property
     def start_indices(self) -> np.ndarray:
         """Indices into the data arrays of rows usable as start states."""
-        return np.flatnonzero(self.rows.start_row_mask())
+        data = self.rows
+        if self.identified is None:
+            return np.flatnonzero(data.start_row_mask())
+        # the decision at row r starts from row r - 1's settings (see module docstring)
+        enough = data.position_in_segment() >= max(self.dead_time, 1)
+        inside = data.start_row_mask()
+        ok = enough.copy()
+        for back in range(1, max(self.dead_time, 1) + 1):
+            ok[back:] &= inside[:-back]
+        ok[: max(self.dead_time, 1)] = False
+        return np.flatnonzero(ok)
+
+    def start_controls(self, index: np.ndarray) -> np.ndarray:
+        """(n, k) settings in force at the start of each data row's episode."""
+        index = np.asarray(index, dtype=np.intp)
+        shift = 1 if self.identified is not None else 0
+        return self.rows.controls[index - shift].copy()
+
+    def start_pending(self, index: np.ndarray) -> np.ndarray:
+        """(n, dead_time, k) settings in flight at each row's start, oldest first (the
+        newest is the current setting)."""
+        index = np.asarray(index, dtype=np.intp)
+        d = self.dead_time
+        controls = self.rows.controls
+        if d == 0:
+            return np.zeros((len(index), 0, self.n_controls))
+        return np.stack([controls[index - d + j] for j in range(d)], axis=1)
+
+    def no_pending(self, controls: np.ndarray) -> np.ndarray:
+        """(n, dead_time, k) "nothing in flight": every queued setting is ``controls``."""
+        controls = np.asarray(controls, dtype=np.float64).reshape(-1, self.n_controls)
+        return np.repeat(controls[:, None, :], self.dead_time, axis=1)
 
     @functools.cached_property
     def row_offsets(self) -> np.ndarray:
-        """Measured minus modelled temperature of every data row."""
-        return self.rows.state - self.model.predict(self.rows.controls)
+        """Offset of every data row (see the module docstring)."""
+        return self.offset_for(self.rows.state, self.rows.controls)
 
     def codec(self, action_mode: str) -> ActionCodec:
         """How actions of ``action_mode`` move this plant's controls."""
@@ -122,7 +244,36 @@ class Plant:
 
     # ------------------------------------------------------------------ physics
     def offset_for(self, temperature: FloatOrArray, controls: np.ndarray) -> np.ndarray:
-        return np.asarray(temperature, dtype=np.float64) - self.model.predict(controls)
+        """Constant offset of an episode from this state (0 with identified dynamics)."""
+        temperature = np.asarray(temperature, dtype=np.float64)
+        if self.identified is not None:
+            return np.zeros_like(temperature)
+        return temperature - self.model.predict(controls)
+
+    def advance(
+        self,
+        temperature: np.ndarray,
+        pending: np.ndarray,
+        new_controls: np.ndarray,
+        offset: FloatOrArray,
+        disturbance: np.ndarray | float = 0.0,
+        noise: np.ndarray | float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One move of a batch: the next readings and the settings in flight after it.
+
+        ``pending`` (..., dead_time, k): settings in flight, oldest first; the oldest
+        drives this move, ``new_controls`` joins the queue. Without dead time the new
+        settings drive the move themselves.
+        """
+        if self.dead_time:
+            effective = pending[..., 0, :]
+            pending = np.concatenate([pending[..., 1:, :], new_controls[..., None, :]], axis=-2)
+        else:
+            effective = new_controls
+        return (
+            self.next_temperature(temperature, effective, offset, disturbance, noise),
+            pending,
+        )
 
     def apply_delta(self, controls: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return np.clip(controls + delta, self.lower, self.upper)
@@ -151,8 +302,8 @@ class Plant:
         return self._respond(temperature, steady, noise)
 
     def _respond(self, temperature: Any, steady: Any, noise: Any) -> Any:  # floats or arrays
-        """First-order lag towards ``steady`` (``response_rate`` 1: no lag), plus noise."""
-        rate = self.settings.response_rate
+        """First-order lag towards ``steady`` (rate 1: no lag), plus noise."""
+        rate = self.rate
         if rate == 1.0:
             return steady + noise
         return temperature + rate * (steady - temperature) + noise
@@ -183,7 +334,11 @@ class Plant:
             s.out_of_band_penalty + s.distance_weight * np.minimum(distance, s.distance_cap)
         )
         reward = np.where(distance == 0.0, s.in_band_reward, outside)
-        reward = reward - s.move_cost * np.abs(moved_steps).mean(axis=-1)
+        moved = np.abs(moved_steps).mean(axis=-1)
+        reward = reward - s.move_cost * moved
+        cost = self.actuation_cost
+        if cost > 0.0:
+            reward = reward - cost * (moved > ACTUATION_TOLERANCE)
         if s.uncertainty_penalty > 0.0:
             reward = reward - s.uncertainty_penalty * np.asarray(model_std) / self.band_width
         return reward
@@ -206,6 +361,8 @@ class Plant:
             )
             reward = -(s.out_of_band_penalty + s.distance_weight * min(distance, s.distance_cap))
         reward -= s.move_cost * mean_moved_steps
+        if mean_moved_steps > ACTUATION_TOLERANCE:
+            reward -= self.actuation_cost
         if s.uncertainty_penalty > 0.0:
             reward -= s.uncertainty_penalty * model_std / self.band_width
         return reward
@@ -238,20 +395,91 @@ class Plant:
             (-self.lower * scale - 1.0).tolist(),
         )
 
-    def observe(self, temperature: FloatOrArray, controls: np.ndarray) -> np.ndarray:
-        """Observation vector(s): [temperature, band gap, controls], all normalised.
+    def observe_lagging_scalar(
+        self, temperature: float, controls: list[float], settle: float, pending: list[list[float]]
+    ) -> np.ndarray:
+        """Python-float twin of :meth:`observe` for a lagging plant (the env's path).
+
+        ``settle``: the steady state of ``controls`` with the episode's offset.
+        """
+        low, high, mid, inv_scale, inv_width = self._observe_constants[:5]
+        values = self.observe_scalar(temperature, controls).tolist()
+        temp = (settle - mid) * inv_scale
+        gap = (settle - low if settle < low else max(settle - high, 0.0)) * inv_width
+        values.append(-OBS_CLIP if temp < -OBS_CLIP else OBS_CLIP if temp > OBS_CLIP else temp)
+        values.append(-OBS_CLIP if gap < -OBS_CLIP else OBS_CLIP if gap > OBS_CLIP else gap)
+        inv_steps = self._inv_steps_list
+        for queued in pending[:-1]:  # the newest queued setting is the current one
+            for u, q, inv in zip(controls, queued, inv_steps, strict=True):
+                move = (u - q) * inv
+                values.append(
+                    -OBS_CLIP if move < -OBS_CLIP else OBS_CLIP if move > OBS_CLIP else move
+                )
+        return np.array(values, dtype=np.float32)
+
+    @functools.cached_property
+    def _inv_steps_list(self) -> list[float]:
+        return (1.0 / self.steps).tolist()
+
+    def observe(
+        self,
+        temperature: FloatOrArray,
+        controls: np.ndarray,
+        pending: np.ndarray | None = None,
+        offset: FloatOrArray | None = None,
+    ) -> np.ndarray:
+        """Observation vector(s), all normalised (see :attr:`observation_size`):
 
         * temperature: (T - band centre) / scale, clipped to +/- OBS_CLIP;
         * band gap: signed distance to the band in band widths (0 inside), clipped;
-        * controls: mapped from [lower, upper] to [-1, 1].
+        * controls: mapped from [lower, upper] to [-1, 1];
+
+        and for a lagging plant (rate < 1 or a dead time), what a policy needs to tell
+        "keep, it is already on its way" from "move":
+
+        * settling temperature: the steady state of the current settings (with the
+          episode's ``offset``; default: the offset of a start at this state),
+          normalised as the temperature, and its signed gap to the band;
+        * settings in flight (dead time > 1): for each queued setting but the newest
+          (which is the current one), current minus queued, in steps, clipped:
+          the part of the moves made that the process has not seen yet.
+
+        ``pending`` (..., dead_time, k): the settings in flight, oldest first (default:
+        nothing in flight, every queued setting equal to ``controls``).
         """
         temperature = np.asarray(temperature, dtype=np.float64)
-        temp = np.clip((temperature - self.band_mid) / self.temperature_scale, -OBS_CLIP, OBS_CLIP)
-        gap = np.clip(self.distance_to_band(temperature) / self.band_width, -OBS_CLIP, OBS_CLIP)
-        ctrl = 2.0 * (controls - self.lower) / (self.upper - self.lower) - 1.0
-        return np.concatenate(
-            [temp[..., None], gap[..., None], np.clip(ctrl, -1.0, 1.0)], axis=-1
-        ).astype(np.float32)
+        controls = np.asarray(controls, dtype=np.float64)
+        parts = [
+            self._normalised(temperature)[..., None],
+            self._gap(temperature)[..., None],
+            np.clip(2.0 * (controls - self.lower) / (self.upper - self.lower) - 1.0, -1.0, 1.0),
+        ]
+        if self.lagging:
+            if offset is None:
+                offset = self.offset_for(temperature, controls)
+            settle = self.model.predict(controls) + offset
+            parts += [self._normalised(settle)[..., None], self._gap(settle)[..., None]]
+            if self.dead_time > 1:
+                queued = (
+                    np.asarray(pending, dtype=np.float64)[..., :-1, :]
+                    if pending is not None
+                    else None
+                )
+                moves = (
+                    np.zeros((*controls.shape[:-1], self.in_flight_features))
+                    if queued is None
+                    else ((controls[..., None, :] - queued) / self.steps).reshape(
+                        *controls.shape[:-1], -1
+                    )
+                )
+                parts.append(np.clip(moves, -OBS_CLIP, OBS_CLIP))
+        return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def _normalised(self, temperature: np.ndarray) -> np.ndarray:
+        return np.clip((temperature - self.band_mid) / self.temperature_scale, -OBS_CLIP, OBS_CLIP)
+
+    def _gap(self, temperature: np.ndarray) -> np.ndarray:
+        return np.clip(self.distance_to_band(temperature) / self.band_width, -OBS_CLIP, OBS_CLIP)
 
     # ------------------------------------------------------------------ support
     def model_range(self) -> tuple[float, float]:
@@ -274,6 +502,17 @@ class Plant:
     def check_band_reachable(self) -> None:
         """Refuse a band no start row can reach within the bounds (per the model)."""
         low, high = self.model_range()
+        if not len(self.start_indices):
+            raise InputError(
+                self.spec.csv_path,
+                "no row can start an episode (each needs its settings within the bounds"
+                + (
+                    f" and, with dead time {self.dead_time}, {max(self.dead_time, 1)} earlier "
+                    "rows of its segment)"
+                    if self.identified is not None
+                    else ")"
+                ),
+            )
         offsets = self.row_offsets[self.start_indices]
         reach_low, reach_high = low + offsets.min(), high + offsets.max()
         band_low, band_high = self.band

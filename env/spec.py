@@ -19,6 +19,13 @@ A spec file looks like this (paths are relative to the spec file)::
     encoding: gbk               # optional, and so are sep, decimal, thousands and
     sep: ";"                    # sheet (Excel): without them they are detected
     decimal: ","
+    time: timestamp             # optional: the log is a time series (see below)
+    max_gap: 1.5                # optional: a longer gap (in sample periods) splits it
+    dynamics: auto              # optional: auto | static | first_order
+
+With ``time``, the rows are a time-ordered log (a historian export): the plant's
+dynamics (a first-order lag and a dead time) can be identified from it
+(:mod:`env.dynamics`). Without it, every row is an independent steady state.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from env.table_format import ReadOptions, table_kind
 from env.typed_config import build_dataclass, read_yaml_mapping
 
 ModelFamily = Literal["linear", "quadratic", "cubic", "rbf"]
+DynamicsChoice = Literal["auto", "static", "first_order"]
+"""``static``: each reading depends on the settings of its own row only; ``first_order``:
+the temperature follows the settings with a lag and a dead time (identified from the
+log); ``auto``: whichever of the two predicts the log better (blocked cross-validation)."""
 
 
 def _require(condition: bool, message: str) -> None:
@@ -80,8 +91,11 @@ class EnvSettings:
     horizon: int = 30
     """Moves per episode before truncation."""
     response_rate: float = 1.0
-    """First-order lag: fraction of the gap to the model's steady state closed per move
-    (1.0 = the move's full effect is seen at the next reading)."""
+    """A hand-set first-order lag for plants whose dynamics are not identified (rows
+    without time order): fraction of the gap to the model's steady state closed per
+    move (1.0 = the move's full effect is seen at the next reading). When the model
+    carries dynamics identified from a time-ordered log, those are the plant's, and a
+    response_rate other than 1 is refused rather than silently combined with them."""
     noise_std: float = 0.0
     """Standard deviation of measurement/process noise added to each reading."""
     drift_std: float = 0.0
@@ -96,6 +110,17 @@ class EnvSettings:
     """Distance (in band widths) beyond which the penalty stops growing."""
     move_cost: float = 0.1
     """Cost per move, times the mean |delta| in steps: makes "keep" win inside the band."""
+    actuation_cost: float | None = None
+    """Cost of a move that changes any setting (an operator's intervention), on top of
+    ``move_cost``. Default (None): ``LAGGING_ACTUATION_COST`` (0.5) on a lagging plant,
+    0 otherwise. Why: without lag every move shows at the next reading, so the fewest
+    moves to the band already means the fewest interventions; with lag an extra push
+    shows only samples later, and a per-reading reward cannot tell "keep, it is on its
+    way" from "push again" until then: policies learn to saw at the valves. 0.5 is
+    below what one more reading out of the band costs (at least 2: the penalty of 1
+    plus the in-band reward of 1 forgone), so it never buys fewer actuations with a
+    later arrival (the planner's order: moves to band first, then actuations), but it
+    makes every needless setting change visible in the return at once."""
     continuous_deadband: float = 0.1
     """Continuous actions smaller than this fraction of a step count as "keep"."""
     uncertainty_penalty: float = 0.0
@@ -119,6 +144,11 @@ class EnvSettings:
         ):
             value = getattr(self, name)
             _require(_finite(value) and value >= 0, f"env.{name} must be >= 0, got {value}")
+        _require(
+            self.actuation_cost is None
+            or (_finite(self.actuation_cost) and self.actuation_cost >= 0),
+            f"env.actuation_cost must be >= 0 (or omitted), got {self.actuation_cost}",
+        )
         _require(
             0.0 <= self.continuous_deadband < 1.0,
             f"env.continuous_deadband must be in [0, 1), got {self.continuous_deadband}",
@@ -145,8 +175,21 @@ class ModelSettings:
     uses every row."""
     seed: int = 0
     """Seed for folds, bootstrap and centre picks: the fit is reproducible."""
+    free_run_horizon: int = 10
+    """Time-ordered logs: candidate dynamics are scored by predicting this many samples
+    ahead from each held-out reading, with the logged settings (free run)."""
+    max_dead_time: int = 3
+    """Time-ordered logs: dead times 0..max_dead_time samples are tried."""
 
     def __post_init__(self) -> None:
+        _require(
+            self.free_run_horizon >= 1,
+            f"model.free_run_horizon must be >= 1, got {self.free_run_horizon}",
+        )
+        _require(
+            0 <= self.max_dead_time <= 10,
+            f"model.max_dead_time must be in 0..10, got {self.max_dead_time}",
+        )
         _require(len(self.candidates) >= 1, "model.candidates must name at least one family")
         _require(self.folds >= 2, f"model.folds must be >= 2, got {self.folds}")
         _require(self.ensemble_size >= 2, "model.ensemble_size must be >= 2")
@@ -187,6 +230,18 @@ class DatasetSpec:
     sheet: str | int | None = None
     """Excel workbooks: the sheet's name, or its position counting from 1; default: the
     first sheet that holds the spec's columns."""
+    time: str | None = None
+    """Column of time stamps (dates and times, or sample numbers / seconds): the rows are
+    a time-ordered log. They must be in increasing time order (a duplicate or a step
+    back is refused); gaps and rows with missing values split the log into segments,
+    which are never bridged."""
+    max_gap: float = 1.5
+    """With ``time``: a step between rows longer than this many sample periods (the
+    median step) is a gap that starts a new segment. 1.5 splits wherever one sample is
+    missing, while tolerating the jitter of a historian's clock."""
+    dynamics: DynamicsChoice | None = None
+    """``auto``, ``static`` or ``first_order``; default ``auto`` with ``time``, else
+    ``static`` (rows without time order say nothing about dynamics)."""
     source: str = field(default="", metadata={"yaml": False})
     """The spec file this came from (set by :func:`load_spec`, not written in YAML)."""
 
@@ -203,6 +258,28 @@ class DatasetSpec:
             self.state not in names, f"state column {self.state!r} is also listed as a control"
         )
         self.read_options.check(table_kind(self.csv))
+        if self.time is not None:
+            _require(bool(self.time.strip()), "time column name is empty")
+            _require(
+                self.time != self.state and self.time not in names,
+                f"time column {self.time!r} is also the state or a control",
+            )
+        _require(
+            _finite(self.max_gap) and self.max_gap > 1.0,
+            f"max_gap must be a number of sample periods > 1, got {self.max_gap}",
+        )
+        _require(
+            self.time is not None or self.dynamics in (None, "static"),
+            f"dynamics: {self.dynamics} needs a time column (`time:`): without time order "
+            "the rows say nothing about dynamics",
+        )
+
+    @property
+    def dynamics_choice(self) -> DynamicsChoice:
+        """What the fit does: the spec's ``dynamics``, or its default (see the field)."""
+        if self.dynamics is not None:
+            return self.dynamics
+        return "auto" if self.time is not None else "static"
 
     @property
     def control_names(self) -> tuple[str, ...]:

@@ -30,10 +30,16 @@ How the depth knob works
     almost every row solvable within the horizon. The estimate is made on the truth;
     the planner works on the fitted model and reports the real depths.
 
+Plants with inertia
+    With ``log=LogSettings(rate=..., dead_time=..., drift_fraction=...)`` the CSV is not
+    a set of steady states but a time-ordered log of the plant run by an operator, with
+    a time column, a first-order lag, a dead time, slow drift, gaps and missing readings
+    (:mod:`env.synthetic_log`); :meth:`SyntheticPlant.generating_plant` steps the same
+    truth in closed loop from any logged row. The steps and the band are made as above.
+
 Extending it
     Everything a run needs is in :class:`SyntheticSettings`; ``env`` is copied into the
-    spec's ``env:`` section (dynamics such as ``response_rate`` go there), so plants
-    with inertia are the same generator with other settings.
+    spec's ``env:`` section (reward weights, a hand-set ``response_rate``).
 
 Usage::
 
@@ -41,6 +47,10 @@ Usage::
     plant = make_synthetic_plant(SyntheticSettings(n_controls=6, mean_depth=20, seed=1))
     spec_path = plant.write(Path("/tmp/plant6"))      # plant.csv + spec.yaml
     truth = plant.steady_temperature(controls)          # (n, 6) -> (n,)
+
+    lagging = make_synthetic_plant(n_controls=3, log=LogSettings(rate=0.2, dead_time=2))
+    lagging.write(Path("/tmp/log3"))                    # time-ordered plant.csv + spec
+    simulator = lagging.generating_plant(seed=0)        # the truth in closed loop
 """
 
 from __future__ import annotations
@@ -53,6 +63,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from env.synthetic_log import GeneratingPlant, LogSettings, PlantLog, simulate_log
 
 CSV_NAME = "plant.csv"
 SPEC_NAME = "spec.yaml"
@@ -88,9 +100,30 @@ class SyntheticSettings:
     ensemble_size: int = 8
     """Bootstrap members written to the spec's ``model.ensemble_size``."""
     env: dict[str, Any] = field(default_factory=dict)
-    """Extra ``env:`` settings of the spec (dynamics, reward weights)."""
+    """Extra ``env:`` settings of the spec (reward weights, a hand-set lag)."""
+    log: LogSettings | None = None
+    """Write a time-ordered log of the plant with inertia instead of steady states."""
+    names: tuple[str, ...] = ()
+    """Control column names (default u0, u1, ...)."""
+    units: tuple[str, ...] = ()
+    """Control units written to the spec (default none)."""
+    state_unit: str = ""
+    """Unit of the state written to the spec."""
+    base: float = 500.0
+    """The steady state's constant term (temperature scale)."""
+    centres: tuple[float, ...] = ()
+    """Controls' values at z = 0 (default: random in [5, 100])."""
+    gain_signs: tuple[float, ...] = ()
+    """+1 for a control that heats, -1 for one that cools (default: random)."""
 
     def __post_init__(self) -> None:
+        if self.names and len(self.names) != self.n_controls:
+            raise ValueError(f"names must name {self.n_controls} controls")
+        if self.units and len(self.units) != self.n_controls:
+            raise ValueError(f"units must give {self.n_controls} units")
+        for name in ("centres", "gain_signs"):
+            if getattr(self, name) and len(getattr(self, name)) != self.n_controls:
+                raise ValueError(f"{name} must give {self.n_controls} values")
         if self.n_controls < 1:
             raise ValueError(f"n_controls must be >= 1, got {self.n_controls}")
         if not 0.5 <= self.mean_depth <= 0.9 * self.horizon:
@@ -128,10 +161,42 @@ class SyntheticPlant:
     """(rows,) the rows' measured temperatures (truth + noise)."""
     estimated_depths: np.ndarray
     """(rows,) moves each row needs along the greedy path on the truth (an estimate)."""
+    noise_std: float = 0.0
+    """Measurement noise standard deviation (physical units)."""
+    spread: float = 1.0
+    """Standard deviation of the truth over the operating range (sets noise and drift)."""
+    log: PlantLog | None = None
+    """The time-ordered log (with ``settings.log``); its written rows are the CSV."""
 
     @property
     def n_controls(self) -> int:
         return len(self.names)
+
+    def log_controls(self) -> np.ndarray:
+        """(samples, k) the log's settings in physical units (every simulated sample)."""
+        if self.log is None:
+            raise ValueError("this plant has no log (settings.log is None)")
+        return self.centres + self.widths * self.log.z
+
+    def samples_of_rows(self, csv_rows: np.ndarray) -> np.ndarray:
+        """Simulated sample index of CSV data rows (0-based, as ``PlantData.row_numbers``):
+        what :meth:`GeneratingPlant.start` takes to start where a logged row was."""
+        if self.log is None:
+            raise ValueError("this plant has no log (settings.log is None)")
+        return self.log.written[np.asarray(csv_rows, dtype=np.intp)]
+
+    def generating_plant(self, seed: int = 0) -> GeneratingPlant:
+        """The plant that made the log, in closed loop (see :class:`GeneratingPlant`)."""
+        if self.log is None:
+            raise ValueError("this plant has no log (settings.log is None)")
+        return GeneratingPlant(
+            self.steady_temperature_z, self.to_z, self.log, self.noise_std, self.spread, seed
+        )
+
+    def steady_temperature_z(self, z: np.ndarray) -> np.ndarray:
+        """The steady state for normalised controls z (..., k)."""
+        return _truth(np.asarray(z, dtype=np.float64), self.gains, self.pairs,
+                      self.pair_gains, self.base)  # fmt: skip
 
     def to_z(self, controls: np.ndarray) -> np.ndarray:
         return (np.asarray(controls, dtype=np.float64) - self.centres) / self.widths
@@ -143,26 +208,43 @@ class SyntheticPlant:
     def spec_dict(self) -> dict[str, Any]:
         """The dataset spec as plain data (what :meth:`write` puts in ``spec.yaml``)."""
         s = self.settings
-        return {
-            "csv": CSV_NAME,
-            "state": s.state,
-            "band": [float(self.band[0]), float(self.band[1])],
-            "controls": [
-                {"name": name, "step": float(step)}
-                for name, step in zip(self.names, self.steps, strict=True)
-            ],
-            "env": {"horizon": s.horizon, **s.env},
-            "model": {
-                "candidates": list(s.candidates),
-                "ensemble_size": s.ensemble_size,
-                "seed": s.seed,
-            },
-        }
+        controls = []
+        for i, (name, step) in enumerate(zip(self.names, self.steps, strict=True)):
+            entry: dict[str, Any] = {"name": name, "step": float(step)}
+            if s.units:
+                entry["unit"] = s.units[i]
+            controls.append(entry)
+        spec: dict[str, Any] = {"csv": CSV_NAME, "state": s.state}
+        if s.state_unit:
+            spec["state_unit"] = s.state_unit
+        if s.log is not None:
+            spec["time"] = s.log.time
+        spec.update(
+            {
+                "band": [float(self.band[0]), float(self.band[1])],
+                "controls": controls,
+                "env": {"horizon": s.horizon, **s.env},
+                "model": {
+                    "candidates": list(s.candidates),
+                    "ensemble_size": s.ensemble_size,
+                    "seed": s.seed,
+                },
+            }
+        )
+        return spec
 
     def frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame({self.settings.state: np.round(self.readings, 4)})
+        """The CSV: steady-state rows, or the written rows of the log with their time."""
+        if self.log is not None:
+            rows = self.log.written
+            frame = pd.DataFrame({self.log.settings.time: self.log.stamps()})
+            frame[self.settings.state] = np.round(self.log.readings[rows], 4)
+            controls = self.log_controls()[rows]
+        else:
+            frame = pd.DataFrame({self.settings.state: np.round(self.readings, 4)})
+            controls = self.controls
         for i, name in enumerate(self.names):
-            frame[name] = np.round(self.controls[:, i], 6)
+            frame[name] = np.round(controls[:, i], 6)
         return frame
 
     def write(self, folder: str | Path) -> Path:
@@ -271,12 +353,17 @@ def make_synthetic_plant(
     k = s.n_controls
     rng = np.random.default_rng(s.seed)
     centres = np.round(rng.uniform(5.0, 100.0, k), 1)
+    if s.centres:
+        centres = np.array(s.centres, dtype=np.float64)
     widths = centres * rng.uniform(0.05, 0.25, k)
-    gains = rng.choice([-1.0, 1.0], k) * rng.uniform(2.0, 6.0, k)
+    signs = rng.choice([-1.0, 1.0], k)
+    if s.gain_signs:
+        signs = np.sign(np.array(s.gain_signs, dtype=np.float64))
+    gains = signs * rng.uniform(2.0, 6.0, k)
     pairs = np.array([(i, (i + 1) % k) for i in range(k if k > 2 else k - 1)], dtype=np.intp)
     pairs = pairs.reshape(-1, 2)
     pair_gains = rng.uniform(-0.25, 0.25, len(pairs)) * np.abs(gains).mean()
-    base = 500.0
+    base = s.base
 
     def truth(z: np.ndarray) -> np.ndarray:
         return _truth(z, gains, pairs, pair_gains, base)
@@ -301,9 +388,22 @@ def make_synthetic_plant(
     usable = np.flatnonzero(finite & (depth <= 0.9 * s.horizon))
     weights = _tilt_weights(depth[usable], s.mean_depth)
     chosen = rng.choice(usable, size=s.rows, replace=False, p=weights)
+    noise_std = s.noise_fraction * spread
+    log = None
+    if s.log is not None:
+        log = simulate_log(
+            truth,
+            s.log,
+            k,
+            spread,
+            noise_std,
+            np.random.default_rng([s.seed, 1]),  # its own stream: the static rows stay as they were
+            Z_LIMIT,
+            _in_band_target(truth, band),
+        )
     return SyntheticPlant(
         settings=s,
-        names=tuple(f"u{i}" for i in range(k)),
+        names=s.names or tuple(f"u{i}" for i in range(k)),
         centres=centres,
         widths=widths,
         gains=gains,
@@ -315,7 +415,24 @@ def make_synthetic_plant(
         controls=centres + widths * pool[chosen],
         readings=readings[chosen],
         estimated_depths=depth[chosen],
+        noise_std=noise_std,
+        spread=spread,
+        log=log,
     )
+
+
+def _in_band_target(truth: Any, band: tuple[float, float]) -> Any:
+    """An operator's aimed change: of 64 random changes of some controls, the one whose
+    steady state lies nearest the band's centre."""
+    mid = 0.5 * (band[0] + band[1])
+
+    def target(rng: np.random.Generator, current: np.ndarray) -> np.ndarray:
+        k = len(current)
+        changed = rng.random((64, k)) < 0.5
+        trial = np.where(changed, rng.uniform(-Z_LIMIT, Z_LIMIT, (64, k)), current)
+        return trial[int(np.argmin(np.abs(truth(trial) - mid)))]
+
+    return target
 
 
 def write_synthetic_plant(folder: str | Path, **settings: Any) -> Path:

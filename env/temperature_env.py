@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from env.actions import ActionMode
-from env.plant import OBS_CLIP, Plant, load_plant
+from env.plant import Plant, load_plant
 from env.typed_config import build_dataclass
 
 
@@ -56,10 +56,14 @@ class TemperatureControlEnv(gym.Env):
     hold it there without touching the controls.
 
     Dynamics (see :mod:`env.plant`): ``u' = clip(u + delta)``,
-    ``T' = T + r (f(u') + offset + d - T) + noise``. By default ``r = 1``, no noise
-    and no drift: the rows are static operating points, so nothing in the data
-    identifies a lag or a noise process; both can be switched on in the spec's ``env``
-    section to train for robustness.
+    ``T' = T + r (f(e) + offset + d - T) + noise`` with ``e = u'``, or, with a dead time
+    of ``D`` moves, the setting made ``D`` moves ago (the settings in flight are part of
+    the state). For a time-ordered log (a spec with ``time``) the rate ``r`` and the
+    dead time are identified from the log (:mod:`env.dynamics`). For rows without time
+    order ``r = 1``, no dead time, no noise and no drift by default: static operating
+    points identify no lag and no noise process; a hand-set lag (``response_rate``),
+    noise and drift can be switched on in the spec's ``env`` section to train for
+    robustness.
 
     ## Action Space
 
@@ -79,7 +83,7 @@ class TemperatureControlEnv(gym.Env):
 
     ## Observation Space
 
-    `Box(shape=(k + 2,), dtype=float32)`:
+    `Box(shape=(k + 2,), dtype=float32)` for a plant without lag:
 
     | Num   | Observation                                        | Min  | Max |
     |-------|----------------------------------------------------|------|-----|
@@ -87,14 +91,27 @@ class TemperatureControlEnv(gym.Env):
     | 1     | signed distance to the band / band width (0 inside)| -10  | 10  |
     | 2..k+1| control i mapped from [lower_i, upper_i] to [-1, 1] | -1   | 1   |
 
+    A lagging plant (rate < 1 or a dead time D) adds what tells "keep, the temperature
+    is already on its way" from "move" (`Box(shape=(k + 4 + (D - 1) k,))`):
+
+    | Num   | Observation                                              | Min  | Max |
+    |-------|----------------------------------------------------------|------|-----|
+    | k+2   | settling temperature f(u) + offset, normalised as Num 0  | -10  | 10  |
+    | k+3   | its signed distance to the band / band width             | -10  | 10  |
+    | k+4.. | settings in flight but the newest (which is the current  | -10  | 10  |
+    |       | one), oldest first: current minus queued, in steps       |      |     |
+
     ## Rewards
 
     ``r = in_band_reward`` (1) when the new reading is inside the band, otherwise
     ``-(out_of_band_penalty + distance_weight * min(d / w, distance_cap))``
     (= -1 - 0.1 * min(d/w, 10)) with ``d`` the distance to the band and ``w`` its width;
     minus ``move_cost * mean_i |moved_i| / step_i`` (0.1 per full step of every
-    control), so that "keep" beats any move once inside the band; minus an optional
-    ``uncertainty_penalty * model_std / w``. With the defaults r lies in [-2.1, 1].
+    control), so that "keep" beats any move once inside the band; on a lagging plant
+    minus ``actuation_cost`` (0.5) for a move that changes any setting, so that "keep,
+    it is on its way" beats pushing again (why and why 0.5: :class:`env.spec.EnvSettings`);
+    minus an optional ``uncertainty_penalty * model_std / w``. With the defaults r lies
+    in [-2.1, 1] (in [-2.6, 1] on a lagging plant).
     Because every reading outside the band costs at least 1 and inside earns 1, each
     extra move to the band costs about 2: the return is maximised by the fewest moves.
 
@@ -102,9 +119,13 @@ class TemperatureControlEnv(gym.Env):
 
     A CSV row (its controls and measured temperature): a random valid row, the rows of
     ``start_rows`` in turn, or ``options={"row": n}``; or any state through
-    ``options={"temperature": T, "controls": {...name: value} | array}``. The row's
-    residual (measured - modelled temperature) is kept as a constant offset, so the
-    first "keep" reproduces the measured reading.
+    ``options={"temperature": T, "controls": {...name: value} | array}`` (with a dead
+    time optionally ``"pending"``: the D settings in flight, oldest first, as arrays;
+    default: nothing in flight). The row's residual (measured - modelled temperature)
+    is kept as a constant offset, so the first "keep" reproduces the measured reading.
+    With dynamics identified from a log, a row starts mid-way as logged: its reading,
+    the settings of the row before (row ``r``'s own are the operator's decision) and
+    the settings of the D rows before in flight; the offset is 0 (see :mod:`env.plant`).
 
     ## Episode End
 
@@ -150,9 +171,8 @@ class TemperatureControlEnv(gym.Env):
         plant = self.plant
         self.codec = plant.codec(self.config.action_mode)
         self.action_space = self.codec.space
-        k = plant.n_controls
-        low = np.concatenate([[-OBS_CLIP, -OBS_CLIP], -np.ones(k)]).astype(np.float32)
-        self.observation_space = spaces.Box(low=low, high=-low, dtype=np.float32)
+        low, high = plant.observation_bounds()
+        self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
         self.horizon = plant.settings.horizon
         self.control_names = plant.spec.control_names
         # Python-float copies for the per-step hot path (see Plant.reward_scalar).
@@ -167,6 +187,12 @@ class TemperatureControlEnv(gym.Env):
         self._disturbance = 0.0
         self._t = 0
         self._start_row: int | None = None
+        self._lagging = plant.lagging
+        self._dead_time = plant.dead_time
+        self._pending: list[list[float]] = []
+        """With dead time: the settings in flight, oldest first (the newest is current)."""
+        self._settle = 0.0
+        """Lagging plants: the steady state of the current settings (with the offset)."""
 
     # ------------------------------------------------------------------ helpers
     def _resolve_start_rows(self, rows: list[int] | None) -> np.ndarray | None:
@@ -182,7 +208,13 @@ class TemperatureControlEnv(gym.Env):
         position = int(np.searchsorted(data.row_numbers, csv_row))
         if position >= len(data.row_numbers) or data.row_numbers[position] != csv_row:
             raise ValueError(f"CSV row {csv_row} was dropped (missing values) or does not exist")
-        if not data.start_row_mask()[position]:
+        starts = self.plant.start_indices
+        if not np.isin(position, starts):
+            if self.plant.identified is not None:
+                raise ValueError(
+                    f"CSV row {csv_row} cannot start an episode: it needs "
+                    f"{max(self._dead_time, 1)} earlier row(s) of its segment, within the bounds"
+                )
             raise ValueError(f"CSV row {csv_row} lies outside the control bounds")
         return position
 
@@ -199,17 +231,37 @@ class TemperatureControlEnv(gym.Env):
         return np.clip(array, self.plant.lower, self.plant.upper)
 
     def _get_obs(self) -> np.ndarray:
+        if self._lagging:
+            return self.plant.observe_lagging_scalar(
+                self._temperature, self._controls, self._settle, self._pending
+            )
         return self.plant.observe_scalar(self._temperature, self._controls)
 
     def _get_info(self) -> dict[str, Any]:
         low, high = self.plant.band
-        return {
+        info = {
             "temperature": self._temperature,
             "in_band": low <= self._temperature <= high,
             "controls": dict(zip(self.control_names, self._controls, strict=True)),
             "step": self._t,
             "start_row": self._start_row,
         }
+        if self._dead_time:
+            info["in_flight"] = [list(setting) for setting in self._pending]
+        return info
+
+    def _pending_from(self, pending: Any) -> list[list[float]]:
+        """The settings in flight of ``options["pending"]`` (default: none in flight)."""
+        d, k = self._dead_time, self.plant.n_controls
+        if pending is None:
+            return [list(self._controls) for _ in range(d)]
+        array = np.asarray(pending, dtype=np.float64)
+        if array.shape != (d, k) or not np.isfinite(array).all():
+            raise ValueError(f"pending must be {d} settings of {k} finite numbers, oldest first")
+        array = np.clip(array, self.plant.lower, self.plant.upper)
+        if d:
+            array[-1] = self._controls  # the newest setting in flight is the current one
+        return array.tolist()
 
     def model_uncertainty(self) -> float:
         """Standard deviation of the model ensemble at the current controls.
@@ -232,6 +284,7 @@ class TemperatureControlEnv(gym.Env):
             self._temperature = float(options["temperature"])
             if not np.isfinite(self._temperature):
                 raise ValueError("temperature must be a finite number")
+            self._pending = self._pending_from(options.get("pending"))
             self._start_row = None
         else:
             if "row" in options:
@@ -242,10 +295,13 @@ class TemperatureControlEnv(gym.Env):
             else:
                 starts = plant.start_indices
                 index = int(starts[self.np_random.integers(len(starts))])
-            self._controls = plant.rows.controls[index].tolist()
+            self._controls = plant.start_controls(np.array([index]))[0].tolist()
             self._temperature = float(plant.rows.state[index])
+            self._pending = plant.start_pending(np.array([index]))[0].tolist()
             self._start_row = int(plant.rows.row_numbers[index])
-        self._offset = self._temperature - plant.model.predict_scalar(self._controls)
+        steady = plant.model.predict_scalar(self._controls)
+        self._offset = 0.0 if plant.identified is not None else self._temperature - steady
+        self._settle = steady + self._offset
         self._disturbance = 0.0
         self._t = 0
         return self._get_obs(), self._get_info()
@@ -274,9 +330,12 @@ class TemperatureControlEnv(gym.Env):
             self._disturbance += settings.drift_std * float(self.np_random.standard_normal())
         if settings.noise_std > 0.0:
             noise = settings.noise_std * float(self.np_random.standard_normal())
-        temperature = plant.next_temperature_scalar(
-            self._temperature, new, self._offset, self._disturbance, noise
-        )
+        if self._lagging:
+            temperature = self._lagged_step(new, noise)
+        else:
+            temperature = plant.next_temperature_scalar(
+                self._temperature, new, self._offset, self._disturbance, noise
+            )
         self._temperature = temperature
         self._controls = new
         self._t += 1
@@ -284,6 +343,19 @@ class TemperatureControlEnv(gym.Env):
         reward = plant.reward_scalar(temperature, moved, std)
         truncated = self._t >= self.horizon
         return self._get_obs(), reward, False, truncated, self._get_info()
+
+    def _lagged_step(self, new: list[float], noise: float) -> float:
+        """The next reading of a lagging plant; updates the queue and the settling value."""
+        plant = self.plant
+        if self._dead_time:
+            effective = self._pending.pop(0)
+            self._pending.append(new)
+            self._settle = plant.model.predict_scalar(new) + self._offset
+            steady = plant.model.predict_scalar(effective) + self._offset
+        else:
+            steady = self._settle = plant.model.predict_scalar(new) + self._offset
+        target = steady + self._disturbance
+        return self._temperature + plant.rate * (target - self._temperature) + noise
 
     def render(self) -> str | None:  # type: ignore[override]  # ansi: text, not a frame
         if self.render_mode != "ansi":

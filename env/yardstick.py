@@ -1,5 +1,11 @@
 """The yardstick: every start row's fewest moves, computed once and saved as plain data.
 
+"Moves" is the move from which the temperature is in the band and stays there (on a
+plant without inertia: the first reading inside, since holding keeps it there; on a
+lagging plant see :mod:`env.lagged_planner`). Each row also records its plan's
+*actuations*, the moves that change a setting. With a dead time the rows start with the
+logged settings in flight (:meth:`env.plant.Plant.start_pending`).
+
 Trained policies are measured against the planner's move counts on the same rows.
 Planning all rows takes seconds, so an experiment computes it once and everything
 after (trials, evaluation, report, a resumed run) loads it. A saved yardstick is only
@@ -37,9 +43,11 @@ from env.files import write_json_atomic
 from env.planner import DEFAULT_BUDGET, Plan, plan_rows
 from env.plant import Plant
 
-YARDSTICK_FORMAT = "planner-yardstick/1"
+YARDSTICK_FORMAT = "planner-yardstick/2"
+"""/2: moves count until the temperature stays in the band, plans may move after that
+(lagging plants), and each row records its actuations."""
 YARDSTICK_FILE = "yardstick.json"
-"""File name of a saved yardstick inside an experiment folder."""
+"""File name of a saved yardstick (discrete moves) inside an experiment folder."""
 REWARD_ONLY_SETTINGS = frozenset(
     {
         "in_band_reward",
@@ -47,11 +55,25 @@ REWARD_ONLY_SETTINGS = frozenset(
         "distance_weight",
         "distance_cap",
         "move_cost",
+        "actuation_cost",
         "uncertainty_penalty",
     }
 )
 """Env settings that change rewards but never a plan: left out of the key."""
 PLANNING_MODES = ("discrete", "continuous")
+
+
+def planning_mode(action_mode: str) -> str:
+    """The planner's mode for an action mode: ``discrete`` and ``discrete_flat`` are
+    the same decision (whole steps), ``continuous`` moves any fraction of a step."""
+    return "continuous" if action_mode == "continuous" else "discrete"
+
+
+def yardstick_filename(mode: str) -> str:
+    """File name of the yardstick of planning ``mode`` in an experiment folder."""
+    if mode not in PLANNING_MODES:
+        raise ValueError(f"mode must be one of {PLANNING_MODES}, got {mode!r}")
+    return YARDSTICK_FILE if mode == "discrete" else f"yardstick_{mode}.json"
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,8 @@ class YardstickSummary:
     """Over solvable rows; None when no row is solvable."""
     max_moves: int | None
     seconds: float
+    mean_actuations: float | None = None
+    """Moves that change a setting, over solvable rows; None when none is solvable."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -105,6 +129,33 @@ class Yardstick:
     def solvable(self) -> np.ndarray:
         return ~np.isnan(self.moves)
 
+    def select(self, rows: np.ndarray) -> Yardstick:
+        """The results of ``rows`` (data-array indices), in that order.
+
+        Trials evaluate on a seeded subset of the start rows, ``evaluate`` on all of
+        them: both read their rows out of the one yardstick of the experiment. A row
+        the yardstick does not hold is a ``KeyError`` (it was planned for other rows).
+        """
+        position = {int(row): i for i, row in enumerate(self.rows)}
+        try:
+            index = np.array([position[int(row)] for row in np.asarray(rows)], dtype=np.intp)
+        except KeyError as exc:
+            raise KeyError(f"row {exc.args[0]} is not in this yardstick") from None
+        return dataclasses.replace(
+            self,
+            rows=self.rows[index],
+            csv_rows=self.csv_rows[index],
+            moves=self.moves[index],
+            exact=self.exact[index],
+            methods=tuple(self.methods[i] for i in index),
+            deltas=tuple(self.deltas[i] for i in index),
+        )
+
+    @property
+    def actuations(self) -> np.ndarray:
+        """Per row, the plan's moves that change a setting."""
+        return np.array([_actuations(d) for d in self.deltas], np.int64)
+
     def summary(self) -> YardstickSummary:
         solvable = self.solvable
         return YardstickSummary(
@@ -114,6 +165,7 @@ class Yardstick:
             mean_moves=float(self.moves[solvable].mean()) if solvable.any() else None,
             max_moves=int(self.moves[solvable].max()) if solvable.any() else None,
             seconds=float(self.seconds),
+            mean_actuations=(float(self.actuations[solvable].mean()) if solvable.any() else None),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +182,7 @@ class Yardstick:
                     "moves": None if np.isnan(moves) else int(moves),
                     "exact": bool(exact),
                     "method": method,
+                    "actuations": _actuations(deltas),
                     "deltas": deltas.tolist(),
                 }
                 for row, csv_row, moves, exact, method, deltas in zip(
@@ -165,6 +218,13 @@ class Yardstick:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(source, f"malformed planner yardstick ({exc})") from exc
+
+
+def _actuations(deltas: np.ndarray) -> int:
+    """Moves of a plan that change a setting (a plan of no moves has none)."""
+    if deltas.size == 0:
+        return 0
+    return int(np.any(deltas.reshape(len(deltas), -1) != 0.0, axis=1).sum())
 
 
 def _sha256_json(value: Any) -> str:
@@ -207,7 +267,12 @@ def compute_yardstick(
     index = plant.start_indices if rows is None else np.asarray(rows, dtype=np.intp)
     start = time.perf_counter()
     plans: list[Plan] = plan_rows(
-        plant, data.state[index], data.controls[index], mode, budget=budget
+        plant,
+        data.state[index],
+        plant.start_controls(index),
+        mode,
+        budget=budget,
+        pending=plant.start_pending(index),
     )
     seconds = time.perf_counter() - start
     return Yardstick(
@@ -245,6 +310,19 @@ def load_yardstick(path: str | Path, expected: YardstickKey | None = None) -> Ya
             f"these inputs are {expected.describe()}: plan again",
         )
     return yardstick
+
+
+def matching_yardstick(
+    path: str | Path | None, plant: Plant, mode: str, budget: int = DEFAULT_BUDGET
+) -> Yardstick | None:
+    """The yardstick saved at ``path`` if it was planned on exactly this plant and mode;
+    None if there is none, or it is stale or unreadable (the caller then plans)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return load_yardstick(path, yardstick_key(plant, mode, budget))
+    except InputError:
+        return None
 
 
 def ensure_yardstick(

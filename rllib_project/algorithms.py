@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from env import ENV_ID
 from rllib_project.registration import register
+from rllib_project.shape_defaults import derived_settings
 
 if TYPE_CHECKING:
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
@@ -62,11 +63,21 @@ def allowed_model_keys() -> frozenset[str]:
 
 
 def build_algorithm_config(trial: TrialConfig) -> AlgorithmConfig:
-    """RLlib config of one trial: the algorithm file's settings on the trial's resources."""
+    """RLlib config of one trial: the algorithm file's settings, over the defaults the
+    plant's shape gives (:mod:`rllib_project.shape_defaults`), on the trial's resources."""
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
+    from rllib_project.torch_seeding import use_light_torch_seeding
+
     register()
+    use_light_torch_seeding()  # seconds less set-up per trial (see there)
     settings, resources = trial.algorithm, trial.resources
+    training, model = dict(settings.training), dict(settings.model)
+    shape = trial.plant.shape
+    if shape is not None:  # the YAML's own values win over the shape's
+        derived = derived_settings(settings.algorithm, shape)
+        training = {**derived.training, **training}
+        model = {**derived.model, **model}
     config = (
         algorithm_config_class(settings.algorithm)()
         .environment(ENV_ID, env_config=dataclasses.asdict(trial.env_config))
@@ -79,11 +90,32 @@ def build_algorithm_config(trial: TrialConfig) -> AlgorithmConfig:
         )
         .learners(num_learners=0, num_cpus_per_learner=resources.main_cpus)
         .resources(num_cpus_for_main_process=resources.main_cpus)  # type: ignore[arg-type]
-        .training(**settings.training)
-        .rl_module(model_config=DefaultModelConfig(**settings.model))
+        .training(**training)
+        .rl_module(model_config=DefaultModelConfig(**model))
         .debugging(seed=trial.seed, log_level="WARN")
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
+    if settings.algorithm == "DQN" and settings.action_mode == "discrete":
+        use_branching_q(config)
     # Restart crashed env runners in place; a crashed trial is restarted by Tune.
     config.fault_tolerance(restart_failed_env_runners=True)
     return config
+
+
+def use_branching_q(config: AlgorithmConfig) -> None:
+    """DQN over ``MultiDiscrete([3] * k)``: one Q-head per control instead of one
+    output per combination of moves (:mod:`rllib_project.branching_q`)."""
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from rllib_project.branching_q import (
+        BranchingQCatalog,
+        BranchingQTorchLearner,
+        BranchingQTorchRLModule,
+    )
+
+    config.rl_module(
+        rl_module_spec=RLModuleSpec(
+            module_class=BranchingQTorchRLModule, catalog_class=BranchingQCatalog
+        )
+    )
+    config.learners(learner_class=BranchingQTorchLearner)

@@ -169,7 +169,7 @@ def _advice_columns(advice: AdviceBatch) -> list[list[str]]:
     else:
         shown = [""] * len(advice)
     inside = advice.support.inside.tolist()
-    noted = advice.out_of_bounds.any(axis=1) | advice.disagrees
+    noted = advice.out_of_bounds.any(axis=1) | advice.disagrees | advice.on_its_way
     if path.rolled_out:
         noted |= ~advice.in_band & (path.moves_to_band < 0)
     columns += [

@@ -45,6 +45,12 @@ class CheckpointInfo:
     training_iteration: int
     evaluation: PolicyMetrics | None
     """The evaluation of the saved weights (None if not evaluated yet)."""
+    yardstick: str | None = None
+    """The experiment's saved yardstick for this action mode (``evaluate`` and the report
+    replay it instead of planning again; planned afresh if missing or stale)."""
+    wall_time_s: float = 0.0
+    """Wall time the trial had used when it saved this checkpoint (a restored trial
+    goes on counting from here against its wall-time budget)."""
 
     def write(self, checkpoint_dir: Path) -> Path:
         return write_json_atomic(checkpoint_dir / POLICY_METADATA, json_safe(asdict(self)))
@@ -79,6 +85,8 @@ class LoadedPolicy:
     dataset: str = ""
     """The dataset's name in its experiment (empty for a checkpoint or export given
     directly: then there is one plant)."""
+    yardstick: Path | None = None
+    """The experiment's saved yardstick of this dataset and action mode, if known."""
 
 
 def read_manifest(experiment_dir: Path) -> Manifest:
@@ -125,7 +133,23 @@ def load_checkpoint_policy(
         act=_LazyCheckpointActor(checkpoint, codec),
         source=checkpoint,
         dataset=dataset,
+        yardstick=saved_yardstick(checkpoint, info, dataset),
     )
+
+
+def saved_yardstick(checkpoint: Path, info: CheckpointInfo, dataset: str = "") -> Path | None:
+    """The experiment's yardstick file of a checkpoint: where the trial recorded it, or,
+    for an experiment folder moved since, in its dataset's folder
+    (``<experiment>/datasets/<dataset>/`` beside ``<experiment>/<trial>/<checkpoint>``).
+    Whether it still fits is checked on use."""
+    from env.yardstick import planning_mode, yardstick_filename
+    from rllib_project.preparation import dataset_dir
+
+    name = yardstick_filename(planning_mode(info.action_mode))
+    candidates = [Path(info.yardstick)] if info.yardstick else []
+    if dataset:
+        candidates.append(dataset_dir(checkpoint.parent.parent, dataset) / name)
+    return next((path for path in candidates if path.is_file()), None)
 
 
 class _LazyCheckpointActor:

@@ -12,6 +12,7 @@ Subcommands (``rllib-project <command> --help`` for each):
 * ``export CHECKPOINT DIR``: write a Ray-free policy;
 * ``serve SOURCE``: advice over HTTP on Ray Serve, until Ctrl-C;
 * ``report DIR``: Markdown report with plots;
+* ``backtest SOURCE``: a policy's advice vs the operator and time in band vs the log;
 * ``demo``: the README's main job (fit, tune, report) on the sample data.
 
 Mistakes in user input end with one line on stderr and exit code 2, never a traceback.
@@ -41,7 +42,7 @@ DEFAULT_EXPERIMENT = Path(__file__).resolve().parent.parent / "tune_configs" / "
 def _fit(args: argparse.Namespace) -> int:
     from rllib_project.fitting import fit_command
 
-    return fit_command(Path(args.spec), None if args.out is None else Path(args.out))
+    return fit_command(Path(args.spec), None if args.out is None else Path(args.out), args.json)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -114,6 +115,7 @@ def _recommend(args: argparse.Namespace) -> int:
         print(summary.describe())
         return 0
     plant = advisor.plant
+    pending = None
     if args.state is not None:
         temperature, controls = parse_state(args.state, plant)
     else:
@@ -122,7 +124,12 @@ def _recommend(args: argparse.Namespace) -> int:
         if position >= len(data.row_numbers) or data.row_numbers[position] != args.row:
             raise InputError("--row", f"CSV data row {args.row} does not exist or was dropped")
         temperature, controls = float(data.state[position]), data.controls[position]
-    advice = advisor.recommend(temperature, controls)
+        if plant.identified is not None and np.isin(position, plant.start_indices):
+            # a time-ordered log: the state before row N's decision, as logged (the
+            # settings of the row before, those of the dead time before still in flight)
+            index = np.array([position])
+            controls, pending = plant.start_controls(index)[0], plant.start_pending(index)[0]
+    advice = advisor.recommend(temperature, controls, pending)
     if args.json:
         print(
             json.dumps(json_safe(advice.to_dict()), indent=1, allow_nan=False, ensure_ascii=False)
@@ -207,15 +214,25 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from rllib_project.backtest import format_backtest, format_json, run_backtest
+
+    folder = None if args.out is None else Path(args.out)
+    result = run_backtest(args.source, folder, args.dataset)
+    print(format_json(result) if args.json else format_backtest(result))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from rllib_project.evaluate import evaluate_source, format_evaluation
     from rllib_project.report import build_report
     from rllib_project.tuning import run_tune
 
     experiment_dir = run_tune(Path(args.experiment), args.address)
-    print()
+    print("\nevaluating the best checkpoint of each algorithm on every row ...", flush=True)
     print(format_evaluation(evaluate_source(experiment_dir)))
-    print(f"\nreport: {build_report(experiment_dir)}")
+    print("\nwriting the report (plots) ...", flush=True)
+    print(f"report: {build_report(experiment_dir)}")
     return 0
 
 
@@ -236,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="validate a dataset and fit its process model")
     fit.add_argument("spec", help="dataset spec YAML (e.g. data/sample_spec.yaml)")
     fit.add_argument("--out", help="model JSON to write (default: <spec>.model.json)")
+    fit.add_argument(
+        "--json", action="store_true", help="print the chosen model and dynamics as JSON"
+    )
     fit.set_defaults(handler=_fit)
 
     plan = commands.add_parser("plan", help="fewest moves into the band for every row")
@@ -333,6 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="Markdown report with plots for an experiment")
     report.add_argument("experiment", help="experiment folder (holding best.json)")
     report.set_defaults(handler=_report)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay the time-ordered log: advice vs the operator, time in band vs the policy",
+    )
+    backtest.add_argument("source", help="experiment, checkpoint or export folder ('best')")
+    backtest.add_argument("--json", action="store_true", help="print JSON instead of text")
+    backtest.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for backtest.md and backtest.png "
+        "(default: <experiment>/backtest, or ./backtest_<name> for a checkpoint or export)",
+    )
+    _dataset_option(backtest, PICK_DATASET)
+    backtest.set_defaults(handler=_backtest)
 
     demo = commands.add_parser(
         "demo", help="the main job: tune PPO/SAC/DQN on the sample data, evaluate, report"

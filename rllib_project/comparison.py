@@ -237,6 +237,8 @@ def budget_statement(stop: StopSettings) -> str:
     text = f"Every trial had the same budget, {' or '.join(limits)}; that is {kind}."
     if stop.success_rate is not None:
         moves = "" if stop.moves_ratio is None else f" in at most {stop.moves_ratio:g}x its moves"
+        if stop.actuations_ratio is not None:
+            moves += f" with at most {stop.actuations_ratio:g}x its setting changes"
         text += (
             f" A trial stopped early once its evaluation solved {stop.success_rate:.0%} of the "
             f"rows the planner solves{moves} (the target)."

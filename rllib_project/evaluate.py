@@ -4,8 +4,12 @@ Every policy runs greedily from **every** valid row of the CSV; next to it the e
 optimal planner, the greedy one-step look-ahead, do-nothing and random, in the same
 action mode family (discrete / continuous; ``discrete_flat`` is the same decision as
 ``discrete``). ``moves/opt`` is the policy's total moves to band divided by the
-planner's over the rows both solve: 1.00 is optimal. An experiment with several
-datasets gets one such table per dataset (``--dataset NAME``: one of them).
+planner's over the rows both solve: 1.00 is optimal. ``moves`` counts until the
+temperature is in the band and stays there (on a lagging plant, passing through does
+not count). ``actuations`` is the mean number of moves that change a setting per start
+(an operator's interventions), ``act/opt`` their total divided by the planner's over
+the rows it solves: a policy that saws at the valves shows here. An experiment with
+several datasets gets one such table per dataset (``--dataset NAME``: one of them).
 
 For an experiment folder it also gives the comparison over all its runs (every seed,
 not only the best checkpoints): IQM and mean with 95% bootstrap intervals, the
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from typing import Any
 from env.baselines import FunctionPolicy, baseline_policies
 from env.evaluation import Rollouts
 from env.files import json_safe
+from env.yardstick import matching_yardstick, planning_mode
 from rllib_project.checkpoints import (
     LoadedPolicy,
     is_experiment,
@@ -48,6 +54,8 @@ COLUMNS = (
     Column("of solvable", lambda m: m.success_rate_solvable, "{:.1%}"),
     Column("moves", lambda m: m.mean_moves_to_band, "{:.2f}"),
     Column("moves/opt", lambda m: m.moves_ratio, "{:.2f}"),
+    Column("actuations", lambda m: m.mean_actuations, "{:.2f}"),
+    Column("act/opt", lambda m: m.actuations_ratio, "{:.2f}"),
     Column("in band", lambda m: m.time_in_band, "{:.1%}"),
     Column("return", lambda m: m.mean_return, "{:.1f}"),
 )
@@ -68,10 +76,13 @@ class EvaluationRow:
     source: str = ""
     dataset: str = ""
     """The dataset's name in the experiment (empty for a single checkpoint or export)."""
+    proven_minimal: float | None = None
+    """The planner's row: share of rows whose fewest moves are proven minimal."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-safe data: a NaN or infinite metric (nothing to average, or no
         finite ratio) becomes None, since JSON has no NaN or Infinity."""
+        extra = {} if self.proven_minimal is None else {"proven_minimal": self.proven_minimal}
         return json_safe(
             {
                 "dataset": self.dataset,
@@ -80,6 +91,7 @@ class EvaluationRow:
                 "action_mode": self.action_mode,
                 "source": self.source,
                 **self.metrics.to_dict(),
+                **extra,
             }
         )
 
@@ -121,6 +133,23 @@ def format_evaluation(evaluation: Evaluation) -> str:
     return "\n\n".join(parts)
 
 
+def policy_scorer(policy: LoadedPolicy) -> PlantScorer:
+    """A scorer over every start row, replaying the experiment's saved yardstick when
+    it fits the policy's plant (else planning, with a line on stderr: it can take a
+    while on deep plants, and stdout may be JSON)."""
+    plant = policy.plant
+    mode = planning_mode(policy.action_mode)
+    yardstick = matching_yardstick(policy.yardstick, plant, mode)
+    if yardstick is None:
+        print(
+            f"planning {len(plant.start_indices)} rows ({mode} moves) for {policy.name}: "
+            "no saved yardstick fits its plant ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    return PlantScorer(plant, policy.action_mode, plant.start_indices, yardstick)
+
+
 def evaluate_policies(policies: list[LoadedPolicy], seed: int = 0) -> list[EvaluationRow]:
     """Per dataset: its trained policies first, then the baselines of each action-mode
     family used there."""
@@ -138,8 +167,7 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
     scorers: dict[str, PlantScorer] = {}
     dataset = policies[0].dataset
     for policy in policies:
-        plant = policy.plant
-        scorer = PlantScorer(plant, policy.action_mode, plant.start_indices)
+        scorer = policy_scorer(policy)
         scorers.setdefault(mode_family(policy.action_mode), scorer)
         result = scorer.rollouts(_as_batch_policy(policy))
         rows.append(
@@ -158,6 +186,7 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
             result = (
                 scorer.planner_rollouts if baseline.name == "planner" else scorer.rollouts(baseline)
             )
+            proven = float(scorer.planner.exact.mean()) if baseline.name == "planner" else None
             rows.append(
                 EvaluationRow(
                     f"{baseline.name}",
@@ -166,6 +195,7 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
                     scorer.metrics(result),
                     result,
                     dataset=dataset,
+                    proven_minimal=proven,
                 )
             )
     return rows
@@ -201,10 +231,16 @@ def format_table(rows: list[EvaluationRow], markdown: bool = False) -> str:
             value = column.value(row.metrics)
             cells.append(fmt_cell(column.fmt, value))
         body.append(cells)
+    notes = [
+        f"planner ({row.action_mode}): fewest moves proven minimal on "
+        f"{row.proven_minimal:.1%} of the rows"
+        for row in rows
+        if row.proven_minimal is not None
+    ]
     if markdown:
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return "\n".join(lines)
+        return "\n".join([*lines, *(["", *notes] if notes else [])])
     widths = [max(len(r[i]) for r in [headers, *body]) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:
@@ -213,4 +249,4 @@ def format_table(rows: list[EvaluationRow], markdown: bool = False) -> str:
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body)])
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, body), *notes])

@@ -43,7 +43,7 @@ SEARCH_SPACE_SECTIONS = ("training", "env_runners", "model")
 ALLOWED_ACTION_MODES: dict[str, tuple[str, ...]] = {
     "PPO": ("discrete", "continuous"),
     "SAC": ("continuous",),
-    "DQN": ("discrete_flat",),
+    "DQN": ("discrete", "discrete_flat"),  # discrete: one Q-head per control
 }
 # Derived from the cluster by the runner (see resources.py), never set per algorithm.
 RESOURCE_KEYS = (
@@ -68,12 +68,16 @@ class StopSettings:
     training_iterations: int | None = None
     env_steps: int | None = None
     wall_time_s: float | None = None
-    """Training time of the trial (Tune's time_total_s), seconds."""
+    """Wall time of each trial in seconds, set-up and evaluation included (the trial
+    stops before an iteration that would end past it)."""
     success_rate: float | None = None
     """Target: stop once the evaluation success rate over the rows the planner can
     solve reaches this (0..1) ..."""
     moves_ratio: float | None = None
-    """... and, if given, the moves to band are at most this many times the planner's."""
+    """... and, if given, the moves to band are at most this many times the planner's ..."""
+    actuations_ratio: float | None = None
+    """... and, if given, the setting changes at most this many times the planner's
+    (for lagging plants, where a policy can arrive in time but saw at the valves)."""
 
     def __post_init__(self) -> None:
         for name in ("training_iterations", "env_steps", "wall_time_s"):
@@ -84,6 +88,10 @@ class StopSettings:
             raise ValueError(f"stop.success_rate must be in (0, 1], got {self.success_rate}")
         if self.moves_ratio is not None and (self.success_rate is None or self.moves_ratio < 1):
             raise ValueError("stop.moves_ratio must be >= 1 and goes with stop.success_rate")
+        if self.actuations_ratio is not None and (
+            self.success_rate is None or not self.actuations_ratio > 0
+        ):
+            raise ValueError("stop.actuations_ratio must be > 0 and goes with stop.success_rate")
         if all(getattr(self, f.name) is None for f in dataclasses.fields(self)):
             raise ValueError("stop needs at least one limit (e.g. training_iterations)")
 

@@ -1,8 +1,9 @@
 """``rllib-project export``: turn a checkpoint into a Ray-free, pickle-free policy.
 
 The policy path of the RLModule (encoder + policy head; for DQN encoder + advantage
-head) is read layer by layer into plain arrays, described in ``policy.json`` and saved
-as ``weights.npz`` (see :mod:`rllib_project.policy` for the folder layout); the
+head, one block per control for the branching Q-network) is read layer by layer into
+plain arrays, described in ``policy.json`` and saved as ``weights.npz`` (see
+:mod:`rllib_project.policy` for the folder layout); the
 training rows' data support (:mod:`env.support`) goes into ``support.npz``. Before the
 folder is moved into place, the exported network is loaded back the way a user would
 load it and its greedy actions are compared with the checkpoint's on a batch of
@@ -28,12 +29,14 @@ from env.support import fit_data_support
 from rllib_project.checkpoints import LoadedPolicy, load_checkpoint_policy
 from rllib_project.policy import (
     CHECKSUM_FILE,
-    EXPORT_FORMAT,
     HASHED_FILES,
+    OBSERVATION_KEY,
     POLICY_FILE,
     SUPPORT_FILE,
     WEIGHTS_FILE,
+    export_format,
     load_policy,
+    observation_layout,
     sha256_file,
 )
 
@@ -95,6 +98,8 @@ def _output(policy: LoadedPolicy, module: Any) -> dict[str, Any]:
     if policy.algorithm == "DQN":
         if getattr(module, "num_atoms", 1) != 1 or getattr(module, "uses_noisy", False):
             raise InputError("checkpoint", "only non-distributional, non-noisy DQN is exported")
+        if mode == "discrete":  # one dueling head per control (rllib_project.branching_q)
+            return {"kind": "q_branching", "sizes": [3] * policy.codec.n_controls}
         return {"kind": "q_dueling"}
     if mode == "discrete":
         return {"kind": "multi_categorical", "sizes": [3] * policy.codec.n_controls}
@@ -111,15 +116,18 @@ def _output(policy: LoadedPolicy, module: Any) -> dict[str, Any]:
 
 
 def _check_observations(policy: LoadedPolicy, count: int = 512) -> np.ndarray:
-    """Observations to compare on: the CSV's rows plus random points of the space."""
+    """Observations to compare on: the CSV's start rows (with their settings in
+    flight) plus random points of the space."""
     plant = policy.plant
     rng = np.random.default_rng(0)
-    space_low = np.concatenate([[-3.0, -3.0], -np.ones(plant.n_controls)])
-    rows = (
-        plant.observe(plant.rows.state, plant.rows.controls)
-        if plant.data is not None
-        else np.zeros((0, len(space_low)))
-    )
+    space_low = np.maximum(plant.observation_bounds()[0], -3.0)
+    if plant.data is not None:
+        index = plant.start_indices
+        rows = plant.observe(
+            plant.rows.state[index], plant.start_controls(index), plant.start_pending(index)
+        )
+    else:
+        rows = np.zeros((0, len(space_low)))
     random_obs = rng.uniform(space_low, -space_low, size=(count, len(space_low)))
     return np.concatenate(
         [
@@ -142,7 +150,7 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
     head_layers, head_weights = _layers(module, (head,))
     plant = policy.plant
     metadata = {
-        "format": EXPORT_FORMAT,
+        "format": export_format(plant),
         "algorithm": policy.algorithm,
         "action_mode": policy.action_mode,
         "network": {"layers": layers + head_layers, "output": _output(policy, module)},
@@ -153,6 +161,7 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
             "upper": plant.upper.tolist(),
             "temperature_scale": plant.temperature_scale,
         },
+        OBSERVATION_KEY: observation_layout(plant),
         "control_names": list(plant.spec.control_names),
         "state": plant.spec.state,
         "band": list(plant.band),

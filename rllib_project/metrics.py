@@ -31,13 +31,21 @@ __all__ = [
     "EVALUATION_SECONDS",
     "NODE_ID",
     "NUM_ENV_STEPS_SAMPLED_LIFETIME",
+    "ROWS_PLANNED",
     "SCORE",
+    "SETUP_SECONDS",
+    "START_SECONDS",
+    "STEP_WALL_SECONDS",
     "TIME_THIS_ITER_S",
     "TIME_TOTAL_S",
     "TRAINING_ITERATION",
+    "TRIAL",
+    "TRIAL_WALL_S",
+    "WALL_SECONDS",
     "env_steps",
     "evaluation_metric",
     "evaluation_of",
+    "trial_wall_seconds",
 ]
 
 EVALUATION = "evaluation"
@@ -56,6 +64,27 @@ ACTION_MODE = "action_mode"
 """... its action mode ..."""
 NODE_ID = "node_id"
 """... and the Ray node it ran on."""
+
+TRIAL = "trial"
+"""Sub-dict of every result: the trial's own wall clock and set-up (the keys below).
+Tune's ``time_total_s`` counts only the time inside training iterations; these count
+everything the trial's process did, which is what a wall-time budget means."""
+WALL_SECONDS = "wall_s"
+"""Inside ``trial``: wall time since the trial's process began loading the code
+(loading, set-up, iterations, evaluations, checkpoints), carried over a restore."""
+STEP_WALL_SECONDS = "step_wall_s"
+"""Inside ``trial``: wall time since the previous result (one iteration with its
+evaluation and the checkpoint saved after the previous one)."""
+START_SECONDS = "start_s"
+"""Inside ``trial``: seconds the trial's process took to load the code (RLlib, torch)
+before its set-up began."""
+SETUP_SECONDS = "setup_s"
+"""Inside ``trial``: seconds the trial's set-up took (plant, yardstick, algorithm)."""
+ROWS_PLANNED = "rows_planned"
+"""Inside ``trial``: start rows the trial's process planned itself; 0 when it replayed
+the experiment's saved yardstick, as it should."""
+TRIAL_WALL_S = f"{TRIAL}/{WALL_SECONDS}"
+"""The trial's wall time as a flattened key (``progress.csv``, Tune columns)."""
 
 ENV_STEPS = f"{ENV_RUNNER_RESULTS}/{NUM_ENV_STEPS_SAMPLED_LIFETIME}"
 """Env steps sampled so far, as a flattened key (``progress.csv``, Tune columns)."""
@@ -77,6 +106,14 @@ SCORE = evaluation_metric("score")
 def env_steps(result: Mapping[str, Any]) -> int:
     """Env steps sampled so far, from a (nested) trial result; 0 before the first."""
     return int(result.get(ENV_RUNNER_RESULTS, {}).get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0))
+
+
+def trial_wall_seconds(result: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(wall time so far, wall time of the last step) from a nested result, if any."""
+    values = result.get(TRIAL)
+    if not isinstance(values, Mapping) or WALL_SECONDS not in values:
+        return None
+    return float(values[WALL_SECONDS]), float(values.get(STEP_WALL_SECONDS, 0.0))
 
 
 def evaluation_of(result: Mapping[str, Any]) -> PolicyMetrics | None:

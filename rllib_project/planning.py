@@ -28,6 +28,7 @@ def format_summary(summary: YardstickSummary) -> str:
     share = summary.exact / summary.rows if summary.rows else 0.0
     mean = "-" if summary.mean_moves is None else f"{summary.mean_moves:.2f}"
     largest = "-" if summary.max_moves is None else str(summary.max_moves)
+    actuations = "-" if summary.mean_actuations is None else f"{summary.mean_actuations:.2f}"
     return "\n".join(
         [
             f"rows        {summary.rows}",
@@ -35,6 +36,7 @@ def format_summary(summary: YardstickSummary) -> str:
             f"exact       {summary.exact} ({share:.1%} proven minimal)",
             f"mean moves  {mean}",
             f"max moves   {largest}",
+            f"actuations  {actuations} (mean moves that change a setting)",
             f"seconds     {summary.seconds:.2f}",
         ]
     )

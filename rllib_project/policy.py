@@ -26,8 +26,19 @@ only trusted people can write.) This module needs numpy and torch, never Ray::
         print(control.name, control.direction, control.amount, control.new)
     print(advice.support.inside, advice.warning)
 
+Plants with inertia (a lag and dead time identified from a time-ordered log, or a
+hand-set lag) have a longer observation: the settling temperature and the settings in
+flight (:meth:`env.plant.Plant.observe`). ``policy.json`` records the observation's
+layout and dynamics, and loading checks that the plant rebuilt from the export builds
+exactly that observation and that the network takes it: a policy trained with the lag
+never runs without it. To :meth:`ExportedPolicy.recommend` on a plant with a dead time,
+pass the settings in flight (``pending``), or nothing in flight is assumed.
+
 Format history: ``plant-policy/1`` had no ``support.npz``; such folders are refused
 with a request to export again (the checkpoint is unchanged, only the export is new).
+``plant-policy/3`` is written for lagging plants (``/2`` otherwise, unchanged), so that
+a version of this code that does not know the longer observation refuses the export
+instead of dropping the lag.
 """
 
 from __future__ import annotations
@@ -48,16 +59,42 @@ from env.plant import Plant
 from env.spec import DatasetSpec, EnvSettings
 from env.support import DataSupport
 from env.typed_config import build_dataclass
-from rllib_project.recommendation import Advisor, Recommendation
+from rllib_project.recommendation import Advisor, Recommendation, state_from_mapping
 
 EXPORT_FORMAT = "plant-policy/2"
+LAGGING_EXPORT_FORMAT = "plant-policy/3"
+"""Exports of lagging plants (their observation is longer, see the module docstring)."""
+READABLE_FORMATS = (EXPORT_FORMAT, LAGGING_EXPORT_FORMAT)
+OBSERVATION_KEY = "observation"
 POLICY_FILE = "policy.json"
 WEIGHTS_FILE = "weights.npz"
 SUPPORT_FILE = "support.npz"
 CHECKSUM_FILE = "checksums.json"
 HASHED_FILES = (POLICY_FILE, WEIGHTS_FILE, PROCESS_MODEL_FILE, SUPPORT_FILE)
 ACTIVATIONS = ("tanh", "relu", "silu", "elu", "sigmoid", "layernorm")
-OUTPUT_KINDS = ("categorical", "multi_categorical", "gaussian", "squashed_gaussian", "q_dueling")
+OUTPUT_KINDS = (
+    "categorical",
+    "multi_categorical",
+    "gaussian",
+    "squashed_gaussian",
+    "q_dueling",
+    "q_branching",
+)
+
+
+def export_format(plant: Plant) -> str:
+    """The format an export of ``plant`` is written in."""
+    return LAGGING_EXPORT_FORMAT if plant.lagging else EXPORT_FORMAT
+
+
+def observation_layout(plant: Plant) -> dict[str, Any]:
+    """What ``policy.json`` records about the observation (checked when loading)."""
+    return {
+        "size": plant.observation_size,
+        "rate": plant.rate,
+        "dead_time": plant.dead_time,
+        "in_flight_entries": plant.in_flight_features,
+    }
 
 
 def sha256_file(path: Path) -> str:
@@ -141,7 +178,8 @@ class PolicyNetwork:
         kind = self.output["kind"]
         if kind in ("categorical", "q_dueling"):  # dueling: argmax Q = argmax advantage
             return out.argmax(dim=-1).numpy().astype(np.int64)
-        if kind == "multi_categorical":
+        if kind in ("multi_categorical", "q_branching"):
+            # branching dueling Q: argmax of each control's Q = argmax of its advantages
             sizes = self.output["sizes"]
             parts = self.torch.split(out, sizes, dim=-1)
             return np.stack([p.argmax(dim=-1).numpy() for p in parts], axis=-1).astype(np.int64)
@@ -173,9 +211,18 @@ class ExportedPolicy:
     def advisor(self) -> Advisor:
         return Advisor(self.name, self.plant, self.codec, self.act, self.support)
 
-    def recommend(self, state: Mapping[str, float]) -> Recommendation:
-        """What to do with each control, from ``{column name: value}`` of one reading."""
-        return self.advisor.recommend_state(state)
+    def recommend(
+        self, state: Mapping[str, float], pending: np.ndarray | None = None
+    ) -> Recommendation:
+        """What to do with each control, from ``{column name: value}`` of one reading
+        (``pending``: with a dead time, the settings in flight, (dead_time, k), oldest
+        first; default: nothing in flight)."""
+        if pending is None:
+            return self.advisor.recommend_state(state)
+        temperature, controls = state_from_mapping(state, self.plant)
+        return self.advisor.advise(
+            np.array([temperature]), controls[None], pending=np.asarray(pending)[None]
+        ).recommendation(0)
 
 
 def _read_policy_json(folder: Path) -> dict[str, Any]:
@@ -186,12 +233,32 @@ def _read_policy_json(folder: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"unreadable ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE_FORMATS:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise InputError(
-            path, f"format {found!r} is not {EXPORT_FORMAT}: export the checkpoint again"
+            path,
+            f"format {found!r} is not {' or '.join(READABLE_FORMATS)}: export the checkpoint again",
         )
     return meta
+
+
+def _check_observation(folder: Path, meta: dict[str, Any], plant: Plant, network: Any) -> None:
+    """The rebuilt plant must build the observation the policy was trained on."""
+    recorded = meta.get(OBSERVATION_KEY)
+    expected = observation_layout(plant)
+    if recorded is not None and recorded != expected:
+        raise InputError(
+            folder / POLICY_FILE,
+            f"the export's observation ({recorded}) differs from what its plant builds "
+            f"({expected}): export the checkpoint again",
+        )
+    first = next((layer for layer in network.layers if layer[0] == "linear"), None)
+    if first is not None and int(first[1].shape[1]) != plant.observation_size:
+        raise InputError(
+            folder / POLICY_FILE,
+            f"the network takes {int(first[1].shape[1])} observation entries but the plant "
+            f"builds {plant.observation_size}: export the checkpoint again",
+        )
 
 
 def load_policy(folder: str | Path) -> ExportedPolicy:
@@ -218,6 +285,7 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     )
     codec = plant.codec(meta["action_mode"])
     network = PolicyNetwork(meta["network"]["layers"], weights, meta["network"]["output"])
+    _check_observation(folder, meta, plant, network)
     with np.load(folder / SUPPORT_FILE, allow_pickle=False) as archive:
         support_arrays = {name: archive[name] for name in archive.files}
     support = DataSupport.from_arrays(support_arrays, spec.control_names, folder / SUPPORT_FILE)

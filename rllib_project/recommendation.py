@@ -17,6 +17,20 @@ server vectorise over readings; a single recommendation is a batch of one.
 Inside the band the answer is always "keep all": the point of the band is that nothing
 needs doing there. If the policy itself would have moved something, that is reported
 (``policy_disagrees``) rather than hidden.
+
+On a **lagging plant** (rate < 1 or a dead time, :mod:`env.dynamics`) a reading is only
+part of the story: the temperature may still be travelling toward the steady state of
+settings made earlier. So there:
+
+* "inside the band, hold" applies only when keeping every setting keeps the reading in
+  the band on the model (a reading passing through the band on its way out gets the
+  policy's advice);
+* the predicted path runs until the temperature is in the band *and stays there* (up to
+  the horizon): ``moves_to_band`` is the sample from which it stays, as in evaluation;
+* when the advice is to keep every setting, the reading is outside the band and keeping
+  them brings it into the band and holds it there, the answer is **"keep — already on
+  its way"** (``on_its_way``), with the sample it is predicted to arrive at: the right
+  moves were made, pushing again would overshoot.
 """
 
 from __future__ import annotations
@@ -75,6 +89,9 @@ class Recommendation:
     """Set when the reading is outside the data: the advice is extrapolation."""
     notes: list[str] = field(default_factory=list)
     policy_disagrees: bool = False
+    on_its_way: bool = False
+    """Lagging plant: keep every setting, the temperature is already travelling into the
+    band (predicted there after ``moves_to_band`` samples)."""
 
     @property
     def keep_all(self) -> bool:
@@ -201,6 +218,8 @@ class AdviceBatch:
     """Shape (n, k): size of each change (>= 0, physical units)."""
     path: PathBatch
     support: SupportBatch
+    on_its_way: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Shape (n,): lagging plant, keep all, outside the band but travelling into it."""
 
     def __len__(self) -> int:
         return len(self.temperature)
@@ -216,6 +235,11 @@ class AdviceBatch:
             )
         if self.disagrees[i]:
             notes.append("in band: holding every control (the policy would have moved some)")
+        elif self.on_its_way[i]:
+            notes.append(
+                "keep - already on its way: the temperature is still travelling toward the "
+                f"band (predicted there from sample {int(self.path.moves_to_band[i])} on)"
+            )
         elif not self.in_band[i] and self.path.rolled_out and self.path.moves_to_band[i] < 0:
             notes.append(
                 f"the policy does not reach the band within {plant.settings.horizon} moves"
@@ -268,6 +292,7 @@ class AdviceBatch:
             warning=support.warning(),
             notes=self.notes(i),
             policy_disagrees=bool(self.disagrees[i]),
+            on_its_way=bool(self.on_its_way[i]),
         )
 
 
@@ -281,6 +306,7 @@ def advise(
     *,
     policy_name: str = "policy",
     with_path: bool = True,
+    pending: np.ndarray | None = None,
 ) -> AdviceBatch:
     """The next move of n readings at once (see module docstring).
 
@@ -288,18 +314,38 @@ def advise(
     together, one policy call per move for the readings not yet in the band. A
     reading's answer does not depend on which others share its batch, up to float
     rounding (matrix products of another shape may differ in the last bits).
+
+    ``pending``: on a plant with a dead time, the settings in flight of each reading
+    (n, dead_time, k), oldest first, the newest being the current settings; default:
+    nothing in flight. The observation is built exactly as the environment builds it
+    (:meth:`env.plant.Plant.observe`), so a lagging plant's policy sees the settling
+    temperature and the moves in flight here too.
     """
     temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
     controls = np.asarray(controls, dtype=np.float64).reshape(len(temperature), plant.n_controls)
     clipped = np.clip(controls, plant.lower, plant.upper)
+    queue = (
+        plant.no_pending(clipped)
+        if pending is None
+        else np.clip(np.asarray(pending, dtype=np.float64), plant.lower, plant.upper)
+    )
+    offset = plant.offset_for(temperature, clipped)
     in_band = plant.in_band(temperature)
-    first = plant.apply_delta(clipped, codec.to_delta(act(plant.observe(temperature, clipped))))
-    disagrees = in_band & ~np.isclose(first, clipped).all(axis=1)
-    new = np.where(in_band[:, None], clipped, first)
+    obs = plant.observe(temperature, clipped, queue, offset)
+    first = plant.apply_delta(clipped, codec.to_delta(act(obs)))
+    keep_settles = np.zeros(len(temperature), dtype=np.int64)
+    if plant.lagging:  # where does the temperature go if nothing is touched?
+        keep_settles = _keep_settles(plant, temperature, clipped, queue, offset)
+        hold = in_band & (keep_settles == 0)
+    else:
+        hold = in_band
+    disagrees = hold & ~np.isclose(first, clipped).all(axis=1)
+    new = np.where(hold[:, None], clipped, first)
     direction, amount = _changes(plant, clipped, new)
     horizon = plant.settings.horizon if with_path else 0
-    path = _roll_out(plant, codec, act, temperature, clipped, first, in_band, horizon)
+    path = _roll_out(plant, codec, act, (temperature, clipped, queue), new, hold, horizon)
     path = dataclasses.replace(path, rolled_out=with_path)
+    on_its_way = ~in_band & (direction == 0).all(axis=1) & (keep_settles > 0)
     return AdviceBatch(
         plant=plant,
         policy=policy_name,
@@ -314,7 +360,25 @@ def advise(
         amount=amount,
         path=path,
         support=support.measure(controls),
+        on_its_way=on_its_way,
     )
+
+
+def _keep_settles(
+    plant: Plant, temperature: np.ndarray, controls: np.ndarray, queue: np.ndarray, offset: Any
+) -> np.ndarray:
+    """Lagging plant: the sample from which the temperature stays in the band when every
+    setting is kept (0: in the band now and staying), -1 if it is not in the band at
+    the horizon's end (on the model, noise-free)."""
+    horizon = plant.settings.horizon
+    temps = [temperature]
+    current, pending = temperature, queue
+    for _ in range(horizon):
+        current, pending = plant.advance(current, pending, controls, offset)
+        temps.append(current)
+    inside = plant.in_band(np.stack(temps, axis=1))
+    stays = np.logical_and.accumulate(inside[:, ::-1], axis=1)[:, ::-1]
+    return np.where(inside[:, -1], stays.argmax(axis=1), -1)
 
 
 def _display_width(text: str) -> int:
@@ -330,17 +394,20 @@ def _roll_out(
     plant: Plant,
     codec: ActionCodec,
     act: Callable[[np.ndarray], np.ndarray],
-    temperature: np.ndarray,
-    clipped: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
     first: np.ndarray,
     in_band: np.ndarray,
     horizon: int,
 ) -> PathBatch:
     """Closed-loop roll-out on the model (noise-free) until each reading is in the band.
 
-    The bias of each reading (measured minus modelled temperature) is carried as a
-    constant offset, as in the environment.
+    ``state``: temperatures, settings and settings in flight of the readings. The bias
+    of each reading (measured minus modelled temperature) is carried as a constant
+    offset, as in the environment (0 with dynamics identified from a log). On a lagging
+    plant a reading passing through the band has not arrived: the roll-out goes on to
+    the horizon and the path ends where the temperature is in the band for good.
     """
+    temperature, clipped, queue = state
     n, k = clipped.shape
     temps = np.full((n, horizon + 1), np.nan)
     stds = np.full((n, horizon + 1), np.nan)
@@ -350,7 +417,7 @@ def _roll_out(
     length = np.ones(n, dtype=np.int64)
     moves = np.where(in_band, 0, -1)
     offset = plant.offset_for(temperature, clipped)
-    current_t, current_u = temperature.copy(), clipped.copy()
+    current_t, current_u, current_q = temperature.copy(), clipped.copy(), queue.copy()
     active = np.flatnonzero(~in_band)
     for move in range(1, horizon + 1):
         if active.size == 0:
@@ -358,16 +425,32 @@ def _roll_out(
         if move == 1:
             new = first[active]
         else:
-            obs = plant.observe(current_t[active], current_u[active])
+            obs = plant.observe(
+                current_t[active], current_u[active], current_q[active], offset[active]
+            )
             new = plant.apply_delta(current_u[active], codec.to_delta(act(obs)))
-        reached_t = plant.next_temperature(current_t[active], new, offset[active])
-        current_t[active], current_u[active] = reached_t, new
+        reached_t, reached_q = plant.advance(
+            current_t[active], current_q[active], new, offset[active]
+        )
+        current_t[active], current_u[active], current_q[active] = reached_t, new, reached_q
         temps[active, move], ctrls[active, move] = reached_t, new
         stds[active, move] = plant.model.predict_with_std(new)[1]
         length[active] = move + 1
         inside = plant.in_band(reached_t)
+        if plant.lagging:
+            continue
         moves[active[inside]] = move
         active = active[~inside]
+    if plant.lagging and horizon > 0:
+        rolled = np.flatnonzero(~in_band)
+        inside = plant.in_band(temps[rolled])
+        stays = np.logical_and.accumulate(inside[:, ::-1], axis=1)[:, ::-1]
+        settled = inside[:, -1]
+        arrival = stays.argmax(axis=1)
+        moves[rolled] = np.where(settled, arrival, -1)
+        length[rolled] = np.where(settled, arrival + 1, horizon + 1)
+        for i, end in zip(rolled, length[rolled], strict=True):  # NaN after the path's end
+            temps[i, end:], stds[i, end:], ctrls[i, end:] = np.nan, np.nan, np.nan
     return PathBatch(temps, stds, ctrls, length, moves, rolled_out=True)
 
 
@@ -382,7 +465,12 @@ class Advisor:
     support: DataSupport
 
     def advise(
-        self, temperature: np.ndarray, controls: np.ndarray, *, with_path: bool = True
+        self,
+        temperature: np.ndarray,
+        controls: np.ndarray,
+        *,
+        with_path: bool = True,
+        pending: np.ndarray | None = None,
     ) -> AdviceBatch:
         """Advice for n readings at once (see :func:`advise`)."""
         return advise(
@@ -394,11 +482,16 @@ class Advisor:
             controls,
             policy_name=self.name,
             with_path=with_path,
+            pending=pending,
         )
 
-    def recommend(self, temperature: float, controls: np.ndarray) -> Recommendation:
-        """Advice for one reading."""
-        return self.advise(np.array([temperature]), np.asarray(controls)[None]).recommendation(0)
+    def recommend(
+        self, temperature: float, controls: np.ndarray, pending: np.ndarray | None = None
+    ) -> Recommendation:
+        """Advice for one reading (``pending``: its settings in flight, (dead_time, k))."""
+        queue = None if pending is None else np.asarray(pending)[None]
+        advice = self.advise(np.array([temperature]), np.asarray(controls)[None], pending=queue)
+        return advice.recommendation(0)
 
     def recommend_state(self, state: Mapping[str, float]) -> Recommendation:
         """Advice for one reading given as ``{column name: value}``."""
@@ -414,7 +507,12 @@ def format_recommendation(rec: Recommendation) -> str:
         f"{rec.state} {rec.temperature:.2f}{unit} is {where} the band [{low:g}, {high:g}]"
         f"  (policy: {rec.policy})",
     ]
-    if rec.keep_all:
+    if rec.on_its_way:
+        lines.append(
+            "recommendation: keep - already on its way (predicted in the band from sample "
+            f"{rec.moves_to_band} on)"
+        )
+    elif rec.keep_all:
         lines.append("recommendation: keep all controls as they are")
     else:
         lines.append("recommendation:")

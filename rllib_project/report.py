@@ -43,6 +43,7 @@ from rllib_project.comparison import (
     statistics_table,
 )
 from rllib_project.evaluate import EvaluationRow, evaluate_policies, format_table
+from rllib_project.fitting import describe_dynamics
 from rllib_project.manifest import MANIFEST_FILE, Manifest
 from rllib_project.statistics import iqm_band
 from rllib_project.trial_config import TrialConfig
@@ -379,7 +380,9 @@ def _comparison_markdown(comparison: Comparison, plots: dict[str, bool]) -> list
 def _dataset_markdown(section: DatasetSection, manifest: Manifest) -> list[str]:
     plant = section.policies[0].plant
     model = plant.model
-    cv = ", ".join(f"{s.family} {s.rmse:.2f}" for s in model.cv_scores)
+    cv = ", ".join(
+        f"{s.family}{'' if s.kind is None else ' ' + s.kind} {s.rmse:.2f}" for s in model.cv_scores
+    )
     low, high = plant.band
     lines = [
         "",
@@ -391,6 +394,7 @@ def _dataset_markdown(section: DatasetSection, manifest: Manifest) -> list[str]:
         f" controls: {', '.join(plant.spec.control_names)}",
         f"- process model: {model.family} ({len(model.coef_members)}-member ensemble);"
         f" CV RMSE per family: {cv}",
+        *([f"- {describe_dynamics(model.dynamics)}"] if model.dynamics is not None else []),
         f"- horizon {plant.settings.horizon} moves; every row of the CSV is a start state",
         "",
         "Best policy per algorithm (greedy, every start row):",
@@ -398,7 +402,9 @@ def _dataset_markdown(section: DatasetSection, manifest: Manifest) -> list[str]:
         format_table(section.rows, markdown=True),
         "",
         "`moves/opt`: total moves to band ÷ the exact planner's, over rows both solve "
-        "(1.00 = optimal). `success`: reached the band and ended inside it.",
+        "(1.00 = optimal). `success`: reached the band and ended inside it. "
+        "`actuations`: moves that change a setting, per start; `act/opt`: their total ÷ "
+        "the planner's.",
         "",
     ]
     for entry in manifest.entries(section.name).values():

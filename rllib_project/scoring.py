@@ -7,6 +7,9 @@ report, so all three show the same numbers. Metrics, all greedy and deterministi
 * ``success_rate_solvable``: the same over the rows the planner can solve;
 * ``mean_moves_to_band``: over the episodes that reached the band;
 * ``moves_ratio``: total moves to band ÷ the planner's, over rows both solve (1 = optimal);
+* ``mean_actuations``: moves that changed a setting, per episode; ``actuations_ratio``:
+  their total ÷ the planner's over the rows it solves (a policy that saws at the valves
+  scores high);
 * ``time_in_band``, ``mean_return``;
 * ``score``: success rate with ties broken by mean return (see :func:`score`). This is
   the checkpoint score: a checkpoint that solves one more row always wins, and among
@@ -27,12 +30,15 @@ from env.evaluation import (
     BatchPolicy,
     Rollouts,
     Summary,
+    actuations_ratio,
     moves_ratio,
     rollout,
+    start_pending,
     start_states,
     summarize,
 )
 from env.plant import Plant
+from env.yardstick import Yardstick
 
 
 def score(success_rate: float, mean_return: float, plant: Plant, n_rows: int) -> float:
@@ -42,7 +48,10 @@ def score(success_rate: float, mean_return: float, plant: Plant, n_rows: int) ->
     ``n_rows + 1``, so it can never outweigh one more successful row (1 / n_rows).
     """
     s = plant.settings
-    worst = -(s.out_of_band_penalty + s.distance_weight * s.distance_cap + s.move_cost)
+    worst = (
+        -(s.out_of_band_penalty + s.distance_weight * s.distance_cap + s.move_cost)
+        - plant.actuation_cost
+    )
     horizon = s.horizon
     low, high = worst * horizon, s.in_band_reward * horizon
     normalised = float(np.clip((mean_return - low) / (high - low), 0.0, 1.0))
@@ -61,6 +70,8 @@ class PolicyMetrics(Summary):
     """Total moves to band ÷ the planner's over rows both solve (1 = optimal; NaN if
     no row is shared, inf if the planner needs no move there but the policy moves)."""
     score: float
+    actuations_ratio: float = dataclasses.field(default=float("nan"), kw_only=True)
+    """Total actuations ÷ the planner's over the rows it solves (NaN: none)."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PolicyMetrics:
@@ -77,19 +88,34 @@ class PolicyMetrics(Summary):
 
 
 class PlantScorer:
-    """Fixed start rows, their optimal move counts, and the metrics of any policy."""
+    """Fixed start rows, their optimal move counts, and the metrics of any policy.
 
-    def __init__(self, plant: Plant, action_mode: str, rows: np.ndarray) -> None:
+    With the experiment's ``yardstick`` (:mod:`env.yardstick`, holding at least
+    ``rows``) the planner's moves are replayed from it instead of planned again.
+    """
+
+    def __init__(
+        self,
+        plant: Plant,
+        action_mode: str,
+        rows: np.ndarray,
+        yardstick: Yardstick | None = None,
+    ) -> None:
         self.plant = plant
         self.codec = plant.codec(action_mode)
         self.rows = np.asarray(rows)
         self.temperatures, self.controls = start_states(plant, self.rows)
-        self.planner_rollouts = self.rollouts(PlannerPolicy(plant, self.codec))
+        self.pending = start_pending(plant, self.rows)
+        saved = None if yardstick is None else yardstick.select(self.rows)
+        self.planner = PlannerPolicy(plant, self.codec, saved)
+        self.planner_rollouts = self.rollouts(self.planner)
         self.optimal_moves = self.planner_rollouts.moves_to_band
         self.solvable = ~np.isnan(self.optimal_moves)
 
     def rollouts(self, policy: BatchPolicy) -> Rollouts:
-        return rollout(self.plant, self.codec, policy, self.temperatures, self.controls)
+        return rollout(
+            self.plant, self.codec, policy, self.temperatures, self.controls, pending=self.pending
+        )
 
     def metrics(self, result: Rollouts) -> PolicyMetrics:
         summary = summarize(result, self.solvable)
@@ -98,6 +124,9 @@ class PlantScorer:
             **fields,
             moves_ratio=moves_ratio(result.moves_to_band, self.optimal_moves),
             score=score(summary.success_rate, summary.mean_return, self.plant, len(self.rows)),
+            actuations_ratio=actuations_ratio(
+                result.actuations, self.planner_rollouts.actuations, self.solvable
+            ),
         )
 
     def evaluate(self, policy: BatchPolicy) -> PolicyMetrics:

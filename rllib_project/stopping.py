@@ -4,6 +4,14 @@ Tune's dict stop criteria are OR-ed, one metric each; "as good as asked" needs t
 metrics together (success rate *and* moves relative to the optimal planner), so this
 is a small ``tune.Stopper`` that checks the budget limits and that target per result.
 
+**Wall time.** ``wall_time_s`` bounds the trial's *wall* time: set-up, training,
+evaluation and checkpoints, as the trial's own clock counts it (``trial/wall_s``;
+Tune's ``time_total_s`` counts only the time inside iterations, so a 240 s budget
+became 414 s of wall time on a 6-control plant). A stopper can only act between
+iterations, so it stops a trial when the *next* iteration would end past the budget,
+taking the last one's wall time as the estimate: trials end at or just under their
+budget instead of an iteration over it.
+
 It also honours a **finish request**: ``rllib-project tune --finish DIR`` writes
 ``finish_request.txt`` into the experiment folder, naming trials (as in the progress
 table, e.g. ``PPO_sample_spec_1a2b3_00000``), algorithms (``PPO``) or datasets
@@ -33,6 +41,7 @@ from rllib_project.metrics import (
     TRAINING_ITERATION,
     env_steps,
     evaluation_of,
+    trial_wall_seconds,
 )
 from rllib_project.scoring import PolicyMetrics
 
@@ -47,14 +56,17 @@ def trial_name(algorithm: str, dataset: str, trial_id: str) -> str:
 
 def target_met(stop: StopSettings, evaluation: PolicyMetrics) -> bool:
     """Whether an evaluation meets the experiment's target (``stop.success_rate`` over
-    the rows the planner solves and, if given, ``stop.moves_ratio``); never without a
+    the rows the planner solves and, if given, ``stop.moves_ratio`` and
+    ``stop.actuations_ratio``); never without a
     target. The stopper ends trials on it; the manifest records when each run first met
     it (time to target)."""
     if stop.success_rate is None:
         return False
     if not evaluation.success_rate_solvable >= stop.success_rate:  # NaN never meets it
         return False
-    return stop.moves_ratio is None or evaluation.moves_ratio <= stop.moves_ratio
+    if stop.moves_ratio is not None and not evaluation.moves_ratio <= stop.moves_ratio:
+        return False
+    return stop.actuations_ratio is None or evaluation.actuations_ratio <= stop.actuations_ratio
 
 
 def read_finish_request(experiment_dir: Path) -> frozenset[str] | None:
@@ -90,6 +102,7 @@ class PlantStopper(tune.Stopper):
     wall_time_s: float | None = None
     success_rate: float | None = None
     moves_ratio: float | None = None
+    actuations_ratio: float | None = None
     experiment_dir: str | None = None
     """Where to look for a finish request (None: never look)."""
     _request: tuple[tuple[int, ...], frozenset[str] | None] = field(default=((), None), repr=False)
@@ -108,14 +121,28 @@ class PlantStopper(tune.Stopper):
                 and result.get(TRAINING_ITERATION, 0) >= self.training_iterations
             )
             or (self.env_steps is not None and env_steps(result) >= self.env_steps)
-            or (self.wall_time_s is not None and result.get(TIME_TOTAL_S, 0.0) >= self.wall_time_s)
+            or self.out_of_wall_time(result)
         )
+
+    def out_of_wall_time(self, result: Mapping[str, Any]) -> bool:
+        """The next iteration, as long as the last one, would end past the budget."""
+        if self.wall_time_s is None:
+            return False
+        clock = trial_wall_seconds(result)
+        if clock is None:  # a result without the trial's own clock: Tune's training time
+            return float(result.get(TIME_TOTAL_S, 0.0)) >= self.wall_time_s
+        wall, last_step = clock
+        return wall + last_step >= self.wall_time_s
 
     def target_met(self, result: Mapping[str, Any]) -> bool:
         evaluation = evaluation_of(result)
         if self.success_rate is None or evaluation is None:
             return False
-        target = StopSettings(success_rate=self.success_rate, moves_ratio=self.moves_ratio)
+        target = StopSettings(
+            success_rate=self.success_rate,
+            moves_ratio=self.moves_ratio,
+            actuations_ratio=self.actuations_ratio,
+        )
         return target_met(target, evaluation)
 
     def finish_requested(self, trial_id: str, result: Mapping[str, Any]) -> bool:

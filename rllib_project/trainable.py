@@ -6,6 +6,13 @@ one ``Tuner.restore``) runs all of them side by side. Each trial
 * reads its :class:`~rllib_project.trial_config.TrialConfig` from the config Tune hands
   it, builds its algorithm from it (:func:`build_algorithm_config`) and asks Tune for
   exactly the resources RLlib computes for it (``default_resource_request``);
+* loads the experiment's saved yardstick (planned once before any trial, see
+  :mod:`rllib_project.preparation`) and replays it, so that set-up takes seconds on
+  any plant; every result says how many rows the trial planned itself (0 then) and
+  how long set-up took (the ``trial`` sub-dict, :mod:`rllib_project.metrics`);
+* keeps its own wall clock from the start of set-up (``trial/wall_s``): what a
+  wall-time budget bounds (:mod:`rllib_project.stopping`), since Tune's
+  ``time_total_s`` leaves out set-up and the time between iterations;
 * after every ``evaluation.interval`` training iterations runs its greedy policy from
   the fixed, seeded start rows and reports the ``evaluation`` metrics (success rate,
   moves to band, planner ratio, return, and the checkpoint ``score``), see
@@ -26,7 +33,9 @@ from ray import tune
 from ray.tune.result import AUTO_RESULT_KEYS, DONE, EPISODES_TOTAL, TIMESTEPS_TOTAL
 
 from env.evaluation import fixed_start_rows
+from env.planner import rows_planned
 from env.temperature_env import TemperatureControlEnv
+from env.yardstick import matching_yardstick, planning_mode
 from rllib_project.algorithms import build_algorithm_config
 from rllib_project.checkpoints import CheckpointInfo
 from rllib_project.inference import LearnerModuleMirror, greedy_action_function
@@ -38,6 +47,12 @@ from rllib_project.metrics import (
     EVALUATION,
     EVALUATION_SECONDS,
     NODE_ID,
+    ROWS_PLANNED,
+    SETUP_SECONDS,
+    START_SECONDS,
+    STEP_WALL_SECONDS,
+    TRIAL,
+    WALL_SECONDS,
 )
 from rllib_project.scoring import PlantScorer, PolicyMetrics
 from rllib_project.trial_config import TrialConfig
@@ -64,11 +79,18 @@ class PlantTrainable(tune.Trainable):
     def setup(self, config: dict[str, Any]) -> None:
         import torch
 
+        self._clock_start = _trial_clock_start()
+        self.start_seconds = time.monotonic() - self._clock_start  # loading the code
+        self._wall_before = 0.0  # wall time of earlier runs (a restore sets it)
         self.trial = trial = TrialConfig.from_tune(config)
         torch.set_num_threads(trial.torch_threads)
         reference_env = TemperatureControlEnv(dataclasses.asdict(trial.env_config))
-        rows = fixed_start_rows(reference_env.plant, trial.evaluation.rows, trial.evaluation.seed)
-        self.scorer = PlantScorer(reference_env.plant, trial.action_mode, rows)
+        plant = reference_env.plant
+        rows = fixed_start_rows(plant, trial.evaluation.rows, trial.evaluation.seed)
+        mode = planning_mode(trial.action_mode)
+        self.yardstick_path = trial.plant.yardsticks.get(mode)
+        yardstick = matching_yardstick(self.yardstick_path, plant, mode)
+        self.scorer = PlantScorer(plant, trial.action_mode, rows, yardstick)
         self.algo = build_algorithm_config(trial).build_algo()
         self.mirror = LearnerModuleMirror(
             self.algo, reference_env.observation_space, reference_env.action_space
@@ -79,6 +101,14 @@ class PlantTrainable(tune.Trainable):
         )
         self.last_evaluation: PolicyMetrics | None = None
         self.last_evaluation_extra: dict[str, float] = {}
+        self._last_result_at = time.monotonic()  # the first step's time is its own
+        self.setup_seconds = self._last_result_at - self._clock_start - self.start_seconds
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall time of this trial: set-up, iterations, evaluations, checkpoints, and
+        what it had used before a restore."""
+        return self._wall_before + time.monotonic() - self._clock_start
 
     def evaluate(self) -> tuple[PolicyMetrics, float]:
         """Greedy policy of the learner's current weights on the fixed start rows, and
@@ -99,6 +129,15 @@ class PlantTrainable(tune.Trainable):
         result[DATASET] = self.trial.dataset
         result[ACTION_MODE] = self.trial.action_mode
         result[NODE_ID] = _node_id()
+        now = time.monotonic()
+        result[TRIAL] = {
+            WALL_SECONDS: self.wall_seconds,
+            STEP_WALL_SECONDS: now - self._last_result_at,
+            START_SECONDS: self.start_seconds,
+            SETUP_SECONDS: self.setup_seconds,
+            ROWS_PLANNED: rows_planned(),
+        }
+        self._last_result_at = now
         return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
@@ -109,14 +148,32 @@ class PlantTrainable(tune.Trainable):
             env_config=self.trial.env_config,
             training_iteration=self.iteration,
             evaluation=self.last_evaluation,
+            yardstick=self.yardstick_path,
+            wall_time_s=self.wall_seconds,
         ).write(Path(checkpoint_dir))
 
     def load_checkpoint(self, checkpoint: str | dict | None) -> None:
         self.algo.restore_from_path(str(checkpoint))
         self.last_evaluation = None  # evaluate the restored weights afresh
+        # the budget goes on from the wall time used up to the checkpoint; this
+        # process's set-up counts too (it is part of the trial's wall time)
+        self._wall_before = CheckpointInfo.read(Path(str(checkpoint))).wall_time_s
 
     def cleanup(self) -> None:
         self.algo.stop()
+
+
+def _trial_clock_start() -> float:
+    """Where a trial's wall clock starts: when its Ray worker began importing the
+    project (:data:`rllib_project.LOADED_AT`), so loading RLlib and torch counts; a
+    trainable built in the caller's own process (benchmarks) starts now."""
+    import ray
+
+    import rllib_project
+
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+        return rllib_project.LOADED_AT
+    return time.monotonic()
 
 
 def _node_id() -> str:

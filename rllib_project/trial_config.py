@@ -34,6 +34,7 @@ from rllib_project.experiment import (
     EvaluationSettings,
 )
 from rllib_project.resources import TrialResources
+from rllib_project.shape_defaults import PlantShape
 
 ALGORITHM_COLUMN = "algorithm/algorithm"
 """Tune's path of the algorithm name in a trial config (progress table column)."""
@@ -55,6 +56,14 @@ class PlantSource:
     """The fitted process model every trial of the dataset shares (fitted once)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """The experiment's overrides of the spec's env section."""
+    yardsticks: dict[str, str] = field(default_factory=dict)
+    """Planning mode (``discrete``, ``continuous``) -> the experiment's saved yardstick,
+    planned once before any trial (:mod:`env.yardstick`); trials replay it. A mode
+    without one is planned by each trial itself."""
+    shape: PlantShape | None = None
+    """The plant's shape, which the algorithms' defaults follow
+    (:mod:`rllib_project.shape_defaults`); None: the shape is not known (k-derived
+    defaults only)."""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 How it maps onto Ray's own machinery:
 
-* each dataset's process model is fitted once, before any trial
-  (:func:`prepare_dataset`), and shared by its trials as a file;
+* each dataset's process model is fitted and its fewest-moves yardstick planned once,
+  before any trial (:mod:`rllib_project.preparation`), and shared by its trials as
+  files in ``<experiment>/datasets/<name>/``;
 * one ``tune.Tuner`` over :class:`PlantTrainable`, whose param space
   (:func:`rllib_project.trial_config.param_space`) grid-searches the algorithms (each
   with its own YAML search space), the datasets and the seeds, ``num_samples`` times;
@@ -38,11 +39,18 @@ from typing import TYPE_CHECKING, Any
 
 from env.errors import InputError
 from env.files import write_json_atomic
-from env.model import PROCESS_MODEL_FILE
-from env.plant import load_plant
-from rllib_project.experiment import DatasetSource, Experiment, StopSettings, load_experiment
+from env.typed_config import build_dataclass
+from env.yardstick import planning_mode
+from rllib_project.experiment import Experiment, StopSettings, load_experiment
 from rllib_project.manifest import MANIFEST_FILE, DatasetEntry, Manifest
+from rllib_project.preparation import (
+    PreparationProcess,
+    dataset_dir,
+    prepare_dataset,
+    say,
+)
 from rllib_project.resources import TrialResources, cluster_node_cpus, plan_trial_resources
+from rllib_project.shape_defaults import describe_derived
 from rllib_project.trial_config import (
     ACTION_MODE_COLUMN,
     ALGORITHM_COLUMN,
@@ -115,6 +123,23 @@ def init_ray(address: str | None) -> None:
 # --------------------------------------------------------------------------- spaces
 
 
+def planning_modes(experiment: Experiment) -> set[str]:
+    """The planner's modes the experiment's algorithms are scored in."""
+    return {planning_mode(a.action_mode) for a in experiment.algorithms.values()}
+
+
+def dataset_preparation_args(experiment: Experiment, experiment_dir: Path) -> tuple[Any, ...]:
+    """The arguments of :func:`rllib_project.preparation.prepare_datasets` that make
+    each of the experiment's datasets ready for its trials (model, yardsticks, shape),
+    saved in the experiment folder before any trial starts."""
+    return (
+        [(d.name, d.spec, d.model) for d in experiment.datasets],
+        dict(experiment.file.env),
+        sorted(planning_modes(experiment)),
+        experiment_dir,
+    )
+
+
 def experiment_param_space(
     experiment: Experiment, plants: Sequence[PlantSource], plan: TrialResources
 ) -> dict[str, Any]:
@@ -137,37 +162,6 @@ def stop_criteria(experiment: Experiment, experiment_dir: Path | None) -> PlantS
         **dataclasses.asdict(experiment.file.stop),
         experiment_dir=None if experiment_dir is None else str(experiment_dir),
     )
-
-
-# --------------------------------------------------------------------------- datasets
-
-DATASETS_DIR = "datasets"
-"""Inside the experiment folder: one folder per dataset with what its trials share."""
-
-
-def dataset_dir(experiment_dir: Path, name: str) -> Path:
-    return experiment_dir / DATASETS_DIR / name
-
-
-def prepare_dataset(
-    experiment: Experiment, dataset: DatasetSource, experiment_dir: Path
-) -> PlantSource:
-    """Everything the trials of one dataset share, built once before any trial starts:
-    the data validated and the process model fitted (or the given one checked), saved in
-    ``<experiment>/datasets/<name>/``. Returns the plant the trials are given."""
-    start = time.perf_counter()
-    print(f"dataset {dataset.name}: {dataset.spec} ...", flush=True)
-    plant = load_plant(dataset.spec, dataset.model)  # validates data + model
-    folder = dataset_dir(experiment_dir, dataset.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    model = dataset.model or plant.model.save(folder / PROCESS_MODEL_FILE)
-    print(
-        f"dataset {dataset.name}: {plant.data.n_rows if plant.data else '?'} rows, "
-        f"{len(plant.spec.control_names)} controls, model {plant.model.family} "
-        f"({time.perf_counter() - start:.1f} s)",
-        flush=True,
-    )
-    return PlantSource(dataset.name, str(dataset.spec), str(model), dict(experiment.file.env))
 
 
 # --------------------------------------------------------------------------- run
@@ -228,6 +222,7 @@ def build_tuner(
     from rllib_project.metrics import SCORE
     from rllib_project.scheduling import build_scheduler
     from rllib_project.trainable import PlantTrainable
+    from rllib_project.trial_progress import TrialLines
 
     file = experiment.file
     interval = file.evaluation.interval
@@ -259,6 +254,7 @@ def build_tuner(
             ),
             failure_config=tune.FailureConfig(max_failures=file.failure.max_failures),
             progress_reporter=progress_reporter(),
+            callbacks=[TrialLines()],
             verbose=1,
         ),
     )
@@ -273,26 +269,67 @@ def new_experiment_dir(experiment: Experiment) -> Path:
 def run_tune(
     experiment_file: Path, address: str | None = None, storage_path: Path | None = None
 ) -> Path:
-    """Run an experiment; returns the experiment folder (holding ``best.json``)."""
+    """Run an experiment; returns the experiment folder (holding ``best.json``).
+
+    Every step before the trials prints a line as it starts and as it ends (reading
+    the experiment imports RLlib, starting Ray, fitting, planning), then the trials'
+    progress table takes over: no silent minutes.
+    """
     address = prepare_ray_environment(address)
+    say(f"reading {experiment_file} (RLlib checks every setting) ...")
     experiment = load_experiment(experiment_file, storage_path)
     experiment_dir = new_experiment_dir(experiment)
-    init_ray(address)
-    plan = plan_trial_resources(cluster_node_cpus(), experiment.n_trials, experiment.file.resources)
     experiment_dir.mkdir(parents=True, exist_ok=False)
-    print(f"experiment: {experiment_dir}", flush=True)
-    plants = [prepare_dataset(experiment, d, experiment_dir) for d in experiment.datasets]
+    say(f"experiment: {experiment_dir}")
+    # models, yardsticks and shapes in another process while Ray starts (see there)
+    preparation = PreparationProcess(*dataset_preparation_args(experiment, experiment_dir))
+    node_cpus = start_ray(address)
+    plants = preparation.result()
+    plan = plan_trial_resources(node_cpus, experiment.n_trials, experiment.file.resources)
     write_json_atomic(experiment_dir / EXPERIMENT_SNAPSHOT, snapshot(experiment, plants, plan))
-    print(
+    for source in plants:
+        if source.shape is not None:
+            named = f"dataset {source.dataset}: " if len(plants) > 1 else ""
+            say(named + describe_derived(experiment.algorithms.values(), source.shape))
+    say(
         f"{describe_trials(experiment, plan)}\n"
-        f"to end early, keeping what was learned: rllib-project tune --finish {experiment_dir}",
-        flush=True,
+        f"to end early, keeping what was learned: rllib-project tune --finish {experiment_dir}"
     )
+    say(f"starting {experiment.n_trials} trial(s) ({describe_stop(experiment)}) ...")
     space = experiment_param_space(experiment, plants, plan)
     work_from(experiment_dir)
     results = fit_or_read_back(build_tuner(experiment, experiment_dir, space, plan), experiment_dir)
     finish(experiment_dir, results)
     return experiment_dir
+
+
+def start_ray(address: str | None) -> list[float]:
+    """Start (or connect to) Ray with a line before and after; the nodes' CPUs."""
+    began = time.perf_counter()
+    say("connecting to Ray ..." if address else "starting Ray on this machine ...")
+    init_ray(address)
+    node_cpus = cluster_node_cpus()
+    seconds = time.perf_counter() - began
+    say(f"Ray: {len(node_cpus)} node(s), {sum(node_cpus):g} CPUs ({seconds:.1f} s)")
+    return node_cpus
+
+
+def describe_stop(experiment: Experiment) -> str:
+    """How the trials end, in words (for the line that starts them)."""
+    stop = experiment.file.stop
+    parts = []
+    if stop.wall_time_s is not None:
+        parts.append(f"{stop.wall_time_s:g} s of wall time each")
+    if stop.training_iterations is not None:
+        parts.append(f"{stop.training_iterations} iterations")
+    if stop.env_steps is not None:
+        parts.append(f"{stop.env_steps:,} env steps")
+    if stop.success_rate is not None:
+        target = f"{stop.success_rate:.0%} success"
+        if stop.moves_ratio is not None:
+            target += f" within {stop.moves_ratio:g}x the planner's moves"
+        parts.append(target)
+    return "each ends at the first of: " + ", ".join(parts)
 
 
 def describe_trials(experiment: Experiment, plan: TrialResources) -> str:
@@ -374,17 +411,23 @@ def experiment_folder(experiment_dir: Path) -> Path:
 
 
 def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
-    """Continue an interrupted run from its last checkpoints."""
+    """Continue an interrupted run from its last checkpoints.
+
+    The saved model and yardsticks are checked (and loaded, not planned again) before
+    Tune restores the trials, which load them too.
+    """
     address = prepare_ray_environment(address)  # before Ray is imported
     experiment_dir = experiment_folder(experiment_dir)
+    say(f"resuming: {experiment_dir}")
+    check_prepared_datasets(experiment_dir)
     from ray import tune
 
     from rllib_project.trainable import PlantTrainable
 
-    init_ray(address)
+    start_ray(address)
     if not tune.Tuner.can_restore(str(experiment_dir)):
         raise InputError(experiment_dir, "Tune has no state to resume here yet")
-    print(f"resuming: {experiment_dir}", flush=True)
+    say("restoring the trials from their last checkpoints ...")
     tuner = tune.Tuner.restore(
         str(experiment_dir),
         trainable=PlantTrainable,
@@ -394,6 +437,34 @@ def resume_tune(experiment_dir: Path, address: str | None = None) -> Path:
     work_from(experiment_dir)
     finish(experiment_dir, fit_or_read_back(tuner, experiment_dir))
     return experiment_dir
+
+
+def check_prepared_datasets(experiment_dir: Path) -> list[PlantSource]:
+    """Load (or, if missing or stale, plan again) the yardsticks the run's trials use,
+    dataset by dataset.
+
+    Runs made before the yardsticks were saved with the experiment have no record of
+    them (an empty list): their trials plan for themselves, as they did.
+    """
+    where = experiment_dir / EXPERIMENT_SNAPSHOT
+    recorded = read_snapshot(experiment_dir).get("plants") or []
+    sources = [build_dataclass(PlantSource, plant, where, "plants") for plant in recorded]
+    return [
+        prepare_dataset(
+            source.dataset,
+            Path(source.spec_path),
+            Path(source.model_path),
+            source.settings,
+            source.yardsticks,
+            dataset_dir(experiment_dir, source.dataset),
+            say if len(sources) == 1 else _named(source.dataset),
+        )
+        for source in sources
+    ]
+
+
+def _named(dataset: str) -> Any:
+    return lambda message: say(f"dataset {dataset}: {message}")
 
 
 def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
@@ -422,12 +493,14 @@ def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
 def snapshot(
     experiment: Experiment, plants: Sequence[PlantSource], plan: TrialResources
 ) -> dict[str, Any]:
-    """The resolved configuration, saved with the run."""
+    """The resolved configuration, saved with the run (``plants``: what the trials were
+    given, with the saved yardsticks, which ``--resume`` checks and loads)."""
     return {
         "experiment_file": str(experiment.source),
         "datasets": {
             p.dataset: dataclasses.asdict(DatasetEntry(p.spec_path, p.model_path)) for p in plants
         },
+        "plants": [dataclasses.asdict(p) for p in plants],
         "seeds": experiment.seeds(),
         "resources": dataclasses.asdict(plan),
         "experiment": dataclasses.asdict(experiment.file),

@@ -41,9 +41,10 @@ import torch
 import env
 from env.baselines import FunctionPolicy
 from rllib_project.experiment import load_experiment
+from rllib_project.preparation import prepare_dataset
 from rllib_project.resources import cluster_node_cpus, plan_trial_resources
 from rllib_project.scoring import PlantScorer, PolicyMetrics
-from rllib_project.trial_config import PlantSource, TrialConfig
+from rllib_project.trial_config import TrialConfig
 from rllib_project.tuning import init_ray, prepare_ray_environment
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,11 +100,15 @@ def build_trainable(algorithm: str, model_path: Path, overrides: dict | None = N
     plan = plan_trial_resources(cluster_node_cpus(), 1, experiment.file.resources)
     trial = TrialConfig(
         algorithm=spec,
-        plant=PlantSource(
+        # the experiment's yardsticks and shape, saved beside the model (as `tune` does)
+        plant=prepare_dataset(
             experiment.datasets[0].name,
-            str(experiment.datasets[0].spec),
-            str(model_path),
+            experiment.datasets[0].spec,
+            model_path,
             dict(experiment.file.env),
+            ["discrete", "continuous"],
+            model_path.parent,
+            progress=lambda _: None,
         ),
         resources=plan,
         # every row, like the SB3 contender

@@ -12,6 +12,7 @@ import env
 from env.actions import direction_table
 from env.baselines import baseline_policies
 from env.evaluation import evaluate_policy
+from env.lagged_planner import settle_lower_bound, simulate_lagged
 from env.lattice import axis_lattices
 from env.planner import APPROXIMATE, plan_beam, plan_continuous, plan_discrete, plan_rows
 from tests.conftest import SAMPLE_SPEC
@@ -215,18 +216,28 @@ def test_beam_is_a_valid_plan(sample_plant: env.Plant) -> None:
         assert sample_plant.in_band(beam.temperatures[-1])
 
 
-def test_lagged_plant_plans_are_simulated_and_not_exact(sample_plant: env.Plant) -> None:
+def test_lagged_plant_plans_are_simulated_and_exact_only_when_proven(
+    sample_plant: env.Plant,
+) -> None:
     lagged = env.load_plant(SAMPLE_SPEC, settings={"response_rate": 0.5})
-    outside = lagged.start_indices[~lagged.in_band(lagged.data.state)][:20]
-    plans = plan_rows(lagged, lagged.data.state[outside], lagged.data.controls[outside])
-    steady = plan_rows(
-        sample_plant, sample_plant.data.state[outside], sample_plant.data.controls[outside]
-    )
-    for plan, fast in zip(plans, steady, strict=True):
-        assert not plan.exact
-        if plan.reachable:
-            assert plan.moves >= fast.moves  # inertia never helps
-            assert lagged.in_band(plan.temperatures[-1])
+    outside = lagged.start_indices[~lagged.in_band(lagged.data.state)][:40]
+    temps, controls = lagged.data.state[outside], lagged.data.controls[outside]
+    plans = plan_rows(lagged, temps, controls)
+    steady = plan_rows(sample_plant, temps, controls)
+    bound = settle_lower_bound(lagged, temps, controls, lagged.no_pending(controls), 30)
+    for i, (plan, fast) in enumerate(zip(plans, steady, strict=True)):
+        assert plan.exact == (plan.moves == bound[i])
+        assert plan.reachable
+        assert plan.moves >= fast.moves  # inertia never helps
+        # replayed on the lagging plant, the reading stays in the band from plan.moves on
+        deltas = plan.deltas[None] if len(plan.deltas) else np.zeros((1, 0, lagged.n_controls))
+        _, readings = simulate_lagged(
+            lagged, temps[i : i + 1], controls[i : i + 1], lagged.no_pending(controls[i]),
+            deltas, 30,
+        )  # fmt: skip
+        inside = lagged.in_band(readings[0])
+        assert inside[plan.moves :].all() and not inside[plan.moves - 1]
+    assert any(p.exact for p in plans) and not all(p.exact for p in plans)
 
 
 def test_unreachable_within_horizon_reports_none(sample_plant: env.Plant) -> None:

@@ -11,8 +11,11 @@ from rllib_project.metrics import (
     ENV_RUNNER_RESULTS,
     EVALUATION,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    STEP_WALL_SECONDS,
     TIME_TOTAL_S,
     TRAINING_ITERATION,
+    TRIAL,
+    WALL_SECONDS,
 )
 from rllib_project.stopping import (
     EVERY_TRIAL,
@@ -45,12 +48,39 @@ def test_budgets_stop_each_on_its_own() -> None:
     assert not PlantStopper(wall_time_s=60)("t", result(seconds=59))
 
 
+def test_wall_time_counts_the_trials_own_clock_and_the_next_iteration() -> None:
+    """With the trial's wall clock in the result, Tune's training time is not what
+    counts (it leaves out set-up); a trial stops before an iteration that would end
+    past the budget."""
+    stopper = PlantStopper(wall_time_s=60)
+
+    def clocked(wall: float, step: float) -> dict:
+        return {**result(seconds=1.0), TRIAL: {WALL_SECONDS: wall, STEP_WALL_SECONDS: step}}
+
+    assert stopper("t", clocked(wall=55.0, step=5.0))  # the next one would end at 60
+    assert not stopper("t", clocked(wall=50.0, step=5.0))
+    assert stopper("t", clocked(wall=61.0, step=0.0))  # set-up alone took it over
+    # training time alone (1 s) would never have stopped it
+    assert not PlantStopper(wall_time_s=60)("t", result(seconds=1.0))
+
+
 def test_target_needs_success_and_moves_together() -> None:
     stopper = PlantStopper(wall_time_s=600, success_rate=0.99, moves_ratio=1.05)
     assert not stopper("t", result(success=1.0, ratio=1.2))  # solves, but slowly
     assert not stopper("t", result(success=0.95, ratio=1.0))  # fast, but misses rows
     assert stopper("t", result(success=0.99, ratio=1.05))
     assert PlantStopper(success_rate=0.9)("t", result(success=0.91, ratio=9.0))
+
+
+def test_target_with_actuations_needs_few_setting_changes_too() -> None:
+    stopper = PlantStopper(success_rate=0.98, moves_ratio=1.1, actuations_ratio=1.2)
+    chattering = result(success=1.0, ratio=1.0)
+    chattering[EVALUATION]["actuations_ratio"] = 2.5
+    assert not stopper("t", chattering)
+    calm = result(success=1.0, ratio=1.0)
+    calm[EVALUATION]["actuations_ratio"] = 1.2
+    assert stopper("t", calm)
+    assert not stopper("t", result(success=1.0, ratio=1.0))  # not measured (NaN): not met
 
 
 def test_nothing_solvable_never_counts_as_success() -> None:

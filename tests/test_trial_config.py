@@ -45,6 +45,8 @@ def metrics(**changes: float) -> PolicyMetrics:
         success_rate_solvable=0.5,
         moves_ratio=1.2,
         score=0.51,
+        mean_actuations=2.0,
+        actuations_ratio=1.1,
     )
     return PolicyMetrics(**{**values, **changes})
 

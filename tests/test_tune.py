@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import env
+from rllib_project.preparation import DATASETS_DIR
 from rllib_project.trial_config import TrialConfig
 from tests.conftest import REPO, TUNE_OUTPUT
 from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
@@ -82,6 +83,32 @@ def test_tune_output_is_our_table_and_results_not_ray_notices(tiny_run: Path) ->
         assert notice not in output, notice
 
 
+def test_trials_and_evaluate_replay_the_experiments_yardstick(tiny_run: Path) -> None:
+    """Planned once before the trials, saved in the experiment folder; trials and
+    ``evaluate`` replay it (the planner's row counter does not move)."""
+    from env.planner import rows_planned
+    from env.yardstick import load_yardstick
+    from rllib_project.checkpoints import load_policies
+    from rllib_project.evaluate import evaluate_policies
+
+    (folder,) = (tiny_run / DATASETS_DIR).iterdir()  # the run's one dataset
+    discrete = load_yardstick(folder / "yardstick.json")
+    continuous = load_yardstick(folder / "yardstick_continuous.json")  # SAC's
+    assert len(discrete.rows) == len(continuous.rows) == 500  # every start row
+    output = (tiny_run.parent.parent / TUNE_OUTPUT).read_text()
+    assert "planned 500 rows (discrete moves)" in output
+    for trial in trial_dirs(tiny_run):
+        assert [r["trial"]["rows_planned"] for r in results_of(trial)] == [0, 0], trial.name
+        assert f"{trial.name}: training (" in output and "yardstick replayed" in output
+    before = rows_planned()
+    rows = evaluate_policies(load_policies(tiny_run))
+    assert rows_planned() == before  # replayed, not planned
+    planners = [r for r in rows if r.policy == "planner"]
+    assert {r.action_mode for r in planners} == {"discrete", "continuous"}
+    assert all(r.proven_minimal == 1.0 for r in planners)  # the sample: all proven
+    assert planners[0].metrics.mean_moves_to_band == discrete.summary().mean_moves
+
+
 def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
     """Ctrl-C once every trial has a checkpoint the saved state knows; --resume goes on
     from those checkpoints; --finish then ends the run and best.json is written."""
@@ -105,6 +132,8 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
             if driver.poll() is None:
                 os.killpg(driver.pid, signal.SIGKILL)
     assert driver.returncode == 130 and not (experiment_dir / "best.json").exists()
+    (yardstick,) = (experiment_dir / DATASETS_DIR).glob("*/yardstick.json")
+    planned = yardstick.read_bytes()  # planning again would record another duration
     saved = saved_trials(experiment_dir)
     assert all(t.status != "TERMINATED" for t in saved.values()), saved  # none finished
     restore_points = {i: checkpoint_iteration(t.checkpoint) for i, t in saved.items()}  # type: ignore[arg-type]
@@ -128,6 +157,11 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
     manifest = json.loads((experiment_dir / "best.json").read_text())
     assert set(best_by_algorithm(experiment_dir)) == {"PPO", "SAC"}
     assert manifest["trial_errors"] == []
+    # the resumed run loaded the saved yardstick (the same bytes: Tune copies the folder
+    # back and forth, so not the same file times) and so did every restored trial: none
+    # planned a row
+    assert "loaded 500 rows (discrete moves)" in (tmp_path / "resume.log").read_text()
+    assert yardstick.read_bytes() == planned
     for trial in trial_dirs(experiment_dir):
         results = results_of(trial)
         iterations = [r["training_iteration"] for r in results]
@@ -148,6 +182,11 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
         steps = [r["env_runners"]["num_env_steps_sampled_lifetime"] for r in results]
         at_checkpoint = steps[iterations.index(restore_points[trial_id])]
         assert first["env_runners"]["num_env_steps_sampled_lifetime"] > at_checkpoint, steps
+        assert all(r["trial"]["rows_planned"] == 0 for r in results), trial.name
+        # ... and its wall clock went on from the checkpoint's, set-up included
+        walls = [r["trial"]["wall_s"] for r in results]
+        at_checkpoint_wall = walls[iterations.index(restore_points[trial_id])]
+        assert first["trial"]["wall_s"] > at_checkpoint_wall + first["trial"]["setup_s"]
 
 
 def test_yaml_search_spaces_become_sampled_trials(tmp_path: Path) -> None:

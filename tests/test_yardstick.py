@@ -23,7 +23,15 @@ from env.yardstick import (
 from tests.datasets import write_synthetic
 from tests.test_fit_cli import run_cli
 
-SUMMARY_KEYS = {"rows", "solvable", "exact", "mean_moves", "max_moves", "seconds"}
+SUMMARY_KEYS = {
+    "rows",
+    "solvable",
+    "exact",
+    "mean_moves",
+    "max_moves",
+    "seconds",
+    "mean_actuations",
+}
 
 
 @pytest.fixture(scope="module")
