@@ -181,7 +181,10 @@ class PlannerPolicy:
         # A plan's deltas may outlast its move count (on a lagging plant moves count
         # until the temperature stays in the band; later moves hold it there).
         plans_of = [
-            np.zeros((0, self.codec.n_controls)) if np.isnan(count) else np.asarray(plan)
+            # a saved yardstick's empty plan (a row already in the band) reads back as []
+            np.zeros((0, self.codec.n_controls))
+            if np.isnan(count)
+            else np.asarray(plan, dtype=np.float64).reshape(-1, self.codec.n_controls)
             for count, plan in zip(moves, deltas, strict=True)
         ]
         longest = max((len(plan) for plan in plans_of), default=0)

@@ -247,7 +247,8 @@ class AlgorithmSettings:
     env_runners: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     torch_threads: int | None = None
-    """Intra-op threads of the learner's torch; default: the trial's whole CPUs."""
+    """Intra-op threads of the learner's torch; default: one while the trial samples in
+    its own process, else its main CPUs (see ``TrialConfig.torch_threads``)."""
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,20 @@ def test_evaluate_json_is_strict_json() -> None:
     parsed = json.loads(text, parse_constant=pytest.fail)["rows"]
     assert parsed[0]["moves_ratio"] is None and parsed[1]["mean_moves_to_band"] is None
     assert parsed[0]["success_rate"] == 0.5
+
+
+def test_torch_threads_follow_where_the_trial_samples() -> None:
+    """One intra-op thread while sampling and learning share the trial's process (at
+    any CPU share below remote runners); the learner's CPUs once runners sample; the
+    algorithm file's choice always wins."""
+    experiment = load_experiment(REPO / "tune_configs" / "compare.yaml")
+    sac = experiment.algorithms["SAC"]
+
+    def threads(plan: TrialResources, chosen: int | None = None) -> int:
+        algorithm = dataclasses.replace(sac, torch_threads=chosen)
+        return TrialConfig(algorithm, SOURCE, plan, experiment.file.evaluation).torch_threads
+
+    assert threads(PLAN) == 1
+    assert threads(TrialResources(2.0, 0, 0.0, 1)) == 1
+    assert threads(TrialResources(4.0, 4, 1.0, 1)) == 4
+    assert threads(TrialResources(2.0, 0, 0.0, 1), chosen=3) == 3
