@@ -143,3 +143,28 @@ def test_ensure_yardstick_loads_what_it_saved(deep_spec: Path, tmp_path: Path) -
     lagged = env.load_plant(deep_spec, settings={"response_rate": 0.7})
     replaced, computed = ensure_yardstick(path, lagged, "discrete", rows)
     assert computed and replaced.key == yardstick_key(lagged, "discrete")
+
+
+def test_saved_yardstick_with_rows_already_in_band_replays_like_planning(
+    sample_plant: env.Plant, tmp_path: Path
+) -> None:
+    """Rows already in the band have empty plans, which JSON reads back as ``[]``; a
+    planner replaying the loaded yardstick must give the same roll-outs as one that
+    plans (the sample has such rows)."""
+    from env.baselines import PlannerPolicy
+    from env.evaluation import rollout, start_pending, start_states
+
+    plant = sample_plant
+    rows = plant.start_indices
+    codec = plant.codec("discrete")
+    temperatures, controls = start_states(plant, rows)
+    in_band = plant.distance_to_band(temperatures) == 0
+    assert in_band.any() and not in_band.all()
+    path = save_yardstick(compute_yardstick(plant, "discrete", rows), tmp_path / "y.json")
+    replaying = PlannerPolicy(plant, codec, load_yardstick(path))
+    pending = start_pending(plant, rows)
+    replayed = rollout(plant, codec, replaying, temperatures, controls, pending=pending)
+    assert replaying.replayed
+    planned = rollout(plant, codec, PlannerPolicy(plant, codec), temperatures, controls)
+    np.testing.assert_array_equal(replayed.moves_to_band, planned.moves_to_band)
+    np.testing.assert_array_equal(replayed.success, planned.success)
