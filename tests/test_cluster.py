@@ -193,7 +193,17 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         resumed_id = re.search(r"^job id: (\S+)$", resumed.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
         trials = trial_dirs(experiment_dir)
         assert len(trials) == 4
-        wait_until(lambda: all(restored_results(t) for t in trials), 600, "a result of every trial")
+        try:
+            wait_until(
+                lambda: all(restored_results(t) for t in trials), 600, "a result of every trial"
+            )
+        except AssertionError as timed_out:
+            status = _job_status(resumed_id, cluster.dashboard)
+            logs = _ray_job("logs", resumed_id, address=cluster.dashboard)
+            raise AssertionError(
+                f"{timed_out}; resumed job {status or 'status unknown'}, its log ends:\n"
+                + (logs.stdout + logs.stderr)[-4000:]
+            ) from None
         finish = run_cli("tune", "--finish", experiment_dir)
         assert finish.returncode == 0, finish.stderr
         wait_until(

@@ -308,7 +308,7 @@ def test_serving_a_checkpoint_exports_it_to_a_temporary_folder(tiny_run: Path) -
     from rllib_project.policy import load_policy
 
     checkpoint = best_by_algorithm(tiny_run)["DQN"]["checkpoint"]
-    with _served_export(checkpoint) as folder:
+    with _served_export(checkpoint, None) as folder:
         assert load_policy(folder).algorithm == "DQN"
         assert folder.parent.name.startswith("plant-policy-export-")
     assert not folder.parent.exists()
