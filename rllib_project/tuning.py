@@ -219,6 +219,7 @@ def build_tuner(
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from rllib_project.kept_checkpoints import KeptCheckpointRestore
     from rllib_project.metrics import SCORE
     from rllib_project.scheduling import build_scheduler
     from rllib_project.trainable import PlantTrainable
@@ -254,7 +255,7 @@ def build_tuner(
             ),
             failure_config=tune.FailureConfig(max_failures=file.failure.max_failures),
             progress_reporter=progress_reporter(),
-            callbacks=[TrialLines()],
+            callbacks=[TrialLines(), KeptCheckpointRestore()],
             verbose=1,
         ),
     )

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
 
+from rllib_project.kept_checkpoints import newest_kept_checkpoint
 from tests.experiments import best_by_algorithm, write_experiment
 from tests.ray_cluster import private_ray_tmpdir
 from tests.test_fit_cli import run_cli
@@ -21,6 +23,7 @@ from tests.tune_runs import (
     UNREACHABLE,
     checkpoint_iteration,
     created_experiment_dir,
+    kept_checkpoints,
     restored_results,
     results_of,
     saved_trials,
@@ -33,6 +36,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Path) -> None:
+    """SIGKILL of the driver once trial 0 has finished and trial 1 has two checkpoints;
+    trial 1's checkpoint that Tune's last saved state names is then deleted, as
+    ``num_to_keep`` deletes it when newer ones come between a state save and a crash.
+    ``--resume`` does not run trial 0 again and goes on with trial 1 from the newest
+    checkpoint still kept (Tune itself would fail the trial's restores)."""
     experiment = write_experiment(
         tmp_path,
         iterations=UNREACHABLE,
@@ -55,16 +63,17 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
             finish = run_cli("tune", "--finish", experiment_dir, "--only", first.name)
             assert finish.returncode == 0, finish.stderr
 
-            def first_ended_and_second_checkpointed_in_saved_state() -> bool:
+            def first_ended_and_second_checkpointed_twice() -> bool:
                 saved = saved_trials(experiment_dir)
                 return (
                     len(saved) == 2
                     and saved[results_of(first)[0]["trial_id"]].status == "TERMINATED"
                     and all(t.checkpoint is not None for t in saved.values())
+                    and all(len(kept_checkpoints(t)) >= 2 for t in trial_dirs(experiment_dir))
                 )
 
             wait_until(
-                first_ended_and_second_checkpointed_in_saved_state,
+                first_ended_and_second_checkpointed_twice,
                 300,
                 "state",
                 tmp_path / "run.log",
@@ -78,9 +87,12 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     assert not (experiment_dir / "best.json").exists()
     second = next(t for t in trial_dirs(experiment_dir) if t != first)
     finished_before = (first / "result.json").read_text()
-    restore_point = checkpoint_iteration(
-        saved_trials(experiment_dir)[results_of(second)[0]["trial_id"]].checkpoint  # type: ignore[arg-type]
-    )
+    named = saved_trials(experiment_dir)[results_of(second)[0]["trial_id"]].checkpoint
+    assert named is not None and named.parent == second
+    shutil.rmtree(named)
+    kept = newest_kept_checkpoint(second)
+    assert kept is not None
+    restore_point = checkpoint_iteration(kept.path)
 
     with private_ray_tmpdir() as env:
         resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
@@ -101,7 +113,10 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     assert set(best_by_algorithm(experiment_dir)) == {"PPO"} and manifest["trial_errors"] == []
     # the finished trial was not run again
     assert (first / "result.json").read_text() == finished_before
-    # the unfinished one went on from its checkpoint (not from iteration 1) to the end
+    resume_log = (tmp_path / "resume.log").read_text()
+    assert f"{named.name} was deleted after Tune last saved its state" in resume_log
+    assert "Error handling checkpoint" not in resume_log  # Tune forgot the deleted one
+    # the unfinished one went on from its newest kept checkpoint (not from iteration 1)
     reported = [r["training_iteration"] for r in results_of(second)]
     assert reported.count(1) == 1, reported
     after = restored_results(second)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rllib_project.checkpoints import POLICY_METADATA, CheckpointInfo
 from tests.conftest import REPO
 from tests.experiments import only_experiment_dir
 
@@ -109,5 +110,10 @@ def saved_trials(experiment_dir: Path) -> dict[str, SavedTrial]:
     return trials
 
 
+def kept_checkpoints(trial: Path) -> list[Path]:
+    """The trial's complete checkpoints (their metadata file is written last)."""
+    return sorted(p.parent for p in trial.glob(f"checkpoint_*/{POLICY_METADATA}"))
+
+
 def checkpoint_iteration(checkpoint: Path) -> int:
-    return json.loads((checkpoint / "plant_policy.json").read_text())["training_iteration"]
+    return CheckpointInfo.read(checkpoint).training_iteration

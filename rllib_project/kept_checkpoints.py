@@ -1,0 +1,111 @@
+"""Where a restored trial goes on from when the checkpoint Tune names is gone.
+
+Tune saves its experiment state every few seconds; between two saves a trial may
+register new checkpoints, and ``CheckpointConfig(num_to_keep=...)`` then deletes the
+worst-scoring ones, which can include the one the last saved state calls the trial's
+latest. After a crash, a ``ray job stop`` or a lost driver node, ``Tuner.restore`` hands
+the trial that deleted path: Tune's ``Trainable.restore`` refuses it ("does not exist on
+storage anymore"), the trial fails its restores and ends in ERROR although newer
+checkpoints of it are on disk, and Tune's checkpoint manager fails again when it tries
+to delete the missing folder. The newest checkpoint still kept in the trial's folder is
+where the trial really stood (the manager never deletes the latest one), so
+:class:`KeptCheckpointRestore` points the trial there before Tune restores it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.train._internal.checkpoint_manager import _TrainingResult
+from ray.tune.experiment import Trial
+from ray.tune.result import EXPR_RESULT_FILE, TRAINING_ITERATION
+
+from env.errors import InputError
+from rllib_project.checkpoints import POLICY_METADATA, CheckpointInfo
+
+
+@dataclass(frozen=True)
+class KeptCheckpoint:
+    """A complete checkpoint in a trial's folder, and the result Tune recorded at its
+    iteration (what Tune would have registered with it)."""
+
+    path: Path
+    result: dict[str, Any]
+
+
+def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
+    """The complete checkpoint of the highest training iteration in ``trial_dir`` (one
+    whose ``plant_policy.json`` is readable: it is written last), with Tune's result of
+    that iteration; None if the folder has none."""
+    newest: tuple[int, Path] | None = None
+    for metadata in trial_dir.glob(f"checkpoint_*/{POLICY_METADATA}"):
+        try:
+            iteration = CheckpointInfo.read(metadata.parent).training_iteration
+        except InputError:  # cut short while being written
+            continue
+        if newest is None or iteration > newest[0]:
+            newest = (iteration, metadata.parent)
+    if newest is None:
+        return None
+    iteration, path = newest
+    result: dict[str, Any] = {TRAINING_ITERATION: iteration}
+    results = trial_dir / EXPR_RESULT_FILE
+    if results.is_file():
+        for line in results.read_text(encoding="utf-8").splitlines():
+            try:
+                recorded = json.loads(line)
+            except json.JSONDecodeError:  # the last line, cut short by a crash
+                continue
+            if recorded.get(TRAINING_ITERATION) == iteration:
+                result = recorded
+    return KeptCheckpoint(path, result)
+
+
+class KeptCheckpointRestore(tune.Callback):
+    """Before Tune restores a trial (``on_trial_start`` runs first), replace a latest
+    checkpoint that no longer exists by the newest one kept, and forget deleted ones so
+    that ``num_to_keep`` does not try to delete them again. Uses Ray 2.60's checkpoint
+    manager internals (``_checkpoint_results``); Ray is pinned."""
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        manager = trial.run_metadata.checkpoint_manager
+        if manager is None:
+            return
+        latest = manager.latest_checkpoint_result
+        if latest is None or latest.checkpoint is None:
+            return
+        named = Path(latest.checkpoint.path)
+        filesystem = latest.checkpoint.filesystem
+        if filesystem is None or filesystem.type_name != "local" or named.exists():
+            return
+        manager._checkpoint_results = [
+            r
+            for r in manager._checkpoint_results
+            if r.checkpoint is not None and Path(r.checkpoint.path).exists()
+        ]
+        kept = newest_kept_checkpoint(named.parent)
+        if kept is None:
+            manager._latest_checkpoint_result = None
+            print(f"{trial}: {named.name} is gone and no other checkpoint is kept: starting over")
+            return
+        known = [
+            r
+            for r in manager._checkpoint_results
+            if r.checkpoint is not None and Path(r.checkpoint.path) == kept.path
+        ]
+        if known:  # an older one the manager keeps: it becomes the latest again
+            manager._latest_checkpoint_result = known[0]
+        else:  # newer than the saved state: registered as Tune would have
+            checkpoint = tune.Checkpoint.from_directory(kept.path)
+            manager.register_checkpoint(_TrainingResult(checkpoint=checkpoint, metrics=kept.result))
+        print(
+            f"{trial}: {named.name} was deleted after Tune last saved its state; "
+            f"going on from {kept.path.name}, the newest kept",
+            flush=True,
+        )
