@@ -95,7 +95,7 @@ def build_algorithm_config(trial: TrialConfig) -> AlgorithmConfig:
         .debugging(seed=trial.seed, log_level="WARN")
         .reporting(metrics_num_episodes_for_smoothing=20)
     )
-    if settings.algorithm == "DQN" and trial.action_mode == "discrete":
+    if settings.algorithm == "DQN" and settings.action_mode == "discrete":
         use_branching_q(config)
     # Restart crashed env runners in place; a crashed trial is restarted by Tune.
     config.fault_tolerance(restart_failed_env_runners=True)

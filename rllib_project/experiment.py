@@ -28,7 +28,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from env.actions import ActionMode
 from env.errors import InputError
@@ -40,15 +40,10 @@ ALGORITHM_NAMES: tuple[str, ...] = ("PPO", "SAC", "DQN")
 SEARCH_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 SEARCH_SPACE_SECTIONS = ("training", "env_runners", "model")
 """The sections of an algorithm's YAML that may hold search spaces."""
-AUTO_ACTION_MODE: Final = "auto"
-ActionModeSetting = ActionMode | Literal["auto"]
-"""An algorithm file's ``action_mode``: a mode, or ``auto`` (chosen from the plant's
-number of controls per dataset, see ``shape_defaults.resolve_action_mode``)."""
 ALLOWED_ACTION_MODES: dict[str, tuple[str, ...]] = {
     "PPO": ("discrete", "continuous"),
     "SAC": ("continuous",),
-    # discrete: one Q-head per control; discrete_flat: one output per combination
-    "DQN": (AUTO_ACTION_MODE, "discrete", "discrete_flat"),
+    "DQN": ("discrete", "discrete_flat"),  # discrete: one Q-head per control
 }
 # Derived from the cluster by the runner (see resources.py), never set per algorithm.
 RESOURCE_KEYS = (
@@ -247,7 +242,7 @@ class AlgorithmSettings:
     inside a trial, with the values Tune sampled (see :mod:`rllib_project.trial_config`)."""
 
     algorithm: AlgorithmName
-    action_mode: ActionModeSetting
+    action_mode: ActionMode
     training: dict[str, Any] = field(default_factory=dict)
     env_runners: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)

@@ -25,17 +25,6 @@ Derived, and why (the sample's values in brackets, which the formulas reproduce)
     steps, so a nearly deterministic policy is wanted; RLlib's "auto" (``-k``) left
     moves/opt at 1.4-1.5 on the sample, ``-2 k`` reached 1.09. Entropy adds up over
     the action's dimensions, so the target is per control: ``-2 k``.
-``action_mode: auto`` (DQN) [``discrete_flat``]
-    DQN's Q-network either has one output per combination of moves (``discrete_flat``,
-    ``Discrete(3**k)``: it values each joint move, interactions included) or one head
-    of 3 per control (``discrete``, ``MultiDiscrete``: 3k outputs, Tavakoli et al.,
-    2018). Measured at equal env steps (``scripts/bench_dqn_actions.py``, 60,000 each):
-    on the sample (k = 4, 81 actions) flat reached 94.0% success at 1.17x the
-    planner's moves against branching's 96.6% at 1.45x, and the demo's flat DQN
-    1.09x against branching's 1.19x; on a 6-control plant (729 actions) flat reached
-    19.8% at 1.75x, branching 49.8% at 1.20x and 4.7x the env steps/s. So flat while
-    ``3**k <= 81`` (k <= 4), branching beyond; k = 5 is unmeasured and gets the one
-    that scales.
 ``entropy_coeff`` (PPO) [0.005]
     The entropy of a ``MultiDiscrete`` policy is the sum over its k controls, so a
     fixed coefficient would push twice as hard towards random moves on 8 controls as
@@ -50,18 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from env.actions import ActionMode
 from env.plant import Plant
 from env.yardstick import Yardstick
-from rllib_project.experiment import AUTO_ACTION_MODE, ActionModeSetting, AlgorithmSettings
+from rllib_project.experiment import AlgorithmSettings
 
 MIN_DISCOUNT_HORIZON = 20
 """Moves of the shortest discount horizon ``1 / (1 - gamma)``: the sample's 0.95."""
 MAX_GAMMA = 0.99
 SAC_ENTROPY_PER_CONTROL = -2.0
 PPO_ENTROPY_COEFF_TIMES_K = 0.02
-FLAT_Q_MAX_ACTIONS = 81
-"""DQN's ``auto``: the largest ``Discrete(3**k)`` still given a flat Q-network."""
 
 
 @dataclass(frozen=True)
@@ -119,17 +105,6 @@ def derived_settings(algorithm: str, shape: PlantShape) -> DerivedSettings:
     return DerivedSettings(training=training, model={})
 
 
-def resolve_action_mode(setting: ActionModeSetting, n_controls: int | None) -> ActionMode:
-    """The action mode of an algorithm file's ``action_mode`` on a plant of
-    ``n_controls`` (None: not known, the mode that scales). Only DQN allows ``auto``
-    (module docstring)."""
-    if setting != AUTO_ACTION_MODE:
-        return setting
-    if n_controls is not None and 3**n_controls <= FLAT_Q_MAX_ACTIONS:
-        return "discrete_flat"
-    return "discrete"
-
-
 def describe_derived(algorithms: Iterable[AlgorithmSettings], shape: PlantShape) -> str:
     """One line: the settings the shape gave each algorithm (those its YAML does not set)."""
     parts = []
@@ -137,8 +112,6 @@ def describe_derived(algorithms: Iterable[AlgorithmSettings], shape: PlantShape)
         derived = derived_settings(settings.algorithm, shape)
         used = {k: v for k, v in derived.training.items() if k not in settings.training}
         used |= {k: v for k, v in derived.model.items() if k not in settings.model}
-        if settings.action_mode == AUTO_ACTION_MODE:
-            used["actions"] = resolve_action_mode(settings.action_mode, shape.n_controls)
         if used:
             values = ", ".join(f"{k} {v}" for k, v in used.items())
             parts.append(f"{settings.algorithm} {values}")

@@ -34,7 +34,7 @@ from rllib_project.experiment import (
     EvaluationSettings,
 )
 from rllib_project.resources import TrialResources
-from rllib_project.shape_defaults import PlantShape, resolve_action_mode
+from rllib_project.shape_defaults import PlantShape
 
 ALGORITHM_COLUMN = "algorithm/algorithm"
 """Tune's path of the algorithm name in a trial config (progress table column)."""
@@ -94,11 +94,7 @@ class TrialConfig:
 
     @property
     def action_mode(self) -> ActionMode:
-        """The algorithm file's mode; ``auto`` chosen from the plant's controls."""
-        shape = self.plant.shape
-        return resolve_action_mode(
-            self.algorithm.action_mode, None if shape is None else shape.n_controls
-        )
+        return self.algorithm.action_mode
 
     @property
     def env_config(self) -> EnvConfig:
