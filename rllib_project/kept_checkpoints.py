@@ -66,46 +66,69 @@ def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
 
 
 class KeptCheckpointRestore(tune.Callback):
-    """Before Tune restores a trial (``on_trial_start`` runs first), replace a latest
-    checkpoint that no longer exists by the newest one kept, and forget deleted ones so
-    that ``num_to_keep`` does not try to delete them again. Uses Ray 2.60's checkpoint
-    manager internals (``_checkpoint_results``); Ray is pinned."""
+    """Before Tune starts a trial's actor, point a trial whose latest checkpoint no
+    longer exists at the newest one kept, forget deleted ones (so that ``num_to_keep``
+    does not delete them again), and number its next checkpoints after every folder
+    already there (Tune would otherwise write its next checkpoint over a newer kept
+    one). ``on_step_begin`` runs before the step that schedules actors, and the actor
+    receives the trial's storage (with that numbering) when it is created. Uses Ray
+    2.60's checkpoint manager and storage internals; Ray is pinned."""
 
-    def on_trial_start(
-        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
-    ) -> None:
-        manager = trial.run_metadata.checkpoint_manager
-        if manager is None:
-            return
-        latest = manager.latest_checkpoint_result
-        if latest is None or latest.checkpoint is None:
-            return
-        named = Path(latest.checkpoint.path)
-        filesystem = latest.checkpoint.filesystem
-        if filesystem is None or filesystem.type_name != "local" or named.exists():
-            return
-        manager._checkpoint_results = [
-            r
-            for r in manager._checkpoint_results
-            if r.checkpoint is not None and Path(r.checkpoint.path).exists()
-        ]
-        kept = newest_kept_checkpoint(named.parent)
-        if kept is None:
-            manager._latest_checkpoint_result = None
-            print(f"{trial}: {named.name} is gone and no other checkpoint is kept: starting over")
-            return
-        known = [
-            r
-            for r in manager._checkpoint_results
-            if r.checkpoint is not None and Path(r.checkpoint.path) == kept.path
-        ]
-        if known:  # an older one the manager keeps: it becomes the latest again
-            manager._latest_checkpoint_result = known[0]
-        else:  # newer than the saved state: registered as Tune would have
-            checkpoint = tune.Checkpoint.from_directory(kept.path)
-            manager.register_checkpoint(_TrainingResult(checkpoint=checkpoint, metrics=kept.result))
-        print(
-            f"{trial}: {named.name} was deleted after Tune last saved its state; "
-            f"going on from {kept.path.name}, the newest kept",
-            flush=True,
-        )
+    def __init__(self) -> None:
+        self._checked: set[str] = set()
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        for trial in trials:
+            if trial.trial_id not in self._checked:
+                self._checked.add(trial.trial_id)
+                repair_missing_latest(trial)
+
+
+def repair_missing_latest(trial: Trial) -> None:
+    """See :class:`KeptCheckpointRestore`; a trial whose latest checkpoint exists (or
+    that has none) is left as it is."""
+    manager, storage = trial.run_metadata.checkpoint_manager, trial.storage
+    if manager is None or storage is None:
+        return
+    latest = manager.latest_checkpoint_result
+    if latest is None or latest.checkpoint is None:
+        return
+    named = Path(latest.checkpoint.path)
+    filesystem = latest.checkpoint.filesystem
+    if filesystem is None or filesystem.type_name != "local" or named.exists():
+        return
+    manager._checkpoint_results = [
+        r
+        for r in manager._checkpoint_results
+        if r.checkpoint is not None and Path(r.checkpoint.path).exists()
+    ]
+    storage.current_checkpoint_index = max(
+        [storage.current_checkpoint_index]
+        + [index + 1 for index in _checkpoint_indices(named.parent)]
+    )
+    kept = newest_kept_checkpoint(named.parent)
+    if kept is None:
+        manager._latest_checkpoint_result = None
+        print(f"{trial}: {named.name} is gone and no other checkpoint is kept: starting over")
+        return
+    known = [
+        r
+        for r in manager._checkpoint_results
+        if r.checkpoint is not None and Path(r.checkpoint.path) == kept.path
+    ]
+    if known:  # an older one the manager keeps: it becomes the latest again
+        manager._latest_checkpoint_result = known[0]
+    else:  # newer than the saved state: registered as Tune would have
+        checkpoint = tune.Checkpoint.from_directory(kept.path)
+        manager.register_checkpoint(_TrainingResult(checkpoint=checkpoint, metrics=kept.result))
+    print(
+        f"{trial}: {named.name} was deleted after Tune last saved its state; "
+        f"going on from {kept.path.name}, the newest kept",
+        flush=True,
+    )
+
+
+def _checkpoint_indices(trial_dir: Path) -> list[int]:
+    """The numbers of the ``checkpoint_NNNNNN`` folders in ``trial_dir``."""
+    names = (p.name.removeprefix("checkpoint_") for p in trial_dir.glob("checkpoint_*"))
+    return [int(n) for n in names if n.isdigit()]

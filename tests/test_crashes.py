@@ -23,6 +23,7 @@ from tests.tune_runs import (
     UNREACHABLE,
     checkpoint_iteration,
     created_experiment_dir,
+    finish_when,
     kept_checkpoints,
     restored_results,
     results_of,
@@ -96,18 +97,13 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
 
     with private_ray_tmpdir() as env:
         resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
-        try:
-            wait_until(
-                lambda: bool(restored_results(second)),
-                300,
-                "trial 1 going on",
-                tmp_path / "resume.log",
-            )
-            assert run_cli("tune", "--finish", experiment_dir).returncode == 0
-            resumed.wait(timeout=300)
-        finally:
-            if resumed.poll() is None:
-                os.killpg(resumed.pid, signal.SIGKILL)
+        finish_when(
+            resumed,
+            lambda: bool(restored_results(second)),
+            "trial 1 going on",
+            experiment_dir,
+            tmp_path / "resume.log",
+        )
     assert resumed.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())  # whole, parseable
     assert set(best_by_algorithm(experiment_dir)) == {"PPO"} and manifest["trial_errors"] == []
@@ -161,14 +157,13 @@ def test_killed_trial_actor_is_restarted_from_its_checkpoint(tmp_path: Path) -> 
             for pid in victims:
                 os.kill(pid, signal.SIGKILL)
             trial = trial_dirs(experiment_dir)[0]
-            wait_until(
+            finish_when(
+                driver,
                 lambda: bool(restored_results(trial)),
-                300,
                 "the restarted trial",
+                experiment_dir,
                 tmp_path / "run.log",
             )
-            assert run_cli("tune", "--finish", experiment_dir).returncode == 0
-            driver.wait(timeout=300)
         finally:
             if driver.poll() is None:
                 os.killpg(driver.pid, signal.SIGKILL)

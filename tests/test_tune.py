@@ -24,6 +24,7 @@ from tests.tune_runs import (
     UNREACHABLE,
     checkpoint_iteration,
     created_experiment_dir,
+    finish_when,
     restored_results,
     results_of,
     saved_trials,
@@ -150,19 +151,13 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
 
     with private_ray_tmpdir() as env:
         resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
-        try:
-            wait_until(
-                lambda: all(restored_results(t) for t in trial_dirs(experiment_dir)),
-                300,
-                "a result of every trial after its restore",
-                tmp_path / "resume.log",
-            )
-            finish = run_cli("tune", "--finish", experiment_dir)
-            assert finish.returncode == 0, finish.stderr
-            resumed.wait(timeout=300)
-        finally:
-            if resumed.poll() is None:
-                os.killpg(resumed.pid, signal.SIGKILL)
+        finish_when(
+            resumed,
+            lambda: all(restored_results(t) for t in trial_dirs(experiment_dir)),
+            "a result of every trial after its restore",
+            experiment_dir,
+            tmp_path / "resume.log",
+        )
     assert resumed.returncode == 0
     manifest = json.loads((experiment_dir / "best.json").read_text())
     assert set(best_by_algorithm(experiment_dir)) == {"PPO", "SAC"}

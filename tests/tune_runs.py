@@ -10,6 +10,8 @@ experiment state records) before it interrupts, and ends the trials itself with
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,6 +56,28 @@ def start_tune(args: Sequence[str | Path], env: dict[str, str], log: Path) -> su
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def finish_when(
+    driver: subprocess.Popen,
+    condition: Callable[[], bool],
+    what: str,
+    experiment_dir: Path,
+    log: Path,
+) -> None:
+    """Wait for ``condition`` (a state of the run ``driver`` drives), end the run with
+    ``rllib-project tune --finish`` and wait for the driver to exit. A driver still
+    running when this fails is killed with its process group."""
+    from tests.test_fit_cli import run_cli
+
+    try:
+        wait_until(condition, 300, what, log)
+        finish = run_cli("tune", "--finish", experiment_dir)
+        assert finish.returncode == 0, finish.stderr
+        driver.wait(timeout=300)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
 
 
 def created_experiment_dir(storage: Path) -> Path:
