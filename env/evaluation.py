@@ -140,6 +140,7 @@ def rollout(
     seed: int = 0,
     pending: np.ndarray | None = None,
     truth: PlantStepper | None = None,
+    hold_in_band: bool = False,
 ) -> Rollouts:
     """Run ``policy`` from every start state for ``horizon`` moves, in lockstep.
 
@@ -149,6 +150,10 @@ def rollout(
     itself); the model still tracks the settings in flight and the settling value the
     observation shows, from the readings the truth returns, as the policy would in use.
     The rewards are the model's reward function applied to the truth's readings.
+    ``hold_in_band``: the advice's rule on top of the policy, as ``recommend`` and the
+    server give it: where the reading is in the band and stays there when nothing is
+    touched (:meth:`env.plant.Plant.holds`), every setting is kept whatever the policy
+    says; the operator's interventions under the advice, not the raw policy's.
     """
     settings = plant.settings
     horizon = settings.horizon if horizon is None else horizon
@@ -168,6 +173,8 @@ def rollout(
         obs = plant.observe(temp, ctrl, queue, offset)
         action = policy.act(obs, temp.copy(), ctrl.copy(), t)
         new_ctrl = plant.apply_delta(ctrl, codec.to_delta(action))
+        if hold_in_band:
+            new_ctrl = np.where(plant.holds(temp, ctrl, queue, offset)[:, None], ctrl, new_ctrl)
         moved = (new_ctrl - ctrl) / plant.steps
         noise = settings.noise_std * rng.standard_normal(n) if settings.noise_std > 0 else 0.0
         if settings.drift_std > 0:

@@ -275,6 +275,41 @@ class Plant:
             pending,
         )
 
+    def keep_settles(
+        self, temperature: np.ndarray, controls: np.ndarray, pending: np.ndarray, offset: Any
+    ) -> np.ndarray:
+        """Shape (n,): the move from which the temperature stays in the band if every
+        setting is kept (0: in the band now and staying), -1 if it is not in the band at
+        the horizon's end (on the model, noise-free). On a static plant a reading in the
+        band stays there (0), any other is -1 at once. What the advice's "inside the
+        band, hold" and "keep, already on its way" rest on."""
+        if not self.lagging:
+            return np.where(self.in_band(temperature), 0, -1)
+        temps = [temperature]
+        current = temperature
+        for _ in range(self.settings.horizon):
+            current, pending = self.advance(current, pending, controls, offset)
+            temps.append(current)
+        inside = self.in_band(np.stack(temps, axis=1))
+        stays = np.logical_and.accumulate(inside[:, ::-1], axis=1)[:, ::-1]
+        return np.where(inside[:, -1], stays.argmax(axis=1), -1)
+
+    def holds(
+        self, temperature: np.ndarray, controls: np.ndarray, pending: np.ndarray, offset: Any
+    ) -> np.ndarray:
+        """Shape (n,): the readings at which the advice is "inside the band, hold": in
+        the band, and staying there when nothing is touched (on a lagging plant a
+        reading passing through the band on its way out does not hold)."""
+        inside = self.in_band(temperature)
+        if not self.lagging or not inside.any():
+            return inside
+        rows = np.flatnonzero(inside)  # only these can hold: simulate only them
+        offsets = np.broadcast_to(np.asarray(offset, dtype=np.float64), temperature.shape)
+        settles = self.keep_settles(temperature[rows], controls[rows], pending[rows], offsets[rows])
+        holds = np.zeros_like(inside)
+        holds[rows] = settles == 0
+        return holds
+
     def apply_delta(self, controls: np.ndarray, delta: np.ndarray) -> np.ndarray:
         return np.clip(controls + delta, self.lower, self.upper)
 

@@ -8,8 +8,12 @@ planner's over the rows both solve: 1.00 is optimal. ``moves`` counts until the
 temperature is in the band and stays there (on a lagging plant, passing through does
 not count). ``actuations`` is the mean number of moves that change a setting per start
 (an operator's interventions), ``act/opt`` their total divided by the planner's over
-the rows it solves: a policy that saws at the valves shows here. An experiment with
-several datasets gets one such table per dataset (``--dataset NAME``: one of them).
+the rows it solves: a policy that saws at the valves shows here. Each trained policy
+has a second row, ``NAME (advice)``: the same policy under the advice's rule (inside
+the band and staying there: keep every setting), which is what ``recommend`` and the
+server tell an operator, so its actuations are the interventions the advice asks for.
+An experiment with several datasets gets one such table per dataset (``--dataset
+NAME``: one of them).
 
 For an experiment folder it also gives the comparison over all its runs (every seed,
 not only the best checkpoints): IQM and mean with 95% bootstrap intervals, the
@@ -41,6 +45,11 @@ from rllib_project.checkpoints import (
 from rllib_project.comparison import Comparison, compare, format_comparison
 from rllib_project.scoring import PlantScorer, PolicyMetrics
 
+ADVICE_KIND = "advice"
+ADVICE_SUFFIX = "(advice)"
+"""A trained policy under the advice's rule (inside the band and staying: keep all),
+as ``recommend`` and the server give it: the operator's view."""
+
 
 @dataclass(frozen=True)
 class Column:
@@ -69,7 +78,7 @@ def mode_family(action_mode: str) -> str:
 class EvaluationRow:
     policy: str
     kind: str
-    """"trained" or "baseline"."""
+    """"trained", "advice" (:data:`ADVICE_KIND`) or "baseline"."""
     action_mode: str
     metrics: PolicyMetrics
     rollouts: Rollouts
@@ -169,18 +178,22 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
     for policy in policies:
         scorer = policy_scorer(policy)
         scorers.setdefault(mode_family(policy.action_mode), scorer)
-        result = scorer.rollouts(_as_batch_policy(policy))
-        rows.append(
-            EvaluationRow(
-                policy.name,
-                "trained",
-                policy.action_mode,
-                scorer.metrics(result),
-                result,
-                str(policy.source),
-                dataset,
+        for kind, name, hold in (
+            ("trained", policy.name, False),
+            (ADVICE_KIND, f"{policy.name} {ADVICE_SUFFIX}", True),
+        ):
+            result = scorer.rollouts(_as_batch_policy(policy), hold_in_band=hold)
+            rows.append(
+                EvaluationRow(
+                    name,
+                    kind,
+                    policy.action_mode,
+                    scorer.metrics(result),
+                    result,
+                    str(policy.source),
+                    dataset,
+                )
             )
-        )
     for family, scorer in scorers.items():
         for baseline in baseline_policies(scorer.plant, scorer.codec, seed):
             result = (

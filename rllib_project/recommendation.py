@@ -333,12 +333,8 @@ def advise(
     in_band = plant.in_band(temperature)
     obs = plant.observe(temperature, clipped, queue, offset)
     first = plant.apply_delta(clipped, codec.to_delta(act(obs)))
-    keep_settles = np.zeros(len(temperature), dtype=np.int64)
-    if plant.lagging:  # where does the temperature go if nothing is touched?
-        keep_settles = _keep_settles(plant, temperature, clipped, queue, offset)
-        hold = in_band & (keep_settles == 0)
-    else:
-        hold = in_band
+    keep_settles = plant.keep_settles(temperature, clipped, queue, offset)
+    hold = in_band & (keep_settles == 0)
     disagrees = hold & ~np.isclose(first, clipped).all(axis=1)
     new = np.where(hold[:, None], clipped, first)
     direction, amount = _changes(plant, clipped, new)
@@ -362,23 +358,6 @@ def advise(
         support=support.measure(controls),
         on_its_way=on_its_way,
     )
-
-
-def _keep_settles(
-    plant: Plant, temperature: np.ndarray, controls: np.ndarray, queue: np.ndarray, offset: Any
-) -> np.ndarray:
-    """Lagging plant: the sample from which the temperature stays in the band when every
-    setting is kept (0: in the band now and staying), -1 if it is not in the band at
-    the horizon's end (on the model, noise-free)."""
-    horizon = plant.settings.horizon
-    temps = [temperature]
-    current, pending = temperature, queue
-    for _ in range(horizon):
-        current, pending = plant.advance(current, pending, controls, offset)
-        temps.append(current)
-    inside = plant.in_band(np.stack(temps, axis=1))
-    stays = np.logical_and.accumulate(inside[:, ::-1], axis=1)[:, ::-1]
-    return np.where(inside[:, -1], stays.argmax(axis=1), -1)
 
 
 def _display_width(text: str) -> int:

@@ -112,9 +112,17 @@ class PlantScorer:
         self.optimal_moves = self.planner_rollouts.moves_to_band
         self.solvable = ~np.isnan(self.optimal_moves)
 
-    def rollouts(self, policy: BatchPolicy) -> Rollouts:
+    def rollouts(self, policy: BatchPolicy, hold_in_band: bool = False) -> Rollouts:
+        """``policy`` from every start row; ``hold_in_band``: under the advice's rule
+        (:func:`env.evaluation.rollout`)."""
         return rollout(
-            self.plant, self.codec, policy, self.temperatures, self.controls, pending=self.pending
+            self.plant,
+            self.codec,
+            policy,
+            self.temperatures,
+            self.controls,
+            pending=self.pending,
+            hold_in_band=hold_in_band,
         )
 
     def metrics(self, result: Rollouts) -> PolicyMetrics:

@@ -38,7 +38,15 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
     output = strict_json(result.stdout)
     assert output["aggregate"] is None  # one checkpoint: no runs to aggregate
     rows = output["rows"]
-    assert [r["policy"] for r in rows] == ["DQN", "planner", "greedy", "do-nothing", "random"]
+    assert [r["policy"] for r in rows] == [
+        "DQN",
+        "DQN (advice)",
+        "planner",
+        "greedy",
+        "do-nothing",
+        "random",
+    ]
+    assert [r["kind"] for r in rows[:3]] == ["trained", "advice", "baseline"]
     for row in rows:
         for key in (
             "success_rate",
@@ -50,7 +58,7 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
         ):
             assert key in row, key
         assert row["episodes"] == 500
-    planner = rows[1]
+    planner = rows[2]
     # the planner row is the exact planner's, computed here independently, row by row
     optimal = [
         plan_discrete(sample_plant, sample_plant.data.controls[i], sample_plant.data.state[i])

@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import env
-from env.baselines import DoNothingPolicy, PlannerPolicy, RandomPolicy
+from env.baselines import DoNothingPolicy, FunctionPolicy, PlannerPolicy, RandomPolicy
 from env.data import load_plant_data
 from env.evaluation import rollout, start_pending, start_states, summarize
 from env.lagged_planner import settle_lower_bound, simulate_lagged
@@ -367,3 +367,49 @@ def test_in_band_but_leaving_is_not_held_on_a_lagging_plant(plant: env.Plant) ->
     steady = float(plant.model.predict(settled[None])[0])
     assert plant.in_band(steady)  # keep holds it in the band: hold, say the policy differs
     assert rec.keep_all and rec.policy_disagrees and rec.moves_to_band == 0
+
+
+def test_rollout_under_the_advice_rule_holds_where_recommend_holds(plant: env.Plant) -> None:
+    """``rollout(hold_in_band=True)`` applies the advice's rule: a pushing policy is held
+    at a reading in the band whose settings keep it there, and acts at one in the band
+    but travelling out; the first move agrees with ``advise`` at both, and without the
+    rule the pushing policy moves at both."""
+    codec = plant.codec("discrete")
+    support = fit_data_support(plant.rows)
+    controls = plant.rows.controls[plant.start_indices]
+    far = controls[np.argmax(np.abs(plant.model.predict(controls) - plant.band_mid))]
+    settled = _settings_settling_in_band(plant)
+    starts = np.stack([settled, far])
+    temps = np.full(2, plant.band_mid)
+    pending = np.repeat(starts[:, None], plant.dead_time, axis=1)
+
+    def push(obs: np.ndarray) -> np.ndarray:
+        return np.zeros((len(obs), plant.n_controls), dtype=np.int64)  # decrease everything
+
+    policy = FunctionPolicy("push", push)
+    held = rollout(plant, codec, policy, temps, starts, pending=pending, hold_in_band=True)
+    raw = rollout(plant, codec, policy, temps, starts, pending=pending)
+    assert held.actuations.tolist()[0] == 0 and held.success[0]  # held all along
+    assert held.actuations[1] >= 1  # travelling out: the policy acts
+    assert (raw.actuations >= 1).all()
+    advice = advise(plant, codec, push, support, temps, starts, pending=pending)
+    for i in range(2):
+        first_move_kept = np.array_equal(held.controls[i, 1], held.controls[i, 0])
+        assert first_move_kept == advice.recommendation(i).keep_all, i
+
+
+def test_rollout_under_the_advice_rule_never_moves_in_the_band_of_a_static_plant(
+    sample_plant: env.Plant,
+) -> None:
+    """On a plant without lag every reading in the band holds: under the rule no setting
+    changes after a reading in the band, which a random policy alone does."""
+    codec = sample_plant.codec("discrete")
+    temps, controls = start_states(sample_plant)
+    for hold in (True, False):
+        result = rollout(
+            sample_plant, codec, RandomPolicy(codec, seed=1), temps, controls, hold_in_band=hold
+        )
+        in_band = result.in_band[:, :-1]
+        changed = ~np.isclose(result.controls[:, 1:], result.controls[:, :-1]).all(axis=2)
+        assert in_band.any()
+        assert (changed & in_band).any() != hold, hold
