@@ -26,6 +26,7 @@ from ray.tune.result import EXPR_RESULT_FILE, TRAINING_ITERATION
 
 from env.errors import InputError
 from rllib_project.checkpoints import POLICY_METADATA, CheckpointInfo
+from rllib_project.metrics import EVALUATION
 
 
 @dataclass(frozen=True)
@@ -41,27 +42,26 @@ def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
     """The complete checkpoint of the highest training iteration in ``trial_dir`` (one
     whose ``plant_policy.json`` is readable: it is written last), with Tune's result of
     that iteration; None if the folder has none."""
-    newest: tuple[int, Path] | None = None
+    newest: tuple[CheckpointInfo, Path] | None = None
     for metadata in trial_dir.glob(f"checkpoint_*/{POLICY_METADATA}"):
         try:
-            iteration = CheckpointInfo.read(metadata.parent).training_iteration
+            info = CheckpointInfo.read(metadata.parent)
         except InputError:  # cut short while being written
             continue
-        if newest is None or iteration > newest[0]:
-            newest = (iteration, metadata.parent)
+        if newest is None or info.training_iteration > newest[0].training_iteration:
+            newest = (info, metadata.parent)
     if newest is None:
         return None
-    iteration, path = newest
+    info, path = newest
+    iteration = info.training_iteration
+    # the checkpoint's own evaluation, should the result log lack its iteration (Tune
+    # keeps checkpoints by the evaluation's score)
     result: dict[str, Any] = {TRAINING_ITERATION: iteration}
-    results = trial_dir / EXPR_RESULT_FILE
-    if results.is_file():
-        for line in results.read_text(encoding="utf-8").splitlines():
-            try:
-                recorded = json.loads(line)
-            except json.JSONDecodeError:  # the last line, cut short by a crash
-                continue
-            if recorded.get(TRAINING_ITERATION) == iteration:
-                result = recorded
+    if info.evaluation is not None:
+        result[EVALUATION] = info.evaluation.to_dict()
+    for recorded in _recorded_results(trial_dir):
+        if recorded.get(TRAINING_ITERATION) == iteration:
+            result = recorded
     return KeptCheckpoint(path, result)
 
 
@@ -82,6 +82,7 @@ class KeptCheckpointRestore(tune.Callback):
             if trial.trial_id not in self._checked:
                 self._checked.add(trial.trial_id)
                 repair_missing_latest(trial)
+                warn_of_lost_results(trial)
 
 
 def repair_missing_latest(trial: Trial) -> None:
@@ -126,6 +127,52 @@ def repair_missing_latest(trial: Trial) -> None:
         f"going on from {kept.path.name}, the newest kept",
         flush=True,
     )
+
+
+def warn_of_lost_results(trial: Trial) -> None:
+    """Say so when the result log of a trial about to be restored lacks iterations up to
+    its checkpoint. Tune uploads each trial's ``result.json`` from the driver's staging
+    folder to the storage path in the background; a driver killed outright (SIGKILL, a
+    lost node) in the middle of that upload leaves the file cut off, and Tune appends to
+    what is left. Training is not affected (it goes on from the checkpoint); the log's
+    gap is, and a user reading it should know why."""
+    latest = trial.latest_checkpoint_result
+    if latest is None or latest.checkpoint is None:
+        return
+    path = Path(latest.checkpoint.path)
+    filesystem = latest.checkpoint.filesystem
+    if filesystem is None or filesystem.type_name != "local" or not path.exists():
+        return
+    try:
+        restored = CheckpointInfo.read(path).training_iteration
+    except InputError:
+        return
+    recorded = {r.get(TRAINING_ITERATION) for r in _recorded_results(path.parent)}
+    missing = [i for i in range(1, restored + 1) if i not in recorded]
+    if missing:
+        print(
+            f"{trial}: its {EXPR_RESULT_FILE} lacks {len(missing)} of iterations 1-{restored} "
+            "(the driver was stopped while Tune uploaded it); training goes on from "
+            f"{path.name} (iteration {restored})",
+            flush=True,
+        )
+
+
+def _recorded_results(trial_dir: Path) -> list[dict[str, Any]]:
+    """The results in a trial folder's ``result.json`` (none if it is missing; a line cut
+    short by a crash is skipped)."""
+    results = trial_dir / EXPR_RESULT_FILE
+    if not results.is_file():
+        return []
+    recorded = []
+    for line in results.read_text(encoding="utf-8").splitlines():
+        try:
+            result = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(result, dict):
+            recorded.append(result)
+    return recorded
 
 
 def _checkpoint_indices(trial_dir: Path) -> list[int]:

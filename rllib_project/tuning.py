@@ -362,13 +362,16 @@ def work_from(experiment_dir: Path) -> None:
 
 def fit_or_read_back(tuner: Tuner, experiment_dir: Path) -> ResultGrid:
     """``tuner.fit()``; if Tune fails after the trials (its result analysis), the results
-    are read back from the experiment folder instead of being lost with the run."""
+    are read back from the experiment folder instead of being lost with the run.
+    SIGTERM (``ray job stop``) ends the run as Ctrl-C does, with its state saved whole."""
     from ray import tune
 
+    from rllib_project.graceful_stop import sigterm_ends_tune_cleanly
     from rllib_project.trainable import PlantTrainable
 
     try:
-        return tuner.fit()
+        with sigterm_ends_tune_cleanly():
+            return tuner.fit()
     except Exception as exc:
         if not tune.Tuner.can_restore(str(experiment_dir)):
             raise

@@ -81,6 +81,13 @@ export RAY_AUTH_MODE="${RAY_AUTH_MODE:-token}"
 errors="$(mktemp)"
 trap 'rm -f "$errors"' EXIT
 
+# `ray job stop` sends the driver SIGTERM, on which the run saves its state whole and
+# stops its trials (rllib_project/graceful_stop.py); Ray SIGKILLs a driver still running
+# RAY_JOB_STOP_WAIT_TIME_S seconds later (Ray's default, 3, can cut that save short).
+stop_wait="${RAY_JOB_STOP_WAIT_TIME_S:-60}"
+[[ "$stop_wait" =~ ^[0-9]+$ ]] || fail "RAY_JOB_STOP_WAIT_TIME_S must be a whole number of seconds"
+runtime_env='{"excludes": [".venv", "results", ".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"], "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": "'"$stop_wait"'"}}'
+
 cd "$repo"
 # A head that has just started may not have its job agent up yet ("No available agent to
 # submit job"); nothing was submitted then, so that one error is retried for a minute.
@@ -92,7 +99,7 @@ for attempt in $(seq 1 30); do
       --address "$address" \
       --submission-id "$job_id" \
       --working-dir . \
-      --runtime-env-json '{"excludes": [".venv", "results", ".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"]}' \
+      --runtime-env-json "$runtime_env" \
       "${wait_flag[@]}" \
       "${extra[@]}" \
       -- "$python" -m rllib_project "${command[@]}" 2>&1 1>&3 | tee "$errors" >&2

@@ -185,6 +185,12 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         wait_until(lambda: _job_status(job_id, cluster.dashboard) == "STOPPED", 120, "job stopped")
         assert not (experiment_dir / "best.json").exists()
+        # the stop's SIGTERM ended the run as Ctrl-C does (state saved whole), neither at
+        # once (Ray's own SIGTERM handler) nor by Ray's SIGKILL after the wait
+        stopped_log = _ray_job("logs", job_id, address=cluster.dashboard)
+        assert "continue with: rllib-project tune --resume" in stopped_log.stdout, (
+            stopped_log.stdout[-3000:]
+        )
 
         resumed = submit(
             "--resume", str(experiment_dir), "--no-wait", "--address", cluster.dashboard

@@ -41,7 +41,9 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     trial 1's checkpoint that Tune's last saved state names is then deleted, as
     ``num_to_keep`` deletes it when newer ones come between a state save and a crash.
     ``--resume`` does not run trial 0 again and goes on with trial 1 from the newest
-    checkpoint still kept (Tune itself would fail the trial's restores)."""
+    checkpoint still kept (Tune itself would fail the trial's restores). Trial 1's
+    result log is emptied too, as a SIGKILL during Tune's upload of it leaves it: the
+    resume says so and the trial still goes on from its checkpoint."""
     experiment = write_experiment(
         tmp_path,
         iterations=UNREACHABLE,
@@ -94,6 +96,8 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     kept = newest_kept_checkpoint(second)
     assert kept is not None
     restore_point = checkpoint_iteration(kept.path)
+    # a SIGKILL in the middle of Tune's upload of the result log leaves it cut off
+    (second / "result.json").write_text("")
 
     with private_ray_tmpdir() as env:
         resumed = start_tune(["--resume", experiment_dir], env, tmp_path / "resume.log")
@@ -113,8 +117,11 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     assert f"{named.name} was deleted after Tune last saved its state" in resume_log
     assert "Error handling checkpoint" not in resume_log  # Tune forgot the deleted one
     # the unfinished one went on from its newest kept checkpoint (not from iteration 1)
+    # the emptied log is said, and the trial went on from its checkpoint all the same
+    assert f"result.json lacks {restore_point} of iterations 1-{restore_point}" in resume_log
+    assert "Result dict has no key" not in resume_log  # kept by the checkpoint's own score
     reported = [r["training_iteration"] for r in results_of(second)]
-    assert reported.count(1) == 1, reported
+    assert reported.count(1) == 0, reported  # not started over
     after = restored_results(second)
     assert after[0]["training_iteration"] == restore_point + 1, reported
     assert after[-1]["done"]

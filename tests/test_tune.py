@@ -121,8 +121,11 @@ def test_trials_and_evaluate_replay_the_experiments_yardstick(tiny_run: Path) ->
 
 
 def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
-    """Ctrl-C once every trial has a checkpoint the saved state knows; --resume goes on
-    from those checkpoints; --finish then ends the run and best.json is written."""
+    """SIGTERM (what `ray job stop`, `kill` and service managers send) once every trial
+    has a checkpoint the saved state knows ends the run as Ctrl-C does: Tune saves its
+    state whole and the driver exits 130 (Ray's own SIGTERM handler would exit 15 at
+    once, possibly cutting off Tune's upload of the trials' result logs); --resume goes
+    on from those checkpoints; --finish then ends the run and best.json is written."""
     experiment = write_experiment(tmp_path, iterations=UNREACHABLE, algorithms=("PPO", "SAC"))
     with private_ray_tmpdir() as env:
         env.update(STATE_EVERY_SECOND)
@@ -137,7 +140,7 @@ def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
             wait_until(
                 every_trial_checkpointed_in_saved_state, 300, "checkpoints", tmp_path / "run.log"
             )
-            os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C: Tune saves its state and exits
+            driver.send_signal(signal.SIGTERM)  # the driver only: its local Ray goes on
             driver.wait(timeout=120)
         finally:
             if driver.poll() is None:
