@@ -91,12 +91,8 @@ def repair_missing_latest(trial: Trial) -> None:
     manager, storage = trial.run_metadata.checkpoint_manager, trial.storage
     if manager is None or storage is None:
         return
-    latest = manager.latest_checkpoint_result
-    if latest is None or latest.checkpoint is None:
-        return
-    named = Path(latest.checkpoint.path)
-    filesystem = latest.checkpoint.filesystem
-    if filesystem is None or filesystem.type_name != "local" or named.exists():
+    named = _local_checkpoint_path(manager.latest_checkpoint_result)
+    if named is None or named.exists():
         return
     manager._checkpoint_results = [
         r
@@ -136,12 +132,8 @@ def warn_of_lost_results(trial: Trial) -> None:
     lost node) in the middle of that upload leaves the file cut off, and Tune appends to
     what is left. Training is not affected (it goes on from the checkpoint); the log's
     gap is, and a user reading it should know why."""
-    latest = trial.latest_checkpoint_result
-    if latest is None or latest.checkpoint is None:
-        return
-    path = Path(latest.checkpoint.path)
-    filesystem = latest.checkpoint.filesystem
-    if filesystem is None or filesystem.type_name != "local" or not path.exists():
+    path = _local_checkpoint_path(trial.latest_checkpoint_result)
+    if path is None or not path.exists():
         return
     try:
         restored = CheckpointInfo.read(path).training_iteration
@@ -156,6 +148,17 @@ def warn_of_lost_results(trial: Trial) -> None:
             f"{path.name} (iteration {restored})",
             flush=True,
         )
+
+
+def _local_checkpoint_path(result: _TrainingResult | None) -> Path | None:
+    """The folder of ``result``'s checkpoint when it is on the local filesystem (what
+    the repairs here can look into); None without a checkpoint or on remote storage."""
+    if result is None or result.checkpoint is None:
+        return None
+    filesystem = result.checkpoint.filesystem
+    if filesystem is None or filesystem.type_name != "local":
+        return None
+    return Path(result.checkpoint.path)
 
 
 def _recorded_results(trial_dir: Path) -> list[dict[str, Any]]:

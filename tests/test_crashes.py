@@ -116,10 +116,10 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     resume_log = (tmp_path / "resume.log").read_text()
     assert f"{named.name} was deleted after Tune last saved its state" in resume_log
     assert "Error handling checkpoint" not in resume_log  # Tune forgot the deleted one
-    # the unfinished one went on from its newest kept checkpoint (not from iteration 1)
     # the emptied log is said, and the trial went on from its checkpoint all the same
     assert f"result.json lacks {restore_point} of iterations 1-{restore_point}" in resume_log
     assert "Result dict has no key" not in resume_log  # kept by the checkpoint's own score
+    # the unfinished one went on from its newest kept checkpoint (not from iteration 1)
     reported = [r["training_iteration"] for r in results_of(second)]
     assert reported.count(1) == 0, reported  # not started over
     after = restored_results(second)

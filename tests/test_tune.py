@@ -123,7 +123,7 @@ def test_trials_and_evaluate_replay_the_experiments_yardstick(tiny_run: Path) ->
 def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
     """SIGTERM (what `ray job stop`, `kill` and service managers send) once every trial
     has a checkpoint the saved state knows ends the run as Ctrl-C does: Tune saves its
-    state whole and the driver exits 130 (Ray's own SIGTERM handler would exit 15 at
+    state whole and the driver exits 130 (Ray's own SIGTERM handler would end it at
     once, possibly cutting off Tune's upload of the trials' result logs); --resume goes
     on from those checkpoints; --finish then ends the run and best.json is written."""
     experiment = write_experiment(tmp_path, iterations=UNREACHABLE, algorithms=("PPO", "SAC"))
