@@ -112,8 +112,19 @@ class LocalCluster:
         )
 
     def add_node(self, cpus: int) -> None:
+        """A node with its own temp dir, as the README tells a person to start a second
+        node on one machine: nodes sharing the head's session folder share its runtime
+        env cache, and the other node's agent deletes the job's working_dir under the
+        running driver once it no longer uses it itself (the driver's next subprocess
+        then fails with FileNotFoundError on its cwd)."""
+        node_dir = self.temp_dir / f"node{len(self.processes)}"  # short: socket paths
         self._start(
-            [f"--address={self.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}"]
+            [
+                f"--address={self.address}",
+                "--node-ip-address=127.0.0.1",
+                f"--num-cpus={cpus}",
+                f"--temp-dir={node_dir}",
+            ]
         )
 
     def wait_for_nodes(self, count: int, timeout: float = 120.0) -> None:

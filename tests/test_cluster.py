@@ -9,7 +9,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -140,6 +142,36 @@ def _job_status(job_id: str, address: str) -> str:
     )
 
 
+def _wait_on_job(
+    condition: Callable[[], bool], what: str, job_id: str, address: str, experiment_dir: Path
+) -> None:
+    """Wait up to 600 s for ``condition`` (a state of the run job ``job_id`` drives). A
+    job that ends before it holds fails the wait at once; either failure shows the job's
+    status, the end of its log and what Tune's saved state knows of each trial, so a red
+    run says where it stood."""
+    deadline = time.time() + 600
+    status = ""
+    while True:
+        for _ in range(20):  # ~10 s of polls between two (slow) `ray job status` calls
+            if condition():
+                return
+            time.sleep(0.5)
+        status = _job_status(job_id, address)
+        if status not in ("PENDING", "RUNNING") or time.time() > deadline:
+            break
+    logs = _ray_job("logs", job_id, address=address)
+    trials = {
+        trial_id: f"{t.status} {t.checkpoint.name if t.checkpoint else 'no checkpoint'}"
+        for trial_id, t in saved_trials(experiment_dir).items()
+    }
+    reported = {t.name: len(results_of(t)) for t in trial_dirs(experiment_dir)}
+    raise AssertionError(
+        f"no {what}: job {job_id} {status or 'status unknown'}; saved state {trials}; "
+        f"results per trial folder {reported}; the job's log ends:\n"
+        + (logs.stdout + logs.stderr)[-6000:]
+    )
+
+
 def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> None:
     """A job of 2 datasets x 2 seeds (4 trials) on two one-CPU nodes: `submit.sh
     --no-wait` gives a job id that `ray job status/stop` accept; the trials spread over
@@ -176,7 +208,13 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
             saved = saved_trials(experiment_dir).values()
             return len(saved) == 4 and all(t.checkpoint is not None for t in saved)
 
-        wait_until(every_trial_checkpointed_in_saved_state, 600, "a checkpoint of every trial")
+        _wait_on_job(
+            every_trial_checkpointed_in_saved_state,
+            "a checkpoint of every trial",
+            job_id,
+            cluster.dashboard,
+            experiment_dir,
+        )
         restore_points = {
             trial_id: checkpoint_iteration(t.checkpoint)  # type: ignore[arg-type]
             for trial_id, t in saved_trials(experiment_dir).items()
@@ -199,17 +237,13 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         resumed_id = re.search(r"^job id: (\S+)$", resumed.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
         trials = trial_dirs(experiment_dir)
         assert len(trials) == 4
-        try:
-            wait_until(
-                lambda: all(restored_results(t) for t in trials), 600, "a result of every trial"
-            )
-        except AssertionError as timed_out:
-            status = _job_status(resumed_id, cluster.dashboard)
-            logs = _ray_job("logs", resumed_id, address=cluster.dashboard)
-            raise AssertionError(
-                f"{timed_out}; resumed job {status or 'status unknown'}, its log ends:\n"
-                + (logs.stdout + logs.stderr)[-4000:]
-            ) from None
+        _wait_on_job(
+            lambda: all(restored_results(t) for t in trials),
+            "a result of every trial",
+            resumed_id,
+            cluster.dashboard,
+            experiment_dir,
+        )
         finish = run_cli("tune", "--finish", experiment_dir)
         assert finish.returncode == 0, finish.stderr
         wait_until(
