@@ -24,10 +24,18 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every socket stays bound until all are chosen, so
+    the system cannot hand out the same port twice."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def ray_env() -> dict[str, str]:
@@ -44,12 +52,18 @@ def node_agent_ports() -> list[str]:
     """Free ports for a node's own agents: Ray's fixed defaults (52365 for the dashboard
     agent, ...) collide when several nodes or test clusters share one machine, and a
     node whose agent cannot bind takes no jobs ("No available agent to submit job")."""
+    listen, grpc, runtime_env, metrics, client = free_ports(5)
     return [
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--ray-client-server-port={free_port()}",
+        f"--dashboard-agent-listen-port={listen}",
+        f"--dashboard-agent-grpc-port={grpc}",
+        f"--runtime-env-agent-port={runtime_env}",
+        f"--metrics-export-port={metrics}",
+        f"--ray-client-server-port={client}",
+        # workers on any free port: two raylets of one machine each hand out ports of
+        # Ray's default range 10002-19999 on their own and may give one port twice
+        # (Ray's own test clusters do the same)
+        "--min-worker-port=0",
+        "--max-worker-port=0",
     ]
 
 
@@ -127,7 +141,7 @@ class LocalCluster:
             ]
         )
 
-    def wait_for_nodes(self, count: int, timeout: float = 120.0) -> None:
+    def wait_for_nodes(self, count: int, timeout: float = 300.0) -> None:
         """Until ``count`` nodes are alive and the head's job agent has registered.
 
         The head's dashboard waits only 10 s for its job agent when a job is submitted
@@ -135,22 +149,34 @@ class LocalCluster:
         to start, so the cluster counts as ready once the agent's address is in the GCS.
         """
         deadline = time.time() + timeout
+        last = "no answer yet"
         while time.time() < deadline:
-            result = subprocess.run(
-                [sys.executable, "-c", _READY_SCRIPT, self.address],
-                env=ray_env(),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            try:
+                result = subprocess.run(
+                    [sys.executable, "-c", _READY_SCRIPT, self.address],
+                    env=ray_env(),
+                    capture_output=True,
+                    text=True,
+                    timeout=max(deadline - time.time(), 1.0),
+                )
+            except subprocess.TimeoutExpired:
+                break
             lines = result.stdout.strip().splitlines()
             if result.returncode == 0 and lines:
                 alive, agent = lines[-1].split()
                 if int(alive) >= count and agent == "agent":
                     return
+            last = f"{result.stdout.strip()} {result.stderr.strip()[-1500:]}"
             time.sleep(2.0)
         logs = "\n".join(p.read_text()[-2000:] for p in sorted(self.temp_dir.glob("start_*.log")))
-        raise AssertionError(f"cluster did not reach {count} node(s) in {timeout} s:\n{logs}")
+        agent_logs = "\n".join(
+            p.read_text(errors="replace")[-2000:]
+            for p in sorted(self.temp_dir.glob("**/logs/dashboard_agent.log"))
+        )
+        raise AssertionError(
+            f"cluster did not reach {count} node(s) in {timeout} s; last check: {last}\n"
+            f"{logs}\n--- dashboard agents:\n{agent_logs}"
+        )
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -225,7 +251,7 @@ def ensure_auth_token() -> None:
 @contextlib.contextmanager
 def local_cluster(head_cpus: int, extra_nodes: tuple[int, ...] = ()) -> Iterator[LocalCluster]:
     temp_dir = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: socket paths
-    cluster = LocalCluster(temp_dir, free_port(), free_port())
+    cluster = LocalCluster(temp_dir, *free_ports(2))
     ensure_auth_token()
     try:
         cluster.start_head(head_cpus)

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO, SAMPLE_SPEC
 from tests.datasets import write_synthetic
 from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
-from tests.ray_cluster import BIN, free_port, kill_processes, local_cluster, ray_env
+from tests.ray_cluster import BIN, free_ports, kill_processes, local_cluster, ray_env
 from tests.test_fit_cli import run_cli
 from tests.tune_runs import (
     UNREACHABLE,
@@ -29,7 +29,6 @@ from tests.tune_runs import (
     results_of,
     saved_trials,
     trial_dirs,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -74,10 +73,12 @@ def test_readme_cluster_block_runs_as_written_on_two_nodes(tmp_path: Path) -> No
     experiment = write_experiment(tmp_path, iterations=2, algorithms=("PPO", "DQN"))
     storage = tmp_path / "shared"
     node_temp = tempfile.mkdtemp(prefix="rtn", dir="/tmp")  # short: socket paths
+    gcs_port, dashboard_port, agent_port = free_ports(3)
     replacements = {
-        "6379": str(free_port()),
-        "8265": str(free_port()),
+        "6379": str(gcs_port),
+        "8265": str(dashboard_port),
         "/tmp/ray-node2": node_temp,
+        "52366": str(agent_port),
         "tune_configs/compare.yaml": str(experiment),
         '"$PWD/results"': f'"{storage}"',
     }
@@ -142,14 +143,24 @@ def _job_status(job_id: str, address: str) -> str:
     )
 
 
+ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
+"""Statuses of a job that has ended (`_job_status`)."""
+
+
 def _wait_on_job(
-    condition: Callable[[], bool], what: str, job_id: str, address: str, experiment_dir: Path
+    condition: Callable[[], bool],
+    what: str,
+    job_id: str,
+    address: str,
+    experiment_dir: Path,
+    timeout: float = 600,
 ) -> None:
-    """Wait up to 600 s for ``condition`` (a state of the run job ``job_id`` drives). A
-    job that ends before it holds fails the wait at once; either failure shows the job's
-    status, the end of its log and what Tune's saved state knows of each trial, so a red
-    run says where it stood."""
-    deadline = time.time() + 600
+    """Wait up to ``timeout`` s for ``condition`` (a state of the run job ``job_id``
+    drives). A job that ends without it fails the wait at once (a status call that
+    fails, e.g. on a busy machine, is not taken for an end); either failure shows the
+    job's status, the end of its log and what Tune's saved state knows of each trial,
+    so a red run says where it stood."""
+    deadline = time.time() + timeout
     status = ""
     while True:
         for _ in range(20):  # ~10 s of polls between two (slow) `ray job status` calls
@@ -157,7 +168,9 @@ def _wait_on_job(
                 return
             time.sleep(0.5)
         status = _job_status(job_id, address)
-        if status not in ("PENDING", "RUNNING") or time.time() > deadline:
+        if condition():  # it may have come while the status was asked for
+            return
+        if status in ENDED or time.time() > deadline:
             break
     logs = _ray_job("logs", job_id, address=address)
     trials = {
@@ -215,14 +228,23 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
             cluster.dashboard,
             experiment_dir,
         )
+        stopped = _ray_job("stop", job_id, address=cluster.dashboard)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        _wait_on_job(
+            lambda: _job_status(job_id, cluster.dashboard) == "STOPPED",
+            "stop",
+            job_id,
+            cluster.dashboard,
+            experiment_dir,
+            timeout=300,
+        )
+        assert not (experiment_dir / "best.json").exists()
+        # the checkpoints the state saved at the stop names (read once the run has
+        # ended: while it runs, `num_to_keep` may delete a named one at any moment)
         restore_points = {
             trial_id: checkpoint_iteration(t.checkpoint)  # type: ignore[arg-type]
             for trial_id, t in saved_trials(experiment_dir).items()
         }
-        stopped = _ray_job("stop", job_id, address=cluster.dashboard)
-        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        wait_until(lambda: _job_status(job_id, cluster.dashboard) == "STOPPED", 120, "job stopped")
-        assert not (experiment_dir / "best.json").exists()
         # the stop's SIGTERM ended the run as Ctrl-C does (state saved whole), neither at
         # once (Ray's own SIGTERM handler) nor by Ray's SIGKILL after the wait
         stopped_log = _ray_job("logs", job_id, address=cluster.dashboard)
@@ -246,10 +268,13 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         )
         finish = run_cli("tune", "--finish", experiment_dir)
         assert finish.returncode == 0, finish.stderr
-        wait_until(
+        _wait_on_job(
             lambda: _job_status(resumed_id, cluster.dashboard) == "SUCCEEDED",
-            400,
-            "the resumed job to succeed",
+            "success of the resumed job",
+            resumed_id,
+            cluster.dashboard,
+            experiment_dir,
+            timeout=400,
         )
     manifest = json.loads((experiment_dir / "best.json").read_text())
     assert set(manifest["best"]) == {"sample_spec/PPO", "spec/PPO"}
@@ -261,8 +286,8 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         results = results_of(trial)
         reported = [r["training_iteration"] for r in results]
         assert reported.count(1) == 1, (trial.name, reported)  # never started from scratch
-        # went on from a checkpoint at least as new as the one saved before the stop
-        # (the run may have saved newer ones until the stop reached it)
+        # went on from a checkpoint at least as new as the one the stop's saved state
+        # names (or a newer kept one)
         first_restored = restored_results(trial)[0]["training_iteration"]
         assert first_restored >= restore_points[results[0]["trial_id"]] + 1, (trial, reported)
 

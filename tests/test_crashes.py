@@ -27,6 +27,7 @@ from tests.tune_runs import (
     kept_checkpoints,
     restored_results,
     results_of,
+    saved_trial_of,
     saved_trials,
     start_tune,
     trial_dirs,
@@ -68,9 +69,11 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
 
             def first_ended_and_second_checkpointed_twice() -> bool:
                 saved = saved_trials(experiment_dir)
+                first_saved = saved_trial_of(saved, first)
                 return (
                     len(saved) == 2
-                    and saved[results_of(first)[0]["trial_id"]].status == "TERMINATED"
+                    and first_saved is not None
+                    and first_saved.status == "TERMINATED"
                     and all(t.checkpoint is not None for t in saved.values())
                     and all(len(kept_checkpoints(t)) >= 2 for t in trial_dirs(experiment_dir))
                 )
@@ -90,7 +93,9 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path: Pa
     assert not (experiment_dir / "best.json").exists()
     second = next(t for t in trial_dirs(experiment_dir) if t != first)
     finished_before = (first / "result.json").read_text()
-    named = saved_trials(experiment_dir)[results_of(second)[0]["trial_id"]].checkpoint
+    second_saved = saved_trial_of(saved_trials(experiment_dir), second)
+    assert second_saved is not None
+    named = second_saved.checkpoint
     assert named is not None and named.parent == second
     shutil.rmtree(named)
     kept = newest_kept_checkpoint(second)

@@ -19,14 +19,30 @@ from tests.datasets import write_dataset
 def run_cli(
     *args: str | Path, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rllib_project", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+    """``rllib-project ARGS``; a run that outlives ``timeout`` fails the test showing
+    the end of what it printed (where it hung)."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "rllib_project", *map(str, args)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as timed_out:
+        printed = [_text(timed_out.stdout), _text(timed_out.stderr)]
+        raise AssertionError(
+            f"rllib-project {' '.join(map(str, args))} ran over {timeout} s; its output "
+            f"ends:\n{printed[0][-3000:]}\n--- stderr:\n{printed[1][-3000:]}"
+        ) from None
+
+
+def _text(output: bytes | str | None) -> str:
+    """Output a timed-out subprocess left (bytes even with ``text=True``)."""
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
 
 
 def test_fit_writes_model_with_cv_table(tmp_path: Path) -> None:

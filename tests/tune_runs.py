@@ -91,11 +91,19 @@ def trial_dirs(experiment_dir: Path) -> list[Path]:
 
 
 def results_of(trial: Path) -> list[dict[str, Any]]:
+    """The trial's reported results. Tune rewrites ``result.json`` in storage while a run
+    goes on (a copy truncates, then writes), so the file may be empty or end in a cut
+    line for a moment: such a line is skipped, read again on the next poll."""
     path = trial / "result.json"
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip().endswith("}")]
+    results = []
+    for line in path.read_text().splitlines():
+        try:
+            results.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return results
 
 
 def restored_results(trial: Path) -> list[dict[str, Any]]:
@@ -132,6 +140,13 @@ def saved_trials(experiment_dir: Path) -> dict[str, SavedTrial]:
             trial.status, None if checkpoint is None else Path(checkpoint.path)
         )
     return trials
+
+
+def saved_trial_of(saved: dict[str, SavedTrial], trial: Path) -> SavedTrial | None:
+    """The trial in folder ``trial`` (whose name ends with its id) among ``saved``
+    (:func:`saved_trials`), None if not there yet. Found by the folder name, not by
+    ``result.json``, which may be empty for a moment while Tune rewrites it."""
+    return next((t for trial_id, t in saved.items() if trial.name.endswith(trial_id)), None)
 
 
 def kept_checkpoints(trial: Path) -> list[Path]:
