@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +51,23 @@ class CheckpointInfo:
     wall_time_s: float = 0.0
     """Wall time the trial had used when it saved this checkpoint (a restored trial
     goes on counting from here against its wall-time budget)."""
+    files: dict[str, int] = field(default_factory=dict)
+    """Size in bytes of every other file of the checkpoint as saved (see
+    :meth:`is_complete`); empty in checkpoints of earlier versions."""
 
     def write(self, checkpoint_dir: Path) -> Path:
         return write_json_atomic(checkpoint_dir / POLICY_METADATA, json_safe(asdict(self)))
+
+    def is_complete(self, checkpoint_dir: Path) -> bool:
+        """Whether every file this metadata lists is in ``checkpoint_dir`` at its saved
+        size. This file is written last in the trial's own folder, but Tune copies the
+        folder into storage with several threads in no fixed order, so a driver killed
+        during the copy can leave it beside missing or short files: a restore from such
+        a folder fails."""
+        return all(
+            (checkpoint_dir / name).is_file() and (checkpoint_dir / name).stat().st_size == size
+            for name, size in self.files.items()
+        )
 
     @classmethod
     def read(cls, checkpoint_dir: Path) -> CheckpointInfo:
@@ -69,6 +83,16 @@ class CheckpointInfo:
         if isinstance(data, dict) and isinstance(data.get("evaluation"), dict):
             data["evaluation"] = PolicyMetrics.from_mapping(data["evaluation"]).to_dict()
         return build_dataclass(cls, data, path)
+
+
+def file_sizes(checkpoint_dir: Path) -> dict[str, int]:
+    """Size of every file under ``checkpoint_dir`` but :data:`POLICY_METADATA`, by path
+    relative to it (what :attr:`CheckpointInfo.files` records)."""
+    return {
+        path.relative_to(checkpoint_dir).as_posix(): path.stat().st_size
+        for path in sorted(checkpoint_dir.rglob("*"))
+        if path.is_file() and path.name != POLICY_METADATA
+    }
 
 
 @dataclass

@@ -39,14 +39,16 @@ class KeptCheckpoint:
 
 
 def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
-    """The complete checkpoint of the highest training iteration in ``trial_dir`` (one
-    whose ``plant_policy.json`` is readable: it is written last), with Tune's result of
-    that iteration; None if the folder has none."""
+    """The complete checkpoint of the highest training iteration in ``trial_dir`` (its
+    ``plant_policy.json`` readable and every file it lists there whole), with Tune's
+    result of that iteration; None if the folder has none."""
     newest: tuple[CheckpointInfo, Path] | None = None
     for metadata in trial_dir.glob(f"checkpoint_*/{POLICY_METADATA}"):
         try:
             info = CheckpointInfo.read(metadata.parent)
         except InputError:  # cut short while being written
+            continue
+        if not info.is_complete(metadata.parent):  # its copy into storage was cut off
             continue
         if newest is None or info.training_iteration > newest[0].training_iteration:
             newest = (info, metadata.parent)

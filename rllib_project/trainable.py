@@ -37,7 +37,7 @@ from env.planner import rows_planned
 from env.temperature_env import TemperatureControlEnv
 from env.yardstick import matching_yardstick, planning_mode
 from rllib_project.algorithms import build_algorithm_config
-from rllib_project.checkpoints import CheckpointInfo
+from rllib_project.checkpoints import CheckpointInfo, file_sizes
 from rllib_project.inference import LearnerModuleMirror, greedy_action_function
 from rllib_project.metrics import (
     ACTION_MODE,
@@ -150,6 +150,7 @@ class PlantTrainable(tune.Trainable):
             evaluation=self.last_evaluation,
             yardstick=self.yardstick_path,
             wall_time_s=self.wall_seconds,
+            files=file_sizes(Path(checkpoint_dir)),
         ).write(Path(checkpoint_dir))
 
     def load_checkpoint(self, checkpoint: str | dict | None) -> None:

@@ -185,6 +185,20 @@ def _wait_on_job(
     )
 
 
+def _wait_for_status(
+    status: str, job_id: str, address: str, experiment_dir: Path, timeout: float
+) -> None:
+    """:func:`_wait_on_job` for the job to reach ``status``."""
+    _wait_on_job(
+        lambda: _job_status(job_id, address) == status,
+        f"status {status}",
+        job_id,
+        address,
+        experiment_dir,
+        timeout,
+    )
+
+
 def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> None:
     """A job of 2 datasets x 2 seeds (4 trials) on two one-CPU nodes: `submit.sh
     --no-wait` gives a job id that `ray job status/stop` accept; the trials spread over
@@ -230,14 +244,7 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         )
         stopped = _ray_job("stop", job_id, address=cluster.dashboard)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        _wait_on_job(
-            lambda: _job_status(job_id, cluster.dashboard) == "STOPPED",
-            "stop",
-            job_id,
-            cluster.dashboard,
-            experiment_dir,
-            timeout=300,
-        )
+        _wait_for_status("STOPPED", job_id, cluster.dashboard, experiment_dir, timeout=300)
         assert not (experiment_dir / "best.json").exists()
         # the checkpoints the state saved at the stop names (read once the run has
         # ended: while it runs, `num_to_keep` may delete a named one at any moment)
@@ -268,14 +275,7 @@ def test_multi_dataset_multi_seed_job_is_stopped_and_resumed_as_a_job(tmp_path: 
         )
         finish = run_cli("tune", "--finish", experiment_dir)
         assert finish.returncode == 0, finish.stderr
-        _wait_on_job(
-            lambda: _job_status(resumed_id, cluster.dashboard) == "SUCCEEDED",
-            "success of the resumed job",
-            resumed_id,
-            cluster.dashboard,
-            experiment_dir,
-            timeout=400,
-        )
+        _wait_for_status("SUCCEEDED", resumed_id, cluster.dashboard, experiment_dir, timeout=400)
     manifest = json.loads((experiment_dir / "best.json").read_text())
     assert set(manifest["best"]) == {"sample_spec/PPO", "spec/PPO"}
     assert len(manifest["runs"]) == 4 and manifest["trial_errors"] == []

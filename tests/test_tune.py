@@ -120,6 +120,41 @@ def test_trials_and_evaluate_replay_the_experiments_yardstick(tiny_run: Path) ->
     assert planners[0].metrics.mean_moves_to_band == discrete.summary().mean_moves
 
 
+def test_a_checkpoint_cut_off_while_copied_is_never_the_one_restored(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """Tune copies a checkpoint into storage with several threads in no fixed order, so
+    a driver killed during the copy can leave ``plant_policy.json`` beside a short file.
+    The metadata lists every file's size; the newest *complete* checkpoint is the one
+    a resume goes on from. A copy of a real checkpoint, numbered newer, is chosen while
+    whole and passed over once one of its files is cut short or missing."""
+    import dataclasses
+    import shutil
+
+    from rllib_project.checkpoints import POLICY_METADATA, CheckpointInfo
+    from rllib_project.kept_checkpoints import newest_kept_checkpoint
+
+    trial = tmp_path / "trial"
+    shutil.copytree(trial_dirs(tiny_run)[0], trial)
+    saved = newest_kept_checkpoint(trial)
+    assert saved is not None
+    info = CheckpointInfo.read(saved.path)
+    assert info.files and POLICY_METADATA not in info.files  # every other file listed
+    newer = trial / "checkpoint_000099"
+    shutil.copytree(saved.path, newer)
+    dataclasses.replace(info, training_iteration=info.training_iteration + 1).write(newer)
+    kept = newest_kept_checkpoint(trial)
+    assert kept is not None and kept.path == newer  # whole: the newest is taken
+    largest = max(info.files, key=lambda name: info.files[name])
+    cut = newer / largest
+    cut.write_bytes(cut.read_bytes()[: info.files[largest] // 2])
+    kept = newest_kept_checkpoint(trial)
+    assert kept is not None and kept.path == saved.path
+    cut.unlink()
+    kept = newest_kept_checkpoint(trial)
+    assert kept is not None and kept.path == saved.path
+
+
 def test_interrupted_run_resumes_from_checkpoints(tmp_path: Path) -> None:
     """SIGTERM (what `ray job stop`, `kill` and service managers send) once every trial
     has a checkpoint the saved state knows ends the run as Ctrl-C does: Tune saves its
