@@ -60,10 +60,10 @@ class CheckpointInfo:
 
     def is_complete(self, checkpoint_dir: Path) -> bool:
         """Whether every file this metadata lists is in ``checkpoint_dir`` at its saved
-        size. This file is written last in the trial's own folder, but Tune copies the
-        folder into storage with several threads in no fixed order, so a driver killed
-        during the copy can leave it beside missing or short files: a restore from such
-        a folder fails."""
+        size. The trainable writes this file last into the temp folder Tune saves to,
+        but Tune copies that folder into storage with several threads in no fixed order,
+        so a driver killed during the copy can leave it beside missing or short files
+        (sizes, not contents: a folder of the same sizes counts as whole)."""
         return all(
             (checkpoint_dir / name).is_file() and (checkpoint_dir / name).stat().st_size == size
             for name, size in self.files.items()

@@ -48,11 +48,16 @@ def ray_env() -> dict[str, str]:
     return env
 
 
-def node_agent_ports() -> list[str]:
-    """Free ports for a node's own agents: Ray's fixed defaults (52365 for the dashboard
-    agent, ...) collide when several nodes or test clusters share one machine, and a
-    node whose agent cannot bind takes no jobs ("No available agent to submit job")."""
-    listen, grpc, runtime_env, metrics, client = free_ports(5)
+AGENT_PORTS = 5
+"""Ports :func:`node_agent_ports` takes."""
+
+
+def node_agent_ports(ports: list[int]) -> list[str]:
+    """``ray start`` options giving a node's own agents the free ``ports``: Ray's fixed
+    defaults (52365 for the dashboard agent, ...) collide when several nodes or test
+    clusters share one machine, and a node whose agent cannot bind takes no jobs ("No
+    available agent to submit job")."""
+    listen, grpc, runtime_env, metrics, client = ports
     return [
         f"--dashboard-agent-listen-port={listen}",
         f"--dashboard-agent-grpc-port={grpc}",
@@ -60,8 +65,9 @@ def node_agent_ports() -> list[str]:
         f"--metrics-export-port={metrics}",
         f"--ray-client-server-port={client}",
         # workers on any free port: two raylets of one machine each hand out ports of
-        # Ray's default range 10002-19999 on their own and may give one port twice
-        # (Ray's own test clusters do the same)
+        # Ray's default range 10002-19999 on their own, a port checked free by one may
+        # be bound by the other's worker before its own binds (Ray's test clusters do
+        # the same)
         "--min-worker-port=0",
         "--max-worker-port=0",
     ]
@@ -89,6 +95,8 @@ class LocalCluster:
     temp_dir: Path
     gcs_port: int
     dashboard_port: int
+    head_agent_ports: list[int]
+    """Chosen with the two ports above in one :func:`free_ports` call (distinct)."""
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -99,11 +107,11 @@ class LocalCluster:
     def dashboard(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def _start(self, args: list[str]) -> None:
+    def _start(self, args: list[str], agent_ports: list[int]) -> None:
         log = open(self.temp_dir / f"start_{len(self.processes)}.log", "w")  # noqa: SIM115
         self.processes.append(
             subprocess.Popen(
-                [str(BIN / "ray"), "start", "--block", *args, *node_agent_ports()],
+                [str(BIN / "ray"), "start", "--block", *args, *node_agent_ports(agent_ports)],
                 env=ray_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -122,7 +130,8 @@ class LocalCluster:
                 f"--dashboard-port={self.dashboard_port}",
                 f"--temp-dir={self.temp_dir}",
                 "--include-dashboard=true",
-            ]
+            ],
+            self.head_agent_ports,
         )
 
     def add_node(self, cpus: int) -> None:
@@ -138,7 +147,8 @@ class LocalCluster:
                 "--node-ip-address=127.0.0.1",
                 f"--num-cpus={cpus}",
                 f"--temp-dir={node_dir}",
-            ]
+            ],
+            free_ports(AGENT_PORTS),  # the head's are bound by now
         )
 
     def wait_for_nodes(self, count: int, timeout: float = 300.0) -> None:
@@ -160,6 +170,7 @@ class LocalCluster:
                     timeout=max(deadline - time.time(), 1.0),
                 )
             except subprocess.TimeoutExpired:
+                last = "the ready check itself did not answer in time"
                 break
             lines = result.stdout.strip().splitlines()
             if result.returncode == 0 and lines:
@@ -251,7 +262,8 @@ def ensure_auth_token() -> None:
 @contextlib.contextmanager
 def local_cluster(head_cpus: int, extra_nodes: tuple[int, ...] = ()) -> Iterator[LocalCluster]:
     temp_dir = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: socket paths
-    cluster = LocalCluster(temp_dir, *free_ports(2))
+    gcs_port, dashboard_port, *agent_ports = free_ports(2 + AGENT_PORTS)
+    cluster = LocalCluster(temp_dir, gcs_port, dashboard_port, agent_ports)
     ensure_auth_token()
     try:
         cluster.start_head(head_cpus)

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -153,15 +154,11 @@ def _wait_on_job(
     job_id: str,
     address: str,
     experiment_dir: Path,
-    timeout: float = 600,
 ) -> None:
-    """Wait up to ``timeout`` s for ``condition`` (a state of the run job ``job_id``
-    drives). A job that ends without it fails the wait at once (a status call that
-    fails, e.g. on a busy machine, is not taken for an end); either failure shows the
-    job's status, the end of its log and what Tune's saved state knows of each trial,
-    so a red run says where it stood."""
-    deadline = time.time() + timeout
-    status = ""
+    """Wait up to 600 s for ``condition`` (a state of the run job ``job_id`` drives). A
+    job that ends without it fails the wait at once (a status call that fails, e.g. on
+    a busy machine, is not taken for an end)."""
+    deadline = time.time() + 600
     while True:
         for _ in range(20):  # ~10 s of polls between two (slow) `ray job status` calls
             if condition():
@@ -171,7 +168,29 @@ def _wait_on_job(
         if condition():  # it may have come while the status was asked for
             return
         if status in ENDED or time.time() > deadline:
-            break
+            _fail_showing_job(f"no {what}", status, job_id, address, experiment_dir)
+
+
+def _wait_for_status(
+    wanted: str, job_id: str, address: str, experiment_dir: Path, timeout: float
+) -> None:
+    """Wait up to ``timeout`` s for the job to reach status ``wanted``; an end in
+    another status fails at once."""
+    deadline = time.time() + timeout
+    while True:
+        status = _job_status(job_id, address)
+        if status == wanted:
+            return
+        if status in ENDED or time.time() > deadline:
+            _fail_showing_job(f"not {wanted}", status, job_id, address, experiment_dir)
+        time.sleep(1.0)
+
+
+def _fail_showing_job(
+    what: str, status: str, job_id: str, address: str, experiment_dir: Path
+) -> NoReturn:
+    """Fail a wait, showing the job's status, the end of its log and what Tune's saved
+    state knows of each trial, so that a red run says where it stood."""
     logs = _ray_job("logs", job_id, address=address)
     trials = {
         trial_id: f"{t.status} {t.checkpoint.name if t.checkpoint else 'no checkpoint'}"
@@ -179,23 +198,9 @@ def _wait_on_job(
     }
     reported = {t.name: len(results_of(t)) for t in trial_dirs(experiment_dir)}
     raise AssertionError(
-        f"no {what}: job {job_id} {status or 'status unknown'}; saved state {trials}; "
+        f"{what}: job {job_id} {status or 'status unknown'}; saved state {trials}; "
         f"results per trial folder {reported}; the job's log ends:\n"
         + (logs.stdout + logs.stderr)[-6000:]
-    )
-
-
-def _wait_for_status(
-    status: str, job_id: str, address: str, experiment_dir: Path, timeout: float
-) -> None:
-    """:func:`_wait_on_job` for the job to reach ``status``."""
-    _wait_on_job(
-        lambda: _job_status(job_id, address) == status,
-        f"status {status}",
-        job_id,
-        address,
-        experiment_dir,
-        timeout,
     )
 
 

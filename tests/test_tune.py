@@ -125,9 +125,10 @@ def test_a_checkpoint_cut_off_while_copied_is_never_the_one_restored(
 ) -> None:
     """Tune copies a checkpoint into storage with several threads in no fixed order, so
     a driver killed during the copy can leave ``plant_policy.json`` beside a short file.
-    The metadata lists every file's size; the newest *complete* checkpoint is the one
-    a resume goes on from. A copy of a real checkpoint, numbered newer, is chosen while
-    whole and passed over once one of its files is cut short or missing."""
+    The metadata lists every file's size; when the checkpoint Tune's saved state names
+    is gone, a resume goes on from the newest *complete* one kept. A copy of a real
+    checkpoint, numbered newer, is chosen while whole and passed over once one of its
+    files is cut short or missing."""
     import dataclasses
     import shutil
 
