@@ -221,6 +221,7 @@ def build_tuner(
 
     from rllib_project.kept_checkpoints import KeptCheckpointRestore
     from rllib_project.metrics import SCORE
+    from rllib_project.result_logs import ProgressCsvLog, ResultJsonLog
     from rllib_project.scheduling import build_scheduler
     from rllib_project.trainable import PlantTrainable
     from rllib_project.trial_progress import TrialLines
@@ -255,7 +256,7 @@ def build_tuner(
             ),
             failure_config=tune.FailureConfig(max_failures=file.failure.max_failures),
             progress_reporter=progress_reporter(),
-            callbacks=[TrialLines(), KeptCheckpointRestore()],
+            callbacks=[TrialLines(), KeptCheckpointRestore(), ResultJsonLog(), ProgressCsvLog()],
             verbose=1,
         ),
     )
