@@ -44,11 +44,8 @@ def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
     result of that iteration; None if the folder has none."""
     newest: tuple[CheckpointInfo, Path] | None = None
     for metadata in trial_dir.glob(f"checkpoint_*/{POLICY_METADATA}"):
-        try:
-            info = CheckpointInfo.read(metadata.parent)
-        except InputError:  # cut short while being written
-            continue
-        if not info.is_complete(metadata.parent):  # its copy into storage was cut off
+        info = complete_checkpoint_info(metadata.parent)
+        if info is None:
             continue
         if newest is None or info.training_iteration > newest[0].training_iteration:
             newest = (info, metadata.parent)
@@ -65,6 +62,17 @@ def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
         if recorded.get(TRAINING_ITERATION) == iteration:
             result = recorded
     return KeptCheckpoint(path, result)
+
+
+def complete_checkpoint_info(checkpoint: Path) -> CheckpointInfo | None:
+    """The metadata of ``checkpoint`` if the folder is whole: None while its metadata
+    is cut short (being written) or a file it lists is missing or short (its copy into
+    storage was cut off)."""
+    try:
+        info = CheckpointInfo.read(checkpoint)
+    except InputError:
+        return None
+    return info if info.is_complete(checkpoint) else None
 
 
 class KeptCheckpointRestore(tune.Callback):

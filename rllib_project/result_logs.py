@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback
 
 
 def staging_copy_is_current(local: Path, stored_size: int | None) -> bool:
@@ -37,23 +37,21 @@ def _stored_size(trial: Any, file_name: str) -> int | None:
     return None if size is None else int(size)
 
 
-def _keeps_staging_copy(trial: Any, file_name: str) -> bool:
-    return bool(trial.checkpoint) and staging_copy_is_current(
-        Path(trial.local_path, file_name), _stored_size(trial, file_name)
-    )
+class _StagingCopyFirst(LoggerCallback):
+    """The restore of this module's loggers (see module docstring): Tune's own, unless
+    the trial has a checkpoint and its staging copy is current."""
+
+    def _restore_from_remote(self, file_name: str, trial: Any) -> None:
+        local = Path(trial.local_path, file_name)
+        if not (
+            trial.checkpoint and staging_copy_is_current(local, _stored_size(trial, file_name))
+        ):
+            super()._restore_from_remote(file_name, trial)
 
 
-class ResultJsonLog(JsonLoggerCallback):
+class ResultJsonLog(_StagingCopyFirst, JsonLoggerCallback):
     """Tune's ``result.json`` logger (see module docstring)."""
 
-    def _restore_from_remote(self, file_name: str, trial: Any) -> None:
-        if not _keeps_staging_copy(trial, file_name):
-            super()._restore_from_remote(file_name, trial)
 
-
-class ProgressCsvLog(CSVLoggerCallback):
+class ProgressCsvLog(_StagingCopyFirst, CSVLoggerCallback):
     """Tune's ``progress.csv`` logger (see module docstring)."""
-
-    def _restore_from_remote(self, file_name: str, trial: Any) -> None:
-        if not _keeps_staging_copy(trial, file_name):
-            super()._restore_from_remote(file_name, trial)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from env.errors import InputError
 from rllib_project.checkpoints import POLICY_METADATA, CheckpointInfo
+from rllib_project.kept_checkpoints import complete_checkpoint_info
 from tests.conftest import REPO
 from tests.experiments import only_experiment_dir
 
@@ -154,15 +154,10 @@ def kept_checkpoints(trial: Path) -> list[Path]:
     """The trial's complete checkpoints: metadata readable and every file it lists
     whole (Tune copies a checkpoint into storage in no fixed file order)."""
     return sorted(
-        p.parent for p in trial.glob(f"checkpoint_*/{POLICY_METADATA}") if _whole(p.parent)
+        p.parent
+        for p in trial.glob(f"checkpoint_*/{POLICY_METADATA}")
+        if complete_checkpoint_info(p.parent) is not None
     )
-
-
-def _whole(checkpoint: Path) -> bool:
-    try:
-        return CheckpointInfo.read(checkpoint).is_complete(checkpoint)
-    except InputError:  # metadata being written
-        return False
 
 
 def checkpoint_iteration(checkpoint: Path) -> int:
