@@ -58,6 +58,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from rllib_project.preparation import PreparationFailed
     from rllib_project.tuning import RunInterrupted, request_finish_of, resume_tune, run_tune
 
     given = [x for x in (args.experiment, args.resume, args.finish) if x is not None]
@@ -76,6 +77,9 @@ def _tune(args: argparse.Namespace) -> int:
     except RunInterrupted as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         return 130
+    except PreparationFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

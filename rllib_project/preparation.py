@@ -167,6 +167,11 @@ def _prefixed(prefix: str) -> Callable[[str], None]:
     return lambda message: say(prefix + message)
 
 
+class PreparationFailed(Exception):
+    """The preparation process ended without an answer (killed, out of memory): one line
+    for the user, as nothing of the experiment was trained yet."""
+
+
 class PreparationProcess:
     """:func:`prepare_datasets` in a fresh process, while the caller starts Ray.
 
@@ -191,19 +196,49 @@ class PreparationProcess:
         self._process.start()
         send.close()  # the child holds the sending end; EOF once it exits
 
+    @property
+    def pid(self) -> int | None:
+        """The preparation process's id (to watch it, or to stop it)."""
+        return self._process.pid
+
     def result(self) -> list[PlantSource]:
-        """Wait for the process; its PlantSources, or its exception raised here."""
+        """Wait for the process; its PlantSources, or its exception raised here.
+
+        Raises:
+            PreparationFailed: the process ended without sending anything back.
+        """
         try:
             status, value = self._receive.recv()
         except EOFError:
             self._process.join()
-            raise RuntimeError(
-                f"preparing the dataset failed (process exit code {self._process.exitcode})"
-            ) from None
+            raise PreparationFailed(describe_end(self._process.exitcode)) from None
         self._process.join()
         if status != "ok":
             raise value
         return value
+
+    def stop(self) -> None:
+        """End the process if it still runs (the caller gave up on it) and wait for it."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+
+
+def describe_end(exitcode: int | None) -> str:
+    """Why the preparation process gave no answer, in words (a signal is named)."""
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        cause = f"was killed by {name}"
+        if -exitcode == signal.SIGKILL:
+            cause += " (out of memory?)"
+    else:
+        cause = f"ended with exit code {exitcode} without a result"
+    return f"preparing the datasets (fitting, planning) failed: its process {cause}"
 
 
 def _prepare_and_send(send: Any, args: tuple[Any, ...]) -> None:

@@ -31,6 +31,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -281,12 +282,20 @@ def run_tune(
     say(f"reading {experiment_file} (RLlib checks every setting) ...")
     experiment = load_experiment(experiment_file, storage_path)
     experiment_dir = new_experiment_dir(experiment)
+    created = topmost_missing_folder(experiment_dir)
     experiment_dir.mkdir(parents=True, exist_ok=False)
     say(f"experiment: {experiment_dir}")
     # models, yardsticks and shapes in another process while Ray starts (see there)
     preparation = PreparationProcess(*dataset_preparation_args(experiment, experiment_dir))
-    node_cpus = start_ray(address)
-    plants = preparation.result()
+    try:
+        node_cpus = start_ray(address)
+        plants = preparation.result()
+    except BaseException:
+        # nothing was trained: no half-made experiment folder (nor the storage folder
+        # made for it) is left behind
+        preparation.stop()
+        shutil.rmtree(created, ignore_errors=True)
+        raise
     plan = plan_trial_resources(node_cpus, experiment.n_trials, experiment.file.resources)
     write_json_atomic(experiment_dir / EXPERIMENT_SNAPSHOT, snapshot(experiment, plants, plan))
     for source in plants:
@@ -303,6 +312,14 @@ def run_tune(
     results = fit_or_read_back(build_tuner(experiment, experiment_dir, space, plan), experiment_dir)
     finish(experiment_dir, results)
     return experiment_dir
+
+
+def topmost_missing_folder(folder: Path) -> Path:
+    """The first folder of ``folder``'s path that does not exist yet: what creating
+    ``folder`` adds, and so what to remove when the run fails before training."""
+    while not folder.parent.exists():
+        folder = folder.parent
+    return folder
 
 
 def start_ray(address: str | None) -> list[float]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import env
 from tests.datasets import write_dataset
@@ -11,6 +12,13 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SPEC = REPO / "data" / "sample_spec.yaml"
 TUNE_OUTPUT = "tune_output.txt"
 """What the tiny run printed (stdout, then stderr), beside its results folder."""
+
+# The property tests draw the same examples on every run, so the suite's verdict never
+# depends on luck: a failure found once is found again on every machine. To explore new
+# examples while developing: ``pytest --hypothesis-profile=explore``.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("repeatable")
 
 
 @pytest.fixture(scope="session")

@@ -315,3 +315,23 @@ def test_finish_request_names_a_trial_an_algorithm_or_a_dataset(tmp_path: Path) 
         assert result.returncode == 0, result.stderr
     request = (experiment_dir / "finish_request.txt").read_text().split()
     assert sorted(request) == ["*", "PPO", "PPO_a1b2c_00000", "plant_a"]
+
+
+@pytest.mark.slow
+def test_a_model_file_that_cannot_be_read_leaves_no_experiment_behind(tmp_path: Path) -> None:
+    """The named model is read while Ray starts, after the experiment folder was made:
+    the error is still one line, and the half-made folder (and its storage) is removed."""
+    folder = tmp_path / "inputs"
+    spec = write_dataset(folder, 2)
+    broken = folder / "model.json"
+    broken.write_text("{not json")
+    experiment = write_experiment(folder, storage=tmp_path / "storage", model=str(broken))
+    experiment.write_text(experiment.read_text().replace(str(_sample_spec()), str(spec)))
+    before = snapshot(tmp_path)
+    result = run_cli("tune", experiment)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    message = result.stderr.strip().splitlines()[-1]  # after Ray's line that it started
+    assert message.startswith("error: ") and "model.json" in message, message
+    assert snapshot(tmp_path) == before
+    assert not (tmp_path / "storage").exists()
