@@ -9,6 +9,7 @@ into place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -20,17 +21,31 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from env.errors import InputError
+
+RESULT_FILE_MODE = 0o644
+"""Results are read by colleagues and services: ``mkstemp``'s private 0600 is undone."""
+
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder.
+
+    Raises:
+        InputError: ``path`` cannot be written (a folder, a missing or read-only
+            folder): the user chose it, so it is one line, not a traceback.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _cannot_write(path):
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, RESULT_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -67,13 +82,14 @@ def staged_file(path: str | Path, newline: str = "") -> Iterator[TextIO]:
     ``path``, on any exception (Ctrl-C included) it is removed and ``path`` is untouched.
     For results written bit by bit (streamed), where the atomic JSON write cannot help."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _cannot_write(path):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is not a secret
+        os.chmod(tmp, RESULT_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -81,19 +97,74 @@ def staged_file(path: str | Path, newline: str = "") -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def staged_folder(target: Path) -> Iterator[Path]:
+def staged_folder(target: Path, *, project_owned: bool = False) -> Iterator[Path]:
     """Yield an empty folder next to ``target``; on success it replaces ``target``.
 
     On any exception the staging folder is removed and ``target`` is left as it was.
+    Only a folder of the same kind of result is replaced: an existing ``target`` must
+    hold nothing but files the new result also writes (an older export, report or
+    backtest), and must not be the working folder or one of its parents. Anything else
+    (a user's folder, an experiment) is refused with an :class:`InputError` before a
+    file is touched. ``project_owned``: the target is a folder no user chose (the
+    report inside an experiment), replaced whatever an older version of it holds.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    target = Path(os.path.abspath(target))
+    _check_replaceable(target, produced=None)
+    with _cannot_write(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield staging
         staging.chmod(0o755)  # mkdtemp makes it private
         if target.exists():
+            if not project_owned:
+                _check_replaceable(target, produced={p.name for p in staging.iterdir()})
             shutil.rmtree(target)
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _check_replaceable(target: Path, produced: set[str] | None) -> None:
+    """Refuse to replace what is not an older result of the same kind (see
+    :func:`staged_folder`); ``produced`` is None before the new result exists."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise InputError(target, "exists and is not a folder: choose another output folder")
+    if Path.cwd().resolve().is_relative_to(target.resolve()):
+        raise InputError(target, "is the working folder (or holds it): choose a new folder")
+    if produced is None:
+        return
+    foreign = sorted(p.name for p in target.iterdir() if p.name not in produced)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise InputError(
+            target,
+            f"holds files this result does not write ({shown}); it is not replaced: "
+            "choose a new folder",
+        )
+
+
+@contextlib.contextmanager
+def _cannot_write(path: Path) -> Iterator[None]:
+    """An operating-system refusal to write ``path`` as the one-line user error."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else path
+        raise InputError(where, f"cannot write here ({exc.strerror or exc})") from exc
+
+
+def refuse_to_overwrite_inputs(target: str | Path, *inputs: str | Path) -> None:
+    """An output path that names one of the command's own inputs (the CSV, the spec)
+    would destroy it: refused with one line before anything is computed."""
+    target = Path(target)
+    if not target.exists():
+        return
+    for source in map(Path, inputs):
+        if source.exists() and target.resolve() == source.resolve():
+            raise InputError(
+                target, f"is an input of this command ({source.name}): choose another output"
+            )

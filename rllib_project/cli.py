@@ -326,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint", help="checkpoint folder (see best.json), or an experiment (its best)"
     )
     export.add_argument("target", help="folder to write")
-    export.add_argument("--force", action="store_true", help="replace an existing folder")
+    export.add_argument(
+        "--force", action="store_true", help="replace an older export in TARGET (nothing else)"
+    )
     _dataset_option(export, PICK_DATASET)
     export.set_defaults(handler=_export)
 
@@ -406,6 +408,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except OSError as exc:
+        # a file the user named that the system refuses (no permission, a folder where
+        # a file was expected, ...): the path and the reason, not a traceback
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -139,6 +139,8 @@ def _check_observations(policy: LoadedPolicy, count: int = 512) -> np.ndarray:
 
 def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Path:
     """Write the export folder for ``checkpoint`` at ``target`` (see module docstring)."""
+    if target.exists() and not target.is_dir():
+        raise InputError(target, "exists and is not a folder: choose a folder for the export")
     if target.exists() and any(target.iterdir()) and not force:
         raise InputError(target, "folder exists and is not empty (use --force to replace it)")
     policy = load_checkpoint_policy(checkpoint)

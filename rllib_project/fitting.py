@@ -19,9 +19,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from env.files import json_safe
+from env.files import json_safe, refuse_to_overwrite_inputs
 from env.model import FIRST_ORDER, Dynamics, ProcessModel
 from env.plant import Plant, load_plant
+from env.spec import load_spec
 from env.table_format import TableFormat
 from env.time_log import describe_period
 
@@ -157,8 +158,9 @@ def fit_summary(plant: Plant, target: Path) -> dict[str, Any]:
 
 
 def fit_command(spec_path: Path, out: Path | None, as_json: bool = False) -> int:
-    plant = load_plant(spec_path)  # validates everything; raises InputError
     target = out if out is not None else default_model_path(spec_path)
+    refuse_to_overwrite_inputs(target, spec_path, load_spec(spec_path).csv_path)
+    plant = load_plant(spec_path)  # validates everything; raises InputError
     if not as_json:
         print(format_fit_report(plant))
     plant.model.save(target)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from env.files import refuse_to_overwrite_inputs
 from env.plant import load_plant
 from env.spec import load_spec
 from env.yardstick import PLANNING_MODES, YardstickSummary, compute_yardstick, save_yardstick
@@ -51,7 +52,11 @@ def plan_command(
 ) -> int:
     if mode not in PLANNING_MODES:  # argparse restricts it; kept for direct callers
         raise ValueError(f"mode must be one of {PLANNING_MODES}")
-    load_spec(spec_path)  # a bad spec fails here, before any progress line
+    spec = load_spec(spec_path)  # a bad spec fails here, before any progress line
+    if save is not None:
+        refuse_to_overwrite_inputs(
+            save, spec_path, spec.csv_path, *([model_path] if model_path else [])
+        )
     started = time.perf_counter()
     fitting = " and fitting the process model" if model_path is None else ""
     _progress(f"loading the dataset{fitting} ...", as_json)

@@ -110,6 +110,8 @@ def verify_checksums(folder: Path) -> None:
         recorded = json.loads(listing.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(listing, f"unreadable ({exc})") from exc
+    if not isinstance(recorded, dict):
+        raise InputError(listing, "must map file names to their sha256")
     for name in HASHED_FILES:
         path = folder / name
         if not path.exists():

@@ -276,7 +276,7 @@ def build_report(experiment_dir: Path) -> Path:
     compared = {r.trial_id for runs in selected_runs(manifest)[0].values() for r in runs}
     curves = [c for c in trial_curves(experiment_dir) if c.trial_id in compared]
     target = experiment_dir / REPORT_DIR
-    with staged_folder(target) as staging:
+    with staged_folder(target, project_owned=True) as staging:  # always ours
         plots = {
             "learning_curves.png": plot_learning_curves(curves, staging / "learning_curves.png"),
             "improvement.png": plot_improvement(comparison, staging / "improvement.png"),

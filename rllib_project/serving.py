@@ -240,7 +240,10 @@ def read_token(path: Path) -> str:
     """The bearer token: the file's first line (a token file holds nothing else)."""
     if not path.is_file():
         raise InputError(path, "token file not found")
-    token = path.read_text(encoding="utf-8").strip()
+    try:
+        token = path.read_text(encoding="utf-8-sig").strip()  # an editor's BOM is no token
+    except UnicodeDecodeError as exc:
+        raise InputError(path, "token file is not UTF-8 text") from exc
     if not token or any(c.isspace() for c in token):
         raise InputError(path, "token file must hold one token without spaces")
     return token

@@ -77,6 +77,14 @@ def test_backtest_json_on_the_bundled_log(tmp_path: Path) -> None:
     rows = backtest_rows(plant, plant.settings.horizon)
     windows = plant.rows.state[rows[:, None] + np.arange(1, plant.settings.horizon + 1)]
     assert figures["time_in_band_log"] == pytest.approx(plant.in_band(windows).mean())
+    # its own older folder is replaced; a folder with someone else's file is not touched
+    assert run_cli("backtest", experiment_dir).returncode == 0
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep")
+    result = run_cli("backtest", experiment_dir, "--out", theirs)
+    assert result.returncode == 2 and "notes.txt" in result.stderr, result.stderr[-2000:]
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
     # a log without time order has nothing to replay: one line, exit 2
     static = write_experiment(tmp_path / "static", algorithms=("PPO",), rows=8, iterations=1)
     assert run_cli("tune", static).returncode == 0

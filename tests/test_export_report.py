@@ -156,6 +156,26 @@ def test_export_refuses_to_overwrite_without_force(
     assert (exports["PPO"] / "checksums.json").read_text() == before
 
 
+def test_export_with_force_replaces_only_an_older_export(
+    exports: dict[str, Path], tiny_run: Path, tmp_path: Path
+) -> None:
+    """``--force`` replaces an export; never the user's folder, the working folder or
+    the experiment (each refused with one line, every file left as it was)."""
+    checkpoint = best_by_algorithm(tiny_run)["PPO"]["checkpoint"]
+    result = run_cli("export", checkpoint, exports["PPO"], "--force")
+    assert result.returncode == 0, result.stderr[-3000:]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep")
+    experiment_files = sorted(p.name for p in tiny_run.iterdir())
+    for target, cwd in ((theirs, REPO), (Path("."), theirs), (tiny_run, REPO)):
+        result = run_cli("export", checkpoint, target, "--force", cwd=cwd)
+        assert result.returncode == 2, (target, result.stderr[-3000:])
+        assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+        assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+        assert sorted(p.name for p in tiny_run.iterdir()) == experiment_files
+
+
 def test_report_writes_markdown_and_real_images(tiny_run: Path) -> None:
     import matplotlib.image
 
