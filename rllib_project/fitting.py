@@ -159,7 +159,8 @@ def fit_summary(plant: Plant, target: Path) -> dict[str, Any]:
 
 def fit_command(spec_path: Path, out: Path | None, as_json: bool = False) -> int:
     target = out if out is not None else default_model_path(spec_path)
-    refuse_to_overwrite_inputs(target, spec_path, load_spec(spec_path).csv_path)
+    if target.exists() and spec_path.is_file():  # else load_plant says what is wrong
+        refuse_to_overwrite_inputs(target, spec_path, load_spec(spec_path).csv_path)
     plant = load_plant(spec_path)  # validates everything; raises InputError
     if not as_json:
         print(format_fit_report(plant))
