@@ -324,7 +324,7 @@ class ProcessModel:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str | Path = "model") -> ProcessModel:
-        if data.get("format") != ARTIFACT_FORMAT:
+        if not isinstance(data, dict) or data.get("format") != ARTIFACT_FORMAT:
             raise InputError(source, f"not a process model artifact (format {ARTIFACT_FORMAT})")
         read_as = data.get(READ_AS_KEY)
         table_format = None if read_as is None else TableFormat.from_dict(read_as, source)

@@ -117,7 +117,9 @@ class Plant:
         """The CSV rows; only plants built from data have them."""
         if self.data is None:
             raise InputError(
-                self.spec.csv, "not available: this plant was rebuilt without its CSV rows"
+                self.spec.csv,
+                "not available: this plant was rebuilt without its CSV rows (an exported "
+                "policy carries none: give the experiment or checkpoint instead)",
             )
         return self.data
 

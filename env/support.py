@@ -251,21 +251,24 @@ def _knn_distance(
     block = max(1, _CHUNK_ELEMENTS // max(1, len(reference)))
     mean = np.empty(len(queries))
     nearest = np.empty(len(queries), dtype=np.int64)
-    for start in range(0, len(queries), block):
-        q = queries[start : start + block]
-        squared = q @ minus_two_ref_t  # in place from here: one block-sized array
-        squared += ref_sq
-        squared += np.einsum("ij,ij->i", q, q)[:, None]
-        np.maximum(squared, 0.0, out=squared)
-        # k passes of arg-min beat a partition for the few neighbours used here
-        rows = np.arange(len(q))
-        chosen = np.empty((len(q), k), dtype=np.int64)
-        for rank in range(k):
-            chosen[:, rank] = squared.argmin(axis=1)
-            squared[rows, chosen[:, rank]] = np.inf
-        # The expansion above loses digits for close rows (and its rounding depends on
-        # the block's shape): the chosen rows' distances are computed exactly.
-        exact = np.sqrt(((q[:, None, :] - reference[chosen]) ** 2).sum(axis=-1))
-        mean[start : start + block] = exact.mean(axis=1)
-        nearest[start : start + block] = chosen[rows, exact.argmin(axis=1)]
+    # a reading far outside (say 1e300) overflows to an infinite distance, which is
+    # the right answer (outside the data): no numpy warning on the user's screen
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, len(queries), block):
+            q = queries[start : start + block]
+            squared = q @ minus_two_ref_t  # in place from here: one block-sized array
+            squared += ref_sq
+            squared += np.einsum("ij,ij->i", q, q)[:, None]
+            np.maximum(squared, 0.0, out=squared)
+            # k passes of arg-min beat a partition for the few neighbours used here
+            rows = np.arange(len(q))
+            chosen = np.empty((len(q), k), dtype=np.int64)
+            for rank in range(k):
+                chosen[:, rank] = squared.argmin(axis=1)
+                squared[rows, chosen[:, rank]] = np.inf
+            # The expansion above loses digits for close rows (and its rounding depends on
+            # the block's shape): the chosen rows' distances are computed exactly.
+            exact = np.sqrt(((q[:, None, :] - reference[chosen]) ** 2).sum(axis=-1))
+            mean[start : start + block] = exact.mean(axis=1)
+            nearest[start : start + block] = chosen[rows, exact.argmin(axis=1)]
     return mean, nearest

@@ -89,3 +89,11 @@ def test_fit_is_reproducible(tmp_path: Path) -> None:
     spec = write_dataset(tmp_path, 2)
     data = load_plant_data(env.load_spec(spec))
     assert fit_process_model(data).to_dict() == fit_process_model(data).to_dict()
+
+
+def test_a_model_file_that_is_not_a_mapping_is_one_input_error(tmp_path: Path) -> None:
+    from env.errors import InputError
+
+    for data in ([1, 2], "text", None):
+        with pytest.raises(InputError, match="not a process model artifact"):
+            ProcessModel.from_dict(data, tmp_path / "model.json")  # type: ignore[arg-type]

@@ -108,3 +108,16 @@ def test_repeated_settings_still_leave_a_margin() -> None:
     support = fit_support(controls, np.arange(150), _names(2))
     result = support.measure(np.array([[1.0, 2.0 + 1e-12], [2.0, 2.0]]))
     assert list(result.inside) == [True, False]
+
+
+def test_an_absurd_setting_is_outside_without_a_numpy_warning(tmp_path: Path) -> None:
+    import warnings
+
+    plant = env.load_plant(write_dataset(tmp_path, 2, seed=4))
+    support = fit_data_support(plant.rows)
+    absurd = plant.rows.controls[:1].copy()
+    absurd[0, 0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning (overflow) fails the test
+        measured = support.measure(absurd)
+    assert not measured.inside[0]
