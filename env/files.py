@@ -9,7 +9,6 @@ into place.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import math
 import os
@@ -35,9 +34,9 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
             folder): the user chose it, so it is one line, not a traceback.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "cannot write here (is a folder)")
     with _cannot_write(path):
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -109,7 +108,7 @@ def staged_folder(target: Path, *, project_owned: bool = False) -> Iterator[Path
     report inside an experiment), replaced whatever an older version of it holds.
     """
     target = Path(os.path.abspath(target))
-    _check_replaceable(target, produced=None)
+    check_output_folder(target)
     with _cannot_write(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -124,6 +123,12 @@ def staged_folder(target: Path, *, project_owned: bool = False) -> Iterator[Path
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def check_output_folder(target: Path) -> None:
+    """Refuse, before any work, an output folder :func:`staged_folder` would refuse
+    whatever the result: a file, or the working folder (or one of its parents)."""
+    _check_replaceable(target, produced=None)
 
 
 def _check_replaceable(target: Path, produced: set[str] | None) -> None:

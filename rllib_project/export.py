@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from env.errors import InputError
-from env.files import staged_folder, write_json_atomic
+from env.files import check_output_folder, staged_folder, write_json_atomic
 from env.model import PROCESS_MODEL_FILE
 from env.spec import spec_to_dict
 from env.support import fit_data_support
@@ -139,8 +139,7 @@ def _check_observations(policy: LoadedPolicy, count: int = 512) -> np.ndarray:
 
 def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Path:
     """Write the export folder for ``checkpoint`` at ``target`` (see module docstring)."""
-    if target.exists() and not target.is_dir():
-        raise InputError(target, "exists and is not a folder: choose a folder for the export")
+    check_output_folder(target)  # before the checkpoint is loaded
     if target.exists() and any(target.iterdir()) and not force:
         raise InputError(target, "folder exists and is not empty (use --force to replace it)")
     policy = load_checkpoint_policy(checkpoint)

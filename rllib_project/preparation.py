@@ -22,6 +22,7 @@ loads what is there (a resumed run), planning again only what is missing or stal
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -226,8 +227,6 @@ class PreparationProcess:
 
 def describe_end(exitcode: int | None) -> str:
     """Why the preparation process gave no answer, in words (a signal is named)."""
-    import signal
-
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
