@@ -40,13 +40,13 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
     rows = output["rows"]
     assert [r["policy"] for r in rows] == [
         "DQN",
-        "DQN (advice)",
+        "DQN (raw)",
         "planner",
         "greedy",
         "do-nothing",
         "random",
     ]
-    assert [r["kind"] for r in rows[:3]] == ["trained", "advice", "baseline"]
+    assert [r["kind"] for r in rows[:3]] == ["trained", "raw", "baseline"]
     for row in rows:
         for key in (
             "success_rate",
