@@ -52,6 +52,24 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def rebased(value: Any, old_root: Path, new_root: Path) -> Any:
+    """``value`` (JSON-like data) with every path string at or under ``old_root`` moved
+    to the same place under ``new_root``; other values unchanged.
+
+    Result files record absolute paths (a checkpoint, the model a trial shared); when
+    their folder is moved or copied as a whole, what lay inside it is read from the
+    new place rather than from where it was written."""
+    if isinstance(value, dict):
+        return {key: rebased(item, old_root, new_root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rebased(item, old_root, new_root) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(value)
+        if path == old_root or old_root in path.parents:
+            return str(new_root / path.relative_to(old_root))
+    return value
+
+
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     """Write JSON to ``path`` atomically; NaN and infinity are refused (not JSON)."""
     return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False))

@@ -129,7 +129,11 @@ class TemperatureControlEnv(gym.Env):
 
     ## Episode End
 
-    * Termination: never; there is no absorbing state, the agent must *stay* in band.
+    * Termination: once the reading holds in the band (in it, and staying there when
+      nothing is touched; spec ``env.end_on_hold``, default on). The advice keeps every
+      setting from there, whatever the policy says, so the episode's remaining steps
+      would teach nothing the advice uses (why: :class:`env.spec.EnvSettings`). With
+      ``end_on_hold: false`` never: the agent must then learn to *stay* in band.
     * Truncation: after ``horizon`` moves (spec ``env.horizon``, 30 for the sample data).
       The horizon is a property of the dataset spec, so the env truncates itself rather
       than relying on a ``TimeLimit`` wrapper that RLlib's env runners would not add.
@@ -341,8 +345,26 @@ class TemperatureControlEnv(gym.Env):
         self._t += 1
         std = self.model_uncertainty() if settings.uncertainty_penalty > 0.0 else 0.0
         reward = plant.reward_scalar(temperature, moved, std)
-        truncated = self._t >= self.horizon
-        return self._get_obs(), reward, False, truncated, self._get_info()
+        terminated = settings.end_on_hold and self._holds()
+        truncated = self._t >= self.horizon and not terminated
+        return self._get_obs(), reward, terminated, truncated, self._get_info()
+
+    def _holds(self) -> bool:
+        """Whether the current reading holds in the band (:meth:`Plant.holds`)."""
+        low, high = self.plant.band
+        if not low <= self._temperature <= high:
+            return False
+        if not self._lagging:
+            return True
+        k = self.plant.n_controls
+        return bool(
+            self.plant.holds(
+                np.array([self._temperature]),
+                np.array([self._controls], dtype=np.float64),
+                np.array(self._pending, dtype=np.float64).reshape(1, -1, k),
+                self._offset + self._disturbance,
+            )[0]
+        )
 
     def _lagged_step(self, new: list[float], noise: float) -> float:
         """The next reading of a lagging plant; updates the queue and the settling value."""

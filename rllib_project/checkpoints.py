@@ -18,16 +18,18 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from env.actions import ActionCodec, ActionMode
 from env.errors import InputError
-from env.files import json_safe, write_json_atomic
+from env.files import json_safe, rebased, write_json_atomic
 from env.plant import Plant, load_plant
 from env.temperature_env import EnvConfig
 from env.typed_config import build_dataclass
 from rllib_project.manifest import MANIFEST_FILE, Manifest
+from rllib_project.preparation import DATASETS_DIR, dataset_dir
 from rllib_project.scoring import PolicyMetrics
 
 POLICY_METADATA = "plant_policy.json"
@@ -82,7 +84,32 @@ class CheckpointInfo:
             raise InputError(path, f"unreadable ({exc})") from exc
         if isinstance(data, dict) and isinstance(data.get("evaluation"), dict):
             data["evaluation"] = PolicyMetrics.from_mapping(data["evaluation"]).to_dict()
+        moved = _moved_experiment(data, checkpoint_dir)
+        if moved is not None:
+            data = rebased(data, *moved)
         return build_dataclass(cls, data, path)
+
+
+def _moved_experiment(data: Any, checkpoint_dir: Path) -> tuple[Path, Path] | None:
+    """(where the checkpoint's experiment folder was, where it is) if it has moved.
+
+    A trial records the dataset's model it shared as
+    ``<experiment>/datasets/<dataset>/<model file>`` and saves its checkpoints at
+    ``<experiment>/<trial>/<checkpoint>``; a checkpoint whose own experiment folder has
+    that dataset folder, but which recorded another experiment folder, was moved with
+    it (or copied)."""
+    env_config = data.get("env_config") if isinstance(data, dict) else None
+    model = env_config.get("model_path") if isinstance(env_config, dict) else None
+    if not isinstance(model, str) or not Path(model).is_absolute():
+        return None
+    recorded = Path(model).parents
+    if len(recorded) < 3 or recorded[1].name != DATASETS_DIR:
+        return None
+    here = checkpoint_dir.resolve().parent.parent
+    old = recorded[2]
+    if old == here or not dataset_dir(here, recorded[0].name).is_dir():
+        return None
+    return old, here
 
 
 def file_sizes(checkpoint_dir: Path) -> dict[str, int]:
@@ -162,12 +189,11 @@ def load_checkpoint_policy(
 
 
 def saved_yardstick(checkpoint: Path, info: CheckpointInfo, dataset: str = "") -> Path | None:
-    """The experiment's yardstick file of a checkpoint: where the trial recorded it, or,
-    for an experiment folder moved since, in its dataset's folder
-    (``<experiment>/datasets/<dataset>/`` beside ``<experiment>/<trial>/<checkpoint>``).
-    Whether it still fits is checked on use."""
+    """The experiment's yardstick file of a checkpoint: where the trial recorded it (in
+    an experiment folder moved since: where it is now, :meth:`CheckpointInfo.read`), or
+    in its dataset's folder (``<experiment>/datasets/<dataset>/`` beside
+    ``<experiment>/<trial>/<checkpoint>``). Whether it still fits is checked on use."""
     from env.yardstick import planning_mode, yardstick_filename
-    from rllib_project.preparation import dataset_dir
 
     name = yardstick_filename(planning_mode(info.action_mode))
     candidates = [Path(info.yardstick)] if info.yardstick else []

@@ -8,10 +8,11 @@ planner's over the rows both solve: 1.00 is optimal. ``moves`` counts until the
 temperature is in the band and stays there (on a lagging plant, passing through does
 not count). ``actuations`` is the mean number of moves that change a setting per start
 (an operator's interventions), ``act/opt`` their total divided by the planner's over
-the rows it solves: a policy that saws at the valves shows here. Each trained policy
-has a second row, ``NAME (advice)``: the same policy under the advice's rule (inside
+the rows it solves: a policy that saws at the valves shows here. A trained policy is
+scored as it is served (:mod:`rllib_project.scoring`): under the advice's rule (inside
 the band and staying there: keep every setting), which is what ``recommend`` and the
 server tell an operator, so its actuations are the interventions the advice asks for.
+Its second row, ``NAME (raw)``, is the network's own actions without that rule.
 An experiment with several datasets gets one such table per dataset (``--dataset
 NAME``: one of them).
 
@@ -45,10 +46,10 @@ from rllib_project.checkpoints import (
 from rllib_project.comparison import Comparison, compare, format_comparison
 from rllib_project.scoring import PlantScorer, PolicyMetrics
 
-ADVICE_KIND = "advice"
-ADVICE_SUFFIX = "(advice)"
-"""A trained policy under the advice's rule (inside the band and staying: keep all),
-as ``recommend`` and the server give it: the operator's view."""
+RAW_KIND = "raw"
+RAW_SUFFIX = "(raw)"
+"""A trained policy's own actions, without the advice's rule (inside the band and
+staying: keep all) that ``recommend``, the server and the scores apply."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def mode_family(action_mode: str) -> str:
 class EvaluationRow:
     policy: str
     kind: str
-    """"trained", "advice" (:data:`ADVICE_KIND`) or "baseline"."""
+    """"trained" (as served), "raw" (:data:`RAW_KIND`) or "baseline"."""
     action_mode: str
     metrics: PolicyMetrics
     rollouts: Rollouts
@@ -179,8 +180,8 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
         scorer = policy_scorer(policy)
         scorers.setdefault(mode_family(policy.action_mode), scorer)
         for kind, name, hold in (
-            ("trained", policy.name, False),
-            (ADVICE_KIND, f"{policy.name} {ADVICE_SUFFIX}", True),
+            ("trained", policy.name, True),
+            (RAW_KIND, f"{policy.name} {RAW_SUFFIX}", False),
         ):
             result = scorer.rollouts(_as_batch_policy(policy), hold_in_band=hold)
             rows.append(

@@ -22,7 +22,7 @@ from typing import Any
 
 from env.actions import ActionMode
 from env.errors import InputError
-from env.files import json_safe, write_json_atomic
+from env.files import json_safe, rebased, write_json_atomic
 from env.typed_config import build_dataclass
 from rllib_project.experiment import StopSettings
 from rllib_project.scoring import PolicyMetrics
@@ -102,7 +102,8 @@ class Manifest:
     """The layout of ``best.json``."""
 
     experiment: str
-    """The experiment folder (absolute)."""
+    """The experiment folder (absolute). Read from a folder moved or copied since, this
+    and every path recorded inside it name the folder where it is now."""
     datasets: dict[str, DatasetEntry]
     """Dataset name -> its spec and model."""
     score: str
@@ -167,6 +168,8 @@ class Manifest:
             raise InputError(path, f"unreadable ({exc})") from exc
         if not isinstance(data, dict) or not isinstance(data.get("best"), dict):
             raise InputError(path, "not a manifest of this project (no 'best' mapping)")
+        if isinstance(data.get("experiment"), str):  # moved or copied since: read it here
+            data = rebased(data, Path(data["experiment"]), experiment_dir.resolve())
         entries = [*data["best"].values(), *(data.get("runs") or [])]
         for entry in entries:  # JSON null (a NaN written out) -> NaN
             if isinstance(entry, dict) and isinstance(entry.get("metrics"), dict):

@@ -22,7 +22,8 @@ Sections (each prints its own table; ``SECTIONS`` lists them, new ones register 
   15 minutes on 2 CPUs) run greedily from **every** logged row that can start an
   episode, on the *generating* simulated furnace (``data/make_furnace_log.py`` rebuilds
   it: true lag, dead time, drift and sensor noise), not on the fitted model they were
-  trained on. The yardstick is the model planner (:mod:`env.lagged_planner`): its moves
+  trained on, as they are served (under the advice's rule, :mod:`rllib_project.scoring`).
+  The yardstick is the model planner (:mod:`env.lagged_planner`): its moves
   to band and actuations on the model from the same rows. Per algorithm: success on
   the plant, actuations per start, actuations / the planner's moves (target <= 1.2),
   actuations / the planner's actuations, and the same policy on the model for
@@ -214,19 +215,25 @@ class LoopResult:
 
 
 def closed_loops(
-    plant: Plant, truth: SyntheticPlant, policy: BatchPolicy, rows: np.ndarray, seed: int
+    plant: Plant,
+    truth: SyntheticPlant,
+    policy: BatchPolicy,
+    rows: np.ndarray,
+    seed: int,
+    as_served: bool = False,
 ) -> LoopResult:
-    """``policy`` from data rows ``rows`` on the generating plant and on the model."""
+    """``policy`` from data rows ``rows`` on the generating plant and on the model;
+    ``as_served``: under the advice's rule, as trained policies are served and scored
+    (:mod:`rllib_project.scoring`)."""
     temperatures, controls = start_states(plant, rows)
     pending = start_pending(plant, rows)
     codec_mode = getattr(policy, "codec_mode", None)
     codec = plant.codec(codec_mode or "discrete")
     generating = truth.generating_plant(seed)
     generating.start(truth.samples_of_rows(plant.rows.row_numbers[rows]))
-    on_plant = rollout(
-        plant, codec, policy, temperatures, controls, pending=pending, truth=generating
-    )
-    on_model = rollout(plant, codec, policy, temperatures, controls, pending=pending)
+    common = {"pending": pending, "hold_in_band": as_served}
+    on_plant = rollout(plant, codec, policy, temperatures, controls, truth=generating, **common)
+    on_model = rollout(plant, codec, policy, temperatures, controls, **common)
     return LoopResult(policy.name, on_plant, on_model)
 
 
@@ -278,7 +285,8 @@ def closed_loop(args: argparse.Namespace, workdir: Path) -> None:
     results = [("planner (open loop)", reference)]
     for loaded in policies:
         policy = _CodecPolicy(loaded.name, loaded.act, loaded.action_mode)
-        results.append((loaded.algorithm, closed_loops(plant, truth, policy, rows, args.seed)))
+        loops = closed_loops(plant, truth, policy, rows, args.seed, as_served=True)
+        results.append((loaded.algorithm, loops))
     for name, result in results:
         success = result.plant.success[solvable].mean()
         actuations = result.plant.actuations[solvable].sum()

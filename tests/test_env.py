@@ -13,7 +13,9 @@ from gymnasium.utils.env_checker import check_env
 import env
 from env.baselines import RandomPolicy
 from env.evaluation import rollout, start_states
-from tests.conftest import SAMPLE_SPEC
+from tests.conftest import REPO, SAMPLE_SPEC
+
+FURNACE_SPEC = REPO / "data" / "furnace_log_spec.yaml"
 
 
 @pytest.mark.parametrize("mode", env.ACTION_MODES)
@@ -186,7 +188,8 @@ def test_env_steps_match_batch_rollout(mode: str, sample_plant: env.Plant) -> No
     batch = rollout(sample_plant, codec, policy, temps, controls)
     policy.reset(temps, controls)  # replay the same random actions one episode at a time
     actions = [policy.act(np.zeros((len(rows), 1)), temps, controls, t) for t in range(30)]
-    environment = gym.make(env.ENV_ID, action_mode=mode).unwrapped
+    environment = gym.make(env.ENV_ID, action_mode=mode, settings={"end_on_hold": False})
+    environment = environment.unwrapped
     for i, row in enumerate(rows):
         environment.reset(options={"row": int(sample_plant.data.row_numbers[row])})
         for t in range(30):
@@ -220,7 +223,7 @@ def test_reset_from_given_state_and_bad_state() -> None:
 
 
 def test_truncates_after_horizon() -> None:
-    environment = gym.make(env.ENV_ID, settings={"horizon": 7})
+    environment = gym.make(env.ENV_ID, settings={"horizon": 7, "end_on_hold": False})
     environment.reset(seed=0)
     flags = [environment.step(environment.unwrapped.codec.keep())[3] for _ in range(7)]
     assert flags == [False] * 6 + [True]
@@ -275,3 +278,48 @@ def test_other_dataset_by_path(small_spec: Path) -> None:
 
 def test_sample_spec_constant_points_at_bundled_data() -> None:
     assert Path(env.DEFAULT_SPEC_PATH) == SAMPLE_SPEC
+
+
+def test_episode_ends_once_the_reading_holds_in_the_band(sample_plant: env.Plant) -> None:
+    """Terminated exactly at the move that brings the reading into the band (on a
+    plant without lag a reading in the band holds), never before; with
+    ``end_on_hold: false`` the episode runs to the horizon."""
+    from env.planner import plan_discrete
+
+    data = sample_plant.data
+    row = next(i for i in sample_plant.start_indices if data.state[i] < sample_plant.band[0] - 10)
+    plan = plan_discrete(sample_plant, data.controls[row], data.state[row])
+    assert plan.moves >= 2
+    for end_on_hold in (True, False):
+        environment = gym.make(env.ENV_ID, settings={"end_on_hold": end_on_hold}).unwrapped
+        environment.reset(options={"row": int(data.row_numbers[row])})
+        codec = environment.codec
+        flags = []
+        for direction in plan.directions(sample_plant.steps):
+            _, _, terminated, truncated, info = environment.step(codec.from_directions(direction))
+            flags.append((terminated, info["in_band"]))
+            assert not truncated
+        assert flags[-1] == (end_on_hold, True)
+        assert all(not terminated and not inside for terminated, inside in flags[:-1])
+
+
+def test_a_reading_passing_through_the_band_does_not_end_the_episode() -> None:
+    """On a lagging plant a reading inside the band whose settings settle outside it
+    is on its way out: the episode goes on; one that settles inside ends."""
+    environment = gym.make(env.ENV_ID, spec_path=str(FURNACE_SPEC)).unwrapped
+    plant = environment.plant
+    settled = plant.model.predict(plant.data.controls)
+    staying = plant.data.controls[np.argmin(np.abs(settled - plant.band_mid))]
+    # settles just below the band: one sample later the reading is still inside
+    below = np.where(settled < plant.band[0], settled, -np.inf)
+    leaving = plant.data.controls[np.argmax(below)]
+    assert plant.in_band(plant.model.predict(staying)) and not plant.in_band(below.max())
+    outcomes = {}
+    for name, controls in (("staying", staying), ("leaving", leaving)):
+        pending = np.repeat(controls[None, :], plant.dead_time, axis=0)
+        environment.reset(
+            options={"temperature": plant.band_mid, "controls": controls, "pending": pending}
+        )
+        _, _, terminated, _, info = environment.step(environment.codec.keep())
+        outcomes[name] = (terminated, info["in_band"])
+    assert outcomes == {"staying": (True, True), "leaving": (False, True)}

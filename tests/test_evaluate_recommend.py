@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,13 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
     rows = output["rows"]
     assert [r["policy"] for r in rows] == [
         "DQN",
-        "DQN (advice)",
+        "DQN (raw)",
         "planner",
         "greedy",
         "do-nothing",
         "random",
     ]
-    assert [r["kind"] for r in rows[:3]] == ["trained", "advice", "baseline"]
+    assert [r["kind"] for r in rows[:3]] == ["trained", "raw", "baseline"]
     for row in rows:
         for key in (
             "success_rate",
@@ -180,3 +181,28 @@ def test_recommend_below_band_warms_the_plant_into_the_band(
         before, after = sample_plant.model.predict(np.stack([controls, new]))
         assert after > before, (row, advice["controls"])
         assert advice["path"][-1]["in_band"] and advice["moves_to_band"] >= 1
+
+
+def test_a_copied_experiment_reads_its_own_files(
+    tiny_run: Path, sample_plant: env.Plant, tmp_path: Path
+) -> None:
+    """Result files record absolute paths. A copied or moved experiment folder (from a
+    cluster's storage, say) must load the checkpoints and model inside it, not those
+    where it was written (a moved folder failed with 'not a checkpoint')."""
+    from rllib_project.checkpoints import CheckpointInfo, load_policies, read_manifest
+
+    copy = (tmp_path / "moved here").resolve()
+    shutil.copytree(tiny_run, copy)
+    assert Path(read_manifest(copy).experiment) == copy
+    policies = load_policies(copy)
+    assert {p.algorithm for p in policies} == {"PPO", "SAC", "DQN"}
+    for policy in policies:
+        assert copy in policy.source.parents, policy.source
+        info = CheckpointInfo.read(policy.source)
+        assert copy in Path(info.env_config.model_path).parents
+    row = _row(sample_plant, inside=False, below=True)
+    here, there = (
+        run_cli("recommend", "--policy", run, "--row", row, "--json") for run in (tiny_run, copy)
+    )
+    assert there.returncode == 0, there.stderr[-3000:]
+    assert json.loads(there.stdout) == json.loads(here.stdout)

@@ -93,8 +93,9 @@ def test_manifest_round_trips_and_nan_survives(tmp_path: Path) -> None:
     experiment = load_experiment(REPO / "tune_configs" / "compare.yaml")
     trial = TrialConfig(experiment.algorithms["PPO"], SOURCE, PLAN, experiment.file.evaluation)
     entry = BestCheckpoint(
-        "sample", "PPO", "discrete", "/x/ckpt_1", "abc_00000", 2, 2048, 9.5, metrics(), trial
-    )
+        "sample", "PPO", "discrete", str(tmp_path / "ckpt_1"), "abc_00000", 2, 2048, 9.5,
+        metrics(), trial,
+    )  # fmt: skip
     unsolved = dataclasses.replace(
         entry,
         algorithm="SAC",
@@ -115,7 +116,7 @@ def test_manifest_round_trips_and_nan_survives(tmp_path: Path) -> None:
     )
     failed = dataclasses.replace(run, metrics=None, target_reached=None, error="boom")
     manifest = Manifest(
-        "/x",
+        str(tmp_path),  # read where it was written: nothing to rebase
         {"sample": DatasetEntry("d.yaml", "m.json"), "other": DatasetEntry("o.yaml", "o.json")},
         "s",
         StopSettings(env_steps=4096, success_rate=0.9),
