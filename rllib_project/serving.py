@@ -75,6 +75,15 @@ TOKEN_HEADER = "authorization"
 GC_THRESHOLD = 50_000
 """Allocations between young-generation collections in a replica (Python's default: 700)."""
 
+DEPLOYMENT_OPTIONS: dict[str, Any] = {
+    "max_ongoing_requests": MAX_ONGOING_REQUESTS,
+    "health_check_period_s": 10,
+    # One log line per request cost more CPU than the advice itself; errors and
+    # replica events are still logged (under the Ray session's logs/serve/).
+    "logging_config": {"enable_access_log": False},
+}
+"""The deployment's Serve settings (also those of ``scripts/serve_floor.py``)."""
+
 api = FastAPI(title="Plant advice", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -141,13 +150,7 @@ def _json_response(data: Any) -> Response:
 
 # Serve serialises the decorated class when the module is imported: everything it uses
 # must be defined above this line.
-@serve.deployment(
-    max_ongoing_requests=MAX_ONGOING_REQUESTS,
-    health_check_period_s=10,
-    # One log line per request cost more CPU than the advice itself; errors and
-    # replica events are still logged (under the Ray session's logs/serve/).
-    logging_config={"enable_access_log": False},
-)
+@serve.deployment(**DEPLOYMENT_OPTIONS)
 @serve.ingress(api)
 class AdviceService:
     """One replica: an exported policy behind the endpoints of the module docstring."""
@@ -302,6 +305,16 @@ def serve_policy(export: Path, options: ServeOptions, say: Any = print) -> None:
     """Run the service for an export folder until Ctrl-C (see module docstring)."""
     files = read_export(export)
     token = None if options.token_file is None else read_token(options.token_file)
+    token_sha256 = None if token is None else hashlib.sha256(token.encode()).hexdigest()
+    run_deployment(AdviceService, (files, token_sha256), options, say)
+
+
+def run_deployment(
+    deployment: Any, init_args: tuple[Any, ...], options: ServeOptions, say: Any = print
+) -> None:
+    """Start Ray and Serve as ``options`` say, run ``deployment(*init_args)`` as the
+    application until Ctrl-C, then remove what was started. Shared with the benchmark's
+    floor (``scripts/serve_floor.py``), so that both are served the same way."""
     if options.replicas < 1:
         raise InputError("--replicas", f"must be >= 1, got {options.replicas}")
     if not 0 < options.port < 65536:
@@ -318,11 +331,11 @@ def serve_policy(export: Path, options: ServeOptions, say: Any = print) -> None:
         )
         cpus = _cpus_per_replica(options.replicas)
         say(f"starting {options.replicas} replica(s) of {APP_NAME} ({cpus:g} CPU each) ...")
-        application = AdviceService.options(  # type: ignore[attr-defined]  # set by @serve.deployment
+        application = deployment.options(
             num_replicas=options.replicas, ray_actor_options={"num_cpus": cpus}
-        ).bind(files, None if token is None else hashlib.sha256(token.encode()).hexdigest())
+        ).bind(*init_args)
         serve.run(application, name=APP_NAME, route_prefix="/")
-        auth = "bearer token required" if token else "no token"
+        auth = "bearer token required" if options.token_file else "no token"
         say(
             f"listening on http://{options.host}:{options.port} ({auth}; {options.ingress} "
             "ingress): POST /recommend, "

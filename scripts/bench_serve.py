@@ -3,6 +3,7 @@
 How to run::
 
     .venv/bin/python scripts/bench_serve.py [POLICY] [--requests 2000] [--rows 100000]
+        [--ingress proxy haproxy] [--replicas 1] [--no-batch-file]
 
 POLICY is an export folder, a checkpoint, an experiment folder or ``best`` (default:
 the newest experiment under ``results/``); anything but an export is exported into a
@@ -16,7 +17,11 @@ temporary folder first. Then:
    connection per client) and prints requests/s, p50 and p99 latency, and the
    throughput as a ratio to the baseline. The server is stopped with SIGINT. Once
    per ``--ingress`` mode: Serve's proxy (the default) and Ray's HAProxy ingress
-   (see :mod:`rllib_project.ingress`).
+   (see :mod:`rllib_project.ingress`), with ``--replicas`` replicas.
+   **Floor**, right after each served run: ``scripts/serve_floor.py``, the same Serve
+   set-up (ingress, replicas, settings, client, bodies) whose handler reads nothing
+   and answers a constant; its figures and ours as ratios (requests/s ours / floor,
+   p99 ours / floor). Where the floor misses a target, Serve on this machine does.
 3. **Batch file**: writes ``--rows`` readings (the sample rows with noise) to a CSV and
    runs the code behind ``recommend --csv --out`` on it, without and with predicted
    paths: readings per second.
@@ -105,16 +110,22 @@ def baseline_rate(policy, sample: list[dict[str, float]]) -> float:
     return len(sample) / (time.perf_counter() - start)
 
 
+def server_command(export: Path | None) -> list[str]:
+    """``rllib-project serve EXPORT``, or the floor (``None``: ``serve_floor.py``)."""
+    if export is None:
+        return [sys.executable, str(REPO / "scripts" / "serve_floor.py")]
+    return [sys.executable, "-m", "rllib_project", "serve", str(export)]
+
+
 @contextlib.contextmanager
-def running_server(export: Path, port: int, ingress: str) -> Iterator[str]:
-    """``rllib-project serve`` in a subprocess with its own Ray temp dir; stopped after."""
+def running_server(command: list[str], port: int, ingress: str, replicas: int) -> Iterator[str]:
+    """A server command in a subprocess with its own Ray temp dir; stopped after."""
     temp_dir = tempfile.mkdtemp(prefix="rtb", dir="/tmp")
     env = dict(os.environ, RAY_TMPDIR=temp_dir, RAY_AUTH_MODE="token")
     env.pop("RAY_ADDRESS", None)
     log = open(Path(temp_dir) / "serve.log", "w")  # noqa: SIM115
-    command = [sys.executable, "-m", "rllib_project", "serve", str(export)]
     process = subprocess.Popen(
-        [*command, "--port", str(port), "--ingress", ingress],
+        [*command, "--port", str(port), "--ingress", ingress, "--replicas", str(replicas)],
         cwd=REPO,
         env=env,
         stdout=log,
@@ -173,22 +184,43 @@ async def load(url: str, bodies: list[bytes], clients: int) -> tuple[float, np.n
         return time.perf_counter() - start, latencies
 
 
-def bench_served(
-    export: Path, sample: list[dict[str, float]], baseline: float, ingress: str
-) -> None:
-    bodies = [json.dumps(r).encode() for r in sample]
-    with running_server(export, free_port(), ingress) as url:
+def measure_server(
+    command: list[str], bodies: list[bytes], ingress: str, replicas: int
+) -> dict[int, tuple[float, float, float]]:
+    """Per client count: requests/s, p50 and p99 latency (ms) of one server."""
+    figures = {}
+    with running_server(command, free_port(), ingress, replicas) as url:
         asyncio.run(load(url, bodies[:WARMUP_REQUESTS], 8))
-        print(
-            f"\nserved ({ingress} ingress): {len(bodies)} POST /recommend per row, "
-            "over HTTP on 127.0.0.1"
-        )
-        print(f"{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12}")
+        print(f"  measuring (load average {os.getloadavg()[0]:.2f}) ...", flush=True)
         for clients in CONCURRENCY:
             wall, latencies = asyncio.run(load(url, bodies, clients))
-            rate = len(bodies) / wall
             p50, p99 = np.percentile(latencies, [50, 99]) * 1e3
-            print(f"{clients:>8} {rate:>8.0f} {p50:>8.1f} {p99:>8.1f} {rate / baseline:>11.2f}x")
+            figures[clients] = (len(bodies) / wall, p50, p99)
+    return figures
+
+
+def bench_served(
+    export: Path, sample: list[dict[str, float]], baseline: float, ingress: str, replicas: int
+) -> None:
+    """Our service, then the floor (the same set-up answering a constant), same bodies."""
+    bodies = [json.dumps(r).encode() for r in sample]
+    ours = measure_server(server_command(export), bodies, ingress, replicas)
+    floor = measure_server(server_command(None), bodies, ingress, replicas)
+    print(
+        f"\nserved ({ingress} ingress, {replicas} replica(s)): {len(bodies)} POST /recommend "
+        "per row, over HTTP on 127.0.0.1; floor: serve_floor.py, a constant answer"
+    )
+    print(
+        f"{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12}"
+        f" | {'floor req/s':>11} {'p50 ms':>8} {'p99 ms':>8} | {'req/s ratio':>11} {'p99 ratio':>9}"
+    )
+    for clients in CONCURRENCY:
+        (rate, p50, p99), (floor_rate, floor_p50, floor_p99) = ours[clients], floor[clients]
+        print(
+            f"{clients:>8} {rate:>8.0f} {p50:>8.1f} {p99:>8.1f} {rate / baseline:>11.2f}x"
+            f" | {floor_rate:>11.0f} {floor_p50:>8.1f} {floor_p99:>8.1f}"
+            f" | {rate / floor_rate:>11.2f} {p99 / floor_p99:>9.2f}"
+        )
 
 
 def write_readings_csv(path: Path, sample: list[dict[str, float]], rows: int) -> None:
@@ -232,6 +264,8 @@ def main() -> None:
         choices=["proxy", "haproxy"],
         help="serve --ingress modes to measure",
     )
+    parser.add_argument("--replicas", type=int, default=1, help="serve --replicas")
+    parser.add_argument("--no-batch-file", action="store_true", help="skip the batch file")
     args = parser.parse_args()
 
     from rllib_project.tuning import prepare_ray_environment
@@ -249,8 +283,9 @@ def main() -> None:
         print(f"policy: {policy.name} ({policy.action_mode}) from {export}")
         print(f"baseline: in-process recommend(), one reading at a time: {baseline:,.0f}/s")
         for ingress in args.ingress:
-            bench_served(export, sample, baseline, ingress)
-        bench_batch(policy, sample, args.rows, baseline)
+            bench_served(export, sample, baseline, ingress, args.replicas)
+        if not args.no_batch_file:
+            bench_batch(policy, sample, args.rows, baseline)
 
 
 if __name__ == "__main__":
