@@ -12,7 +12,9 @@ the rows it solves: a policy that saws at the valves shows here. A trained polic
 scored as it is served (:mod:`rllib_project.scoring`): under the advice's rule (inside
 the band and staying there: keep every setting), which is what ``recommend`` and the
 server tell an operator, so its actuations are the interventions the advice asks for.
-Its second row, ``NAME (raw)``, is the network's own actions without that rule.
+Its second row, ``NAME (raw)``, is the network's own actions without that rule; as
+training episodes end once the reading holds in the band (``env.end_on_hold``), the
+network is not trained to keep still there and its raw row may leave the band.
 An experiment with several datasets gets one such table per dataset (``--dataset
 NAME``: one of them).
 
