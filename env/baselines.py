@@ -158,7 +158,7 @@ class PlannerPolicy:
         )
         return bool(
             np.array_equal(data.state[saved.rows], temperatures)
-            and np.array_equal(data.controls[saved.rows], controls)
+            and np.array_equal(self.plant.start_controls(saved.rows), controls)
             and same_pending
         )
 

@@ -168,3 +168,30 @@ def test_saved_yardstick_with_rows_already_in_band_replays_like_planning(
     planned = rollout(plant, codec, PlannerPolicy(plant, codec), temperatures, controls)
     np.testing.assert_array_equal(replayed.moves_to_band, planned.moves_to_band)
     np.testing.assert_array_equal(replayed.success, planned.success)
+
+
+def test_saved_yardstick_replays_on_a_time_ordered_log(tmp_path: Path) -> None:
+    """On a log with identified dynamics an episode starts from the settings in force
+    before its row (not the row's own): the scorer's start states must still be
+    recognised as the yardstick's rows and replayed, not planned again in every trial."""
+    from env.baselines import PlannerPolicy
+    from env.evaluation import fixed_start_rows, rollout, start_pending, start_states
+    from env.planner import rows_planned
+
+    plant = env.load_plant(Path(__file__).parent.parent / "data" / "furnace_log_spec.yaml")
+    assert plant.identified is not None
+    starts = plant.start_indices
+    moved = starts[(plant.start_controls(starts) != plant.rows.controls[starts]).any(axis=1)]
+    rows = np.unique(np.concatenate([moved[:6], fixed_start_rows(plant, 6, seed=0)]))
+    codec = plant.codec("discrete")
+    temperatures, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    path = save_yardstick(compute_yardstick(plant, "discrete", rows), tmp_path / "y.json")
+    replaying = PlannerPolicy(plant, codec, load_yardstick(path))
+    before = rows_planned()
+    replayed = rollout(plant, codec, replaying, temperatures, controls, pending=pending)
+    assert replaying.replayed and rows_planned() == before
+    planning = PlannerPolicy(plant, codec)
+    planned = rollout(plant, codec, planning, temperatures, controls, pending=pending)
+    assert not planning.replayed
+    np.testing.assert_array_equal(replayed.moves_to_band, planned.moves_to_band)
