@@ -182,9 +182,16 @@ class PolicyNetwork:
             return out.argmax(dim=-1).numpy().astype(np.int64)
         if kind in ("multi_categorical", "q_branching"):
             # branching dueling Q: argmax of each control's Q = argmax of its advantages
+            # in numpy on the whole output: torch's split and one argmax per control cost
+            # more than the network itself on the server's small batches (same floats,
+            # same first-maximum rule, so the same actions)
             sizes = self.output["sizes"]
-            parts = self.torch.split(out, sizes, dim=-1)
-            return np.stack([p.argmax(dim=-1).numpy() for p in parts], axis=-1).astype(np.int64)
+            values = out.numpy()
+            if len(set(sizes)) == 1:
+                per_control = values.reshape(*values.shape[:-1], len(sizes), sizes[0])
+                return per_control.argmax(axis=-1).astype(np.int64)
+            parts = np.split(values, np.cumsum(sizes)[:-1], axis=-1)
+            return np.stack([p.argmax(axis=-1) for p in parts], axis=-1).astype(np.int64)
         k = self.output["n_actions"]
         mean = out[..., :k]
         if kind == "squashed_gaussian":

@@ -389,10 +389,8 @@ def _roll_out(
     temperature, clipped, queue = state
     n, k = clipped.shape
     temps = np.full((n, horizon + 1), np.nan)
-    stds = np.full((n, horizon + 1), np.nan)
     ctrls = np.full((n, horizon + 1, k), np.nan)
     temps[:, 0], ctrls[:, 0] = temperature, clipped
-    stds[:, 0] = plant.model.predict_with_std(clipped)[1]
     length = np.ones(n, dtype=np.int64)
     moves = np.where(in_band, 0, -1)
     offset = plant.offset_for(temperature, clipped)
@@ -413,7 +411,6 @@ def _roll_out(
         )
         current_t[active], current_u[active], current_q[active] = reached_t, new, reached_q
         temps[active, move], ctrls[active, move] = reached_t, new
-        stds[active, move] = plant.model.predict_with_std(new)[1]
         length[active] = move + 1
         inside = plant.in_band(reached_t)
         if plant.lagging:
@@ -429,7 +426,12 @@ def _roll_out(
         moves[rolled] = np.where(settled, arrival, -1)
         length[rolled] = np.where(settled, arrival + 1, horizon + 1)
         for i, end in zip(rolled, length[rolled], strict=True):  # NaN after the path's end
-            temps[i, end:], stds[i, end:], ctrls[i, end:] = np.nan, np.nan, np.nan
+            temps[i, end:], ctrls[i, end:] = np.nan, np.nan
+    # the ensemble's spread of every point in one call, not one per move: per request the
+    # model's features were computed twice a move (advance, then the spread)
+    stds = np.full((n, horizon + 1), np.nan)
+    on_path = ~np.isnan(temps)
+    stds[on_path] = plant.model.predict_with_std(ctrls[on_path])[1]
     return PathBatch(temps, stds, ctrls, length, moves, rolled_out=True)
 
 
