@@ -135,7 +135,15 @@ class EnvSettings:
     99.8% 1.04x, 100% 1.05x moves/opt against 100% 1.06x, 100% 1.16x, 99.0% 1.20x
     without it; k2d2 success 78.2% / 46.6% / 43.6% against 36.8% / 37.8% / 36.2%.
     PPO after ~41k env steps, seed 1: k2d2 100%, 1.11x against 79.2%, 1.31x; sample
-    100%, 1.02x against 100%, 1.03x. ``false``: episodes run to the horizon."""
+    100%, 1.02x against 100%, 1.03x. ``false``: episodes run to the horizon.
+    The last reward adds ``in_band_reward`` for every reading left to the horizon (what
+    keeping would earn there), so a return is the same as if the episode ran on: on a
+    lagging plant a reading that passes through the band earns 1 a sample without
+    ending the episode, and without this payment passing through and back paid more
+    than arriving to stay. Measured on the furnace log (compare_dynamic, seed 0, 150k
+    env steps each, 2026-11-28), without / with the payment: PPO 97.2% / 98.5% success
+    on the model, setting changes per start on the generating furnace 20.7 / 10.3; SAC
+    96.0% / 100%, 12.2 / 10.9; DQN 50.3% / 46.4%, 3.0 / 3.4 (see the README)."""
     continuous_deadband: float = 0.1
     """Continuous actions smaller than this fraction of a step count as "keep"."""
     uncertainty_penalty: float = 0.0

@@ -111,7 +111,9 @@ class TemperatureControlEnv(gym.Env):
     minus ``actuation_cost`` (0.5) for a move that changes any setting, so that "keep,
     it is on its way" beats pushing again (why and why 0.5: :class:`env.spec.EnvSettings`);
     minus an optional ``uncertainty_penalty * model_std / w``. With the defaults r lies
-    in [-2.1, 1] (in [-2.6, 1] on a lagging plant).
+    in [-2.1, 1] (in [-2.6, 1] on a lagging plant). An episode that ends because the
+    reading holds in the band (``end_on_hold``) is paid, with its last reward,
+    ``in_band_reward`` for each reading left to the horizon: what keeping would earn.
     Because every reading outside the band costs at least 1 and inside earns 1, each
     extra move to the band costs about 2: the return is maximised by the fewest moves.
 
@@ -346,6 +348,12 @@ class TemperatureControlEnv(gym.Env):
         std = self.model_uncertainty() if settings.uncertainty_penalty > 0.0 else 0.0
         reward = plant.reward_scalar(temperature, moved, std)
         terminated = settings.end_on_hold and self._holds()
+        if terminated:
+            # what keeping would earn to the horizon, paid now: an episode's return is
+            # the same as if it ran on, so holding never loses against passing through
+            # the band and out again (on a lagging plant a pass earns 1 a reading
+            # without ending the episode)
+            reward += settings.in_band_reward * (self.horizon - self._t)
         truncated = self._t >= self.horizon and not terminated
         return self._get_obs(), reward, terminated, truncated, self._get_info()
 

@@ -126,7 +126,8 @@ def test_keep_holds_temperature_and_offset_is_carried(sample_plant: env.Plant) -
 def test_reward_positive_inside_negative_outside_and_keep_wins_inside(
     sample_plant: env.Plant,
 ) -> None:
-    environment = gym.make(env.ENV_ID).unwrapped
+    # the per-reading rule, without the end's payment for the rest of the horizon
+    environment = gym.make(env.ENV_ID, settings={"end_on_hold": False}).unwrapped
     # the start row nearest the band centre: some single moves stay inside, some leave
     starts = sample_plant.start_indices
     centre = starts[np.argmin(np.abs(sample_plant.data.state[starts] - sample_plant.band_mid))]
@@ -283,24 +284,34 @@ def test_sample_spec_constant_points_at_bundled_data() -> None:
 def test_episode_ends_once_the_reading_holds_in_the_band(sample_plant: env.Plant) -> None:
     """Terminated exactly at the move that brings the reading into the band (on a
     plant without lag a reading in the band holds), never before; with
-    ``end_on_hold: false`` the episode runs to the horizon."""
+    ``end_on_hold: false`` the episode runs to the horizon. The return is the same
+    either way when the policy keeps once there: the end pays what keeping earns."""
     from env.planner import plan_discrete
 
     data = sample_plant.data
     row = next(i for i in sample_plant.start_indices if data.state[i] < sample_plant.band[0] - 10)
     plan = plan_discrete(sample_plant, data.controls[row], data.state[row])
     assert plan.moves >= 2
+    returns = {}
     for end_on_hold in (True, False):
         environment = gym.make(env.ENV_ID, settings={"end_on_hold": end_on_hold}).unwrapped
         environment.reset(options={"row": int(data.row_numbers[row])})
         codec = environment.codec
         flags = []
+        returns[end_on_hold] = 0.0
         for direction in plan.directions(sample_plant.steps):
-            _, _, terminated, truncated, info = environment.step(codec.from_directions(direction))
+            _, reward, terminated, truncated, info = environment.step(
+                codec.from_directions(direction)
+            )
+            returns[end_on_hold] += reward
             flags.append((terminated, info["in_band"]))
             assert not truncated
         assert flags[-1] == (end_on_hold, True)
         assert all(not terminated and not inside for terminated, inside in flags[:-1])
+        while not (terminated or truncated):
+            _, reward, terminated, truncated, _ = environment.step(codec.keep())
+            returns[end_on_hold] += reward
+    assert returns[True] == pytest.approx(returns[False])
 
 
 def test_a_reading_passing_through_the_band_does_not_end_the_episode() -> None:

@@ -113,7 +113,10 @@ def test_env_and_batch_rollout_step_the_same_lagging_plant(
     batch = rollout(plant, codec, policy, temps, controls, pending=pending)
     policy.reset(temps, controls)
     actions = [policy.act(np.zeros((len(rows), 1)), temps, controls, t) for t in range(40)]
-    environment = gym.make(env.ENV_ID, spec_path=spec, model_path=model).unwrapped
+    # every step to the horizon (the batch roll-out does not end at a hold)
+    settings = {"end_on_hold": False}
+    environment = gym.make(env.ENV_ID, spec_path=spec, model_path=model, settings=settings)
+    environment = environment.unwrapped
     for i, row in enumerate(rows):
         obs, _ = environment.reset(options={"row": int(plant.rows.row_numbers[row])})
         expected_obs = plant.observe(temps[i], controls[i], pending[i])
