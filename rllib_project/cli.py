@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from env.errors import InputError
+from rllib_project.ingress import INGRESS_KINDS
 
 EXIT_INPUT_ERROR = 2
 UTF_8_NAMES = ("utf-8", "utf8")
@@ -348,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", help="Ray cluster to deploy on (default: a local instance)")
     serve.add_argument(
         "--ingress",
-        choices=("proxy", "haproxy"),
+        choices=INGRESS_KINDS,
         default="proxy",
         help="proxy: Serve's HTTP proxy, all on 127.0.0.1 (default); haproxy: Ray's "
         "high-throughput ingress, whose stats pages listen on all interfaces",

@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rllib_project.ingress import INGRESS_KINDS
+
 REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 8, 32)
 WARMUP_REQUESTS = 200
@@ -260,8 +262,8 @@ def main() -> None:
     parser.add_argument(
         "--ingress",
         nargs="+",
-        default=["proxy", "haproxy"],
-        choices=["proxy", "haproxy"],
+        default=list(INGRESS_KINDS),
+        choices=INGRESS_KINDS,
         help="serve --ingress modes to measure",
     )
     parser.add_argument("--replicas", type=int, default=1, help="serve --replicas")
