@@ -178,6 +178,13 @@ class Plant:
         return LAGGING_ACTUATION_COST if self.lagging else 0.0
 
     @property
+    def ends_on_hold(self) -> bool:
+        """Whether episodes end once the reading holds in the band (``env.end_on_hold``,
+        default by lag, see :class:`env.spec.EnvSettings`)."""
+        end = self.settings.end_on_hold
+        return (not self.lagging) if end is None else bool(end)
+
+    @property
     def in_flight_features(self) -> int:
         """Observation entries for the settings in flight: the newest in-flight setting
         is the current one, so ``dead_time - 1`` settings of k controls each."""

@@ -121,15 +121,16 @@ class EnvSettings:
     plus the in-band reward of 1 forgone), so it never buys fewer actuations with a
     later arrival (the planner's order: moves to band first, then actuations), but it
     makes every needless setting change visible in the return at once."""
-    end_on_hold: bool = True
+    end_on_hold: bool | None = None
     """End an episode (terminated) once the reading holds in the band: inside it and
     staying there when nothing is touched (:meth:`env.plant.Plant.holds`; on a lagging
-    plant a reading passing through does not hold). From there the advice keeps every
-    setting whatever the policy says, and policies are scored that way
-    (:mod:`rllib_project.scoring`), so steps after it teach nothing that is used; ending
-    there fills the replay buffers and batches with the approach instead (on the
-    sample, 2.1 moves of a 30-move horizon). Measured as served, one trainable alone
-    per run (2026-11-28; ``k2d2``: the generated 2-control plant of
+    plant a reading passing through does not hold). Default (None): on for a plant
+    without lag, off for a lagging one (:attr:`env.plant.Plant.ends_on_hold`).
+    From there the advice keeps every setting whatever the policy says, and policies
+    are scored that way (:mod:`rllib_project.scoring`), so steps after it teach nothing
+    that is used; ending there fills the replay buffers and batches with the approach
+    instead (on the sample, 2.1 moves of a 30-move horizon). Measured as served, one
+    trainable alone per run (2026-11-28; ``k2d2``: the generated 2-control plant of
     ``scripts/bench_shapes.py`` whose steps overshoot the band, mean depth 2.2):
     DQN (branching) after ~100k env steps, seeds 0 / 1 / 2: sample 99.0% 1.09x,
     99.8% 1.04x, 100% 1.05x moves/opt against 100% 1.06x, 100% 1.16x, 99.0% 1.20x
@@ -137,13 +138,16 @@ class EnvSettings:
     PPO after ~41k env steps, seed 1: k2d2 100%, 1.11x against 79.2%, 1.31x; sample
     100%, 1.02x against 100%, 1.03x. ``false``: episodes run to the horizon.
     The last reward adds ``in_band_reward`` for every reading left to the horizon (what
-    keeping would earn there), so a return is the same as if the episode ran on: on a
-    lagging plant a reading that passes through the band earns 1 a sample without
-    ending the episode, and without this payment passing through and back paid more
-    than arriving to stay. Measured on the furnace log (compare_dynamic, seed 0, 150k
-    env steps each, 2026-11-28), without / with the payment: PPO 97.2% / 98.5% success
-    on the model, setting changes per start on the generating furnace 20.7 / 10.3; SAC
-    96.0% / 100%, 12.2 / 10.9; DQN 50.3% / 46.4%, 3.0 / 3.4 (see the README)."""
+    keeping would earn there), so a return is the same as if the episode ran on (and as
+    the evaluation's roll-outs, which run to the horizon under the advice's rule).
+    Why off on a lagging plant: on the bundled furnace log (compare_dynamic, seed 0,
+    150k env steps each, 2026-11-28), success on the model / on the generating furnace
+    and setting changes per start there, on without the end's payment, on with it, off:
+    DQN 50.3% / 39.5% / 3.0, 46.4% / 37.7% / 3.4, 89.2% / 64.2% / 2.5; PPO 97.2% /
+    84.7% / 20.7, 98.5% / 87.1% / 10.3, 96.9% / 90.2% / 6.5; SAC 96.0% / 89.6% / 12.2,
+    100% / 88.8% / 10.9, 100% / 94.5% / 9.8. There a hold is rare and needs the lag to
+    have settled: episodes that end at it leave the agent few transitions near the band
+    and none of what follows, and every algorithm did worse."""
     continuous_deadband: float = 0.1
     """Continuous actions smaller than this fraction of a step count as "keep"."""
     uncertainty_penalty: float = 0.0

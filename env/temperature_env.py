@@ -132,7 +132,8 @@ class TemperatureControlEnv(gym.Env):
     ## Episode End
 
     * Termination: once the reading holds in the band (in it, and staying there when
-      nothing is touched; spec ``env.end_on_hold``, default on). The advice keeps every
+      nothing is touched; spec ``env.end_on_hold``, default on without lag, off on a
+      lagging plant, where ending there made every algorithm worse). The advice keeps every
       setting from there, whatever the policy says, so the episode's remaining steps
       would teach nothing the advice uses (why: :class:`env.spec.EnvSettings`). With
       ``end_on_hold: false`` never: the agent must then learn to *stay* in band.
@@ -194,6 +195,7 @@ class TemperatureControlEnv(gym.Env):
         self._t = 0
         self._start_row: int | None = None
         self._lagging = plant.lagging
+        self._ends_on_hold = plant.ends_on_hold
         self._dead_time = plant.dead_time
         self._pending: list[list[float]] = []
         """With dead time: the settings in flight, oldest first (the newest is current)."""
@@ -347,7 +349,7 @@ class TemperatureControlEnv(gym.Env):
         self._t += 1
         std = self.model_uncertainty() if settings.uncertainty_penalty > 0.0 else 0.0
         reward = plant.reward_scalar(temperature, moved, std)
-        terminated = settings.end_on_hold and self._holds()
+        terminated = self._ends_on_hold and self._holds()
         if terminated:
             # what keeping would earn to the horizon, paid now: an episode's return is
             # the same as if it ran on, so holding never loses against passing through

@@ -13,8 +13,9 @@ scored as it is served (:mod:`rllib_project.scoring`): under the advice's rule (
 the band and staying there: keep every setting), which is what ``recommend`` and the
 server tell an operator, so its actuations are the interventions the advice asks for.
 Its second row, ``NAME (raw)``, is the network's own actions without that rule; as
-training episodes end once the reading holds in the band (``env.end_on_hold``), the
-network is not trained to keep still there and its raw row may leave the band.
+training episodes on a plant without lag end once the reading holds in the band
+(``env.end_on_hold``), the network is not trained to keep still there and its raw row
+may leave the band.
 An experiment with several datasets gets one such table per dataset (``--dataset
 NAME``: one of them).
 

@@ -317,8 +317,11 @@ def test_episode_ends_once_the_reading_holds_in_the_band(sample_plant: env.Plant
 def test_a_reading_passing_through_the_band_does_not_end_the_episode() -> None:
     """On a lagging plant a reading inside the band whose settings settle outside it
     is on its way out: the episode goes on; one that settles inside ends."""
-    environment = gym.make(env.ENV_ID, spec_path=str(FURNACE_SPEC)).unwrapped
+    settings = {"end_on_hold": True}  # off by default on a lagging plant
+    environment = gym.make(env.ENV_ID, spec_path=str(FURNACE_SPEC), settings=settings)
+    environment = environment.unwrapped
     plant = environment.plant
+    assert not env.load_plant(FURNACE_SPEC).ends_on_hold
     settled = plant.model.predict(plant.data.controls)
     staying = plant.data.controls[np.argmin(np.abs(settled - plant.band_mid))]
     # settles just below the band: one sample later the reading is still inside
