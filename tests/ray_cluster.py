@@ -38,6 +38,20 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+RAY_DEFAULT_AGENT_PORT = 52365
+"""The dashboard agent's port of a ``ray start`` that names none (the README's head)."""
+
+
+def port_taken(port: int) -> bool:
+    """Whether something listens on ``port`` of any interface (Ray's agents bind all)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
 def ray_env() -> dict[str, str]:
     """This process's environment for Ray CLIs, with token auth on. PATH is left as it
     is: every command names its interpreter, as the README's commands do."""

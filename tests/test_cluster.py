@@ -20,7 +20,15 @@ import pytest
 from tests.conftest import REPO, SAMPLE_SPEC
 from tests.datasets import write_synthetic
 from tests.experiments import best_by_algorithm, only_experiment_dir, write_experiment
-from tests.ray_cluster import BIN, free_ports, kill_processes, local_cluster, ray_env
+from tests.ray_cluster import (
+    BIN,
+    RAY_DEFAULT_AGENT_PORT,
+    free_ports,
+    kill_processes,
+    local_cluster,
+    port_taken,
+    ray_env,
+)
 from tests.test_fit_cli import run_cli
 from tests.tune_runs import (
     UNREACHABLE,
@@ -71,6 +79,12 @@ def test_readme_cluster_block_runs_as_written_on_two_nodes(tmp_path: Path) -> No
     tiny experiment and storage in tmp, and no `ray stop` (which would stop every Ray
     process of the machine): the test stops exactly what its shell started."""
     block = readme_cluster_block()
+    # the README's head takes Ray's default agent port; held by another Ray instance on
+    # this machine, the head would take no jobs and the block would wait until timeout
+    assert not port_taken(RAY_DEFAULT_AGENT_PORT), (
+        f"port {RAY_DEFAULT_AGENT_PORT} (Ray's default dashboard agent port, which the "
+        "README's head node uses) is taken: stop the Ray instance holding it first"
+    )
     experiment = write_experiment(tmp_path, iterations=2, algorithms=("PPO", "DQN"))
     storage = tmp_path / "shared"
     node_temp = tempfile.mkdtemp(prefix="rtn", dir="/tmp")  # short: socket paths
