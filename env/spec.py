@@ -139,7 +139,10 @@ class EnvSettings:
     100%, 1.02x against 100%, 1.03x. ``false``: episodes run to the horizon.
     The last reward adds ``in_band_reward`` for every reading left to the horizon (what
     keeping would earn there), so a return is the same as if the episode ran on (and as
-    the evaluation's roll-outs, which run to the horizon under the advice's rule).
+    the evaluation's roll-outs, which run to the horizon under the advice's rule). On
+    the sample it changes nothing beyond the seeds' spread: DQN (one trainable alone,
+    ~102k env steps, all 500 rows) with / without it, seeds 0 / 1 / 2: 99.4% 1.08x /
+    98.8% 1.19x, 99.0% 1.06x / 100% 1.02x, 99.8% 1.07x / 99.8% 1.05x.
     Why off on a lagging plant: on the bundled furnace log (compare_dynamic, seed 0,
     150k env steps each, 2026-11-28), success on the model / on the generating furnace
     and setting changes per start there, on without the end's payment, on with it, off:
