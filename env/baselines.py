@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from env.actions import ActionCodec, candidate_directions
+from env.evaluation import start_pending, start_states
 from env.planner import plan_rows
 from env.plant import Plant
 from env.yardstick import Yardstick, planning_mode
@@ -151,14 +152,16 @@ class PlannerPolicy:
         saved = self.yardstick
         if saved is None or len(saved.rows) != len(temperatures):
             return False
-        data = self.plant.rows
-        saved_pending = self.plant.start_pending(saved.rows)
+        # the rows' episode starts as the scorer builds them (one definition: on a log
+        # with dynamics an episode starts from the settings before its row)
+        saved_temperatures, saved_controls = start_states(self.plant, saved.rows)
+        saved_pending = start_pending(self.plant, saved.rows)
         same_pending = (
             saved_pending.size == 0 if pending is None else np.array_equal(saved_pending, pending)
         )
         return bool(
-            np.array_equal(data.state[saved.rows], temperatures)
-            and np.array_equal(self.plant.start_controls(saved.rows), controls)
+            np.array_equal(saved_temperatures, temperatures)
+            and np.array_equal(saved_controls, controls)
             and same_pending
         )
 
