@@ -74,7 +74,8 @@ class GreedyLookaheadPolicy:
     The next reading is predicted as ``T + (f(u') - f(u))``: the model's *change*
     applied to the current reading, which needs no knowledge of the row's offset.
     On a lagging plant the target is the settling temperature ``f(u') + offset``
-    instead (the offset fixed at the start, as in the environment). Ties (for instance
+    instead, with the offset the observation shows (the start's, as in the
+    environment, or a disturbance observer's estimate in a closed loop). Ties (for instance
     every move that stays inside the band) go to the fewest controls moved, so "keep"
     wins inside the band.
     """
@@ -86,12 +87,11 @@ class GreedyLookaheadPolicy:
         self.codec = codec
         self.directions = candidate_directions(plant.n_controls)
         self._effort = np.abs(self.directions).sum(axis=1)
-        self._offset: np.ndarray | None = None
 
     def reset(
         self, temperatures: np.ndarray, controls: np.ndarray, pending: np.ndarray | None = None
     ) -> None:
-        self._offset = self.plant.offset_for(temperatures, controls)
+        """Nothing to remember: the offset is read from each observation."""
 
     def act(
         self, obs: np.ndarray, temperatures: np.ndarray, controls: np.ndarray, t: int
@@ -99,11 +99,9 @@ class GreedyLookaheadPolicy:
         plant = self.plant
         candidates = plant.apply_delta(controls[:, None, :], self.directions * plant.steps)
         if plant.lagging:
-            offset = (
-                self._offset
-                if self._offset is not None
-                else plant.offset_for(temperatures, controls)
-            )
+            # the offset the observation shows: the start's, or a disturbance
+            # observer's current estimate where one runs (env.observer)
+            offset = plant.settle_seen(obs) - plant.model.predict(controls)
             predicted = plant.model.predict(candidates) + offset[:, None]
         else:
             change = plant.model.predict(candidates) - plant.model.predict(controls)[:, None]

@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from env.actions import ActionCodec
+from env.observer import DisturbanceObserver, ObserverState
 from env.plant import Plant
 
 
@@ -141,6 +142,7 @@ def rollout(
     pending: np.ndarray | None = None,
     truth: PlantStepper | None = None,
     hold_in_band: bool = False,
+    observer: tuple[DisturbanceObserver, ObserverState] | None = None,
 ) -> Rollouts:
     """Run ``policy`` from every start state for ``horizon`` moves, in lockstep.
 
@@ -154,6 +156,11 @@ def rollout(
     server give it: where the reading is in the band and stays there when nothing is
     touched (:meth:`env.plant.Plant.holds`), every setting is kept whatever the policy
     says; the operator's interventions under the advice, not the raw policy's.
+    ``observer``: a disturbance observer and its estimates at the starts
+    (:mod:`env.observer`): after every reading it updates its estimate of how far the
+    plant's steady state lies from the model's, and the policy's observation and the
+    advice's rule see the model's steady state plus that estimate (the model itself
+    still steps without it).
     """
     settings = plant.settings
     horizon = settings.horizon if horizon is None else horizon
@@ -169,18 +176,24 @@ def rollout(
         policy.reset(temp.copy(), ctrl.copy(), pending=queue.copy())  # type: ignore[call-arg]
     else:
         policy.reset(temp.copy(), ctrl.copy())
+    estimate = None if observer is None else observer[1]
     for t in range(horizon):
-        obs = plant.observe(temp, ctrl, queue, offset)
+        seen = offset if estimate is None else offset + estimate.disturbance
+        obs = plant.observe(temp, ctrl, queue, seen)
         action = policy.act(obs, temp.copy(), ctrl.copy(), t)
         new_ctrl = plant.apply_delta(ctrl, codec.to_delta(action))
         if hold_in_band:
-            new_ctrl = np.where(plant.holds(temp, ctrl, queue, offset)[:, None], ctrl, new_ctrl)
+            new_ctrl = np.where(plant.holds(temp, ctrl, queue, seen)[:, None], ctrl, new_ctrl)
+        effective = queue[:, 0, :] if plant.dead_time else new_ctrl
         moved = (new_ctrl - ctrl) / plant.steps
         noise = settings.noise_std * rng.standard_normal(n) if settings.noise_std > 0 else 0.0
         if settings.drift_std > 0:
             disturbance = disturbance + settings.drift_std * rng.standard_normal(n)
         modelled, queue = plant.advance(temp, queue, new_ctrl, offset, disturbance, noise)
         temp = modelled if truth is None else np.asarray(truth.step(new_ctrl), np.float64)
+        if observer is not None and estimate is not None:
+            steady = plant.model.predict(effective) + offset
+            estimate = observer[0].step(estimate, steady, temp)
         ctrl = new_ctrl
         std = plant.model.predict_with_std(ctrl)[1] if settings.uncertainty_penalty > 0 else 0.0
         rewards.append(plant.reward(temp, moved, std))

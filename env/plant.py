@@ -49,6 +49,7 @@ from env.actions import ActionCodec
 from env.data import PlantData, load_plant_data
 from env.errors import InputError
 from env.model import ProcessModel, fit_process_model
+from env.observer import ObserverFit, ObserverState, fit_observer
 from env.spec import DatasetSpec, EnvSettings, load_spec
 
 if TYPE_CHECKING:
@@ -185,6 +186,13 @@ class Plant:
         return (not self.lagging) if end is None else bool(end)
 
     @property
+    def starts_with_offsets(self) -> bool:
+        """Whether training episodes start with the observer's estimated disturbance at
+        their row (``env.observed_offsets``, see :class:`env.spec.EnvSettings`)."""
+        fit = self.observer_fit
+        return self.settings.observed_offsets and fit is not None and fit.observer.active
+
+    @property
     def in_flight_features(self) -> int:
         """Observation entries for the settings in flight: the newest in-flight setting
         is the current one, so ``dead_time - 1`` settings of k controls each."""
@@ -236,6 +244,30 @@ class Plant:
         if d == 0:
             return np.zeros((len(index), 0, self.n_controls))
         return np.stack([controls[index - d + j] for j in range(d)], axis=1)
+
+    @functools.cached_property
+    def observer_fit(self) -> ObserverFit | None:
+        """The disturbance observer chosen on the log and its estimate at every row
+        (:mod:`env.observer`); None for a plant without identified lag."""
+        if self.identified is None or not self.lagging:
+            return None
+        rows = self.rows
+        assert rows.segment is not None  # identified dynamics come from a time-ordered log
+        moved_from = self.dead_time + 1  # row i's move was driven by row i - 1 - dead_time
+        usable = rows.position_in_segment() >= moved_from
+        effective = np.full(len(rows.state), np.nan)
+        index = np.flatnonzero(usable)
+        effective[index] = self.model.predict(rows.controls[index - moved_from])
+        return fit_observer(self.rate, rows.state, effective, rows.segment, usable)
+
+    def start_observer(self, index: np.ndarray) -> ObserverState:
+        """The observer's estimates at data rows (after each row's reading): what the
+        log before a start row says about the disturbance there."""
+        fit = self.observer_fit
+        index = np.asarray(index, dtype=np.intp)
+        if fit is None:
+            return ObserverState(self.rows.state[index].copy(), np.zeros(len(index)))
+        return ObserverState(fit.row_temperature[index].copy(), fit.row_disturbance[index].copy())
 
     def no_pending(self, controls: np.ndarray) -> np.ndarray:
         """(n, dead_time, k) "nothing in flight": every queued setting is ``controls``."""
@@ -377,7 +409,11 @@ class Plant:
         outside = -(
             s.out_of_band_penalty + s.distance_weight * np.minimum(distance, s.distance_cap)
         )
-        reward = np.where(distance == 0.0, s.in_band_reward, outside)
+        inside = s.in_band_reward
+        if s.centre_weight > 0.0:
+            off_centre = (np.asarray(temperature) - self.band_mid) / (0.5 * self.band_width)
+            inside = inside - s.centre_weight * off_centre * off_centre
+        reward = np.where(distance == 0.0, inside, outside)
         moved = np.abs(moved_steps).mean(axis=-1)
         reward = reward - s.move_cost * moved
         cost = self.actuation_cost
@@ -399,6 +435,9 @@ class Plant:
         low, high = self.band
         if low <= temperature <= high:
             reward = s.in_band_reward
+            if s.centre_weight > 0.0:
+                off_centre = (temperature - self.band_mid) / (0.5 * self.band_width)
+                reward -= s.centre_weight * off_centre * off_centre
         else:
             distance = (low - temperature if temperature < low else temperature - high) / (
                 self.band_width
@@ -518,6 +557,14 @@ class Plant:
                 )
                 parts.append(np.clip(moves, -OBS_CLIP, OBS_CLIP))
         return np.concatenate(parts, axis=-1).astype(np.float32)
+
+    def settle_seen(self, obs: np.ndarray) -> np.ndarray:
+        """The settling temperature a lagging plant's observation shows (the model's
+        steady state plus the offset or the observer's estimate), back in physical
+        units: the inverse of its feature in :meth:`observe` (exact unless clipped)."""
+        return self.band_mid + np.asarray(obs, np.float64)[..., 2 + self.n_controls] * (
+            self.temperature_scale
+        )
 
     def _normalised(self, temperature: np.ndarray) -> np.ndarray:
         return np.clip((temperature - self.band_mid) / self.temperature_scale, -OBS_CLIP, OBS_CLIP)

@@ -121,6 +121,7 @@ def _recommend(args: argparse.Namespace) -> int:
         return 0
     plant = advisor.plant
     pending = None
+    disturbance = 0.0
     if args.state is not None:
         temperature, controls = parse_state(args.state, plant)
     else:
@@ -134,7 +135,9 @@ def _recommend(args: argparse.Namespace) -> int:
             # settings of the row before, those of the dead time before still in flight)
             index = np.array([position])
             controls, pending = plant.start_controls(index)[0], plant.start_pending(index)[0]
-    advice = advisor.recommend(temperature, controls, pending)
+            # and what the log's readings before it say the model misses (env.observer)
+            disturbance = float(plant.start_observer(index).disturbance[0])
+    advice = advisor.recommend(temperature, controls, pending, disturbance)
     if args.json:
         print(
             json.dumps(json_safe(advice.to_dict()), indent=1, allow_nan=False, ensure_ascii=False)

@@ -9,7 +9,10 @@ blocked cross-validation: the free-run error (readings predicted 1..H samples ah
 from each held-out reading) next to the one-step error. ``--json`` prints what was
 chosen; its ``dynamics`` object has the keys ``kind``, ``rate``, ``dead_time``,
 ``cv_free_run_rmse`` and ``cv_one_step_rmse`` (rows without time order: ``static``,
-rate 1, dead time 0, both errors the k-fold CV error of ``T = f(u)``).
+rate 1, dead time 0, both errors the k-fold CV error of ``T = f(u)``); its
+``observer`` object (null without identified lag) has ``active``, ``ratio``,
+``prediction_rmse``, ``prediction_rmse_without`` and ``prediction_horizon``
+(:mod:`env.observer`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from env.files import json_safe, refuse_to_overwrite_inputs
 from env.model import FIRST_ORDER, Dynamics, ProcessModel
+from env.observer import PREDICTION_HORIZON
 from env.plant import Plant, load_plant
 from env.spec import load_spec
 from env.table_format import TableFormat
@@ -117,6 +121,9 @@ def format_fit_report(plant: Plant) -> str:
             else [*_dynamics_table(model, dynamics, folds), describe_dynamics(dynamics)]
         ),
     ]
+    observer = describe_observer(plant)
+    if observer:
+        lines.append(observer)
     low, high = plant.model_range()
     lines.append(
         f"model: {model.family}, {len(model.coef_members)}-member bootstrap ensemble; "
@@ -124,6 +131,42 @@ def format_fit_report(plant: Plant) -> str:
         f"band {plant.band[0]:g} to {plant.band[1]:g}"
     )
     return "\n".join(line for line in lines if line)
+
+
+def describe_observer(plant: Plant) -> str:
+    """One line on the disturbance observer of a lagging plant (:mod:`env.observer`)."""
+    fit = plant.observer_fit
+    if fit is None:
+        return ""
+    h = PREDICTION_HORIZON
+    without = fit.scores[0.0]
+    if not fit.observer.active:
+        return (
+            f"disturbance observer: off (the readings predict {h} samples ahead no better "
+            f"with a disturbance estimate; error {without:.3g} without)"
+        )
+    line = (
+        f"disturbance observer: on (q/r {fit.observer.ratio:g}): readings {h} samples "
+        f"ahead predicted with error {fit.scores[fit.observer.ratio]:.3g} against "
+        f"{without:.3g} by the model alone"
+    )
+    if plant.starts_with_offsets:
+        line += "; training episodes start with its estimate at their row"
+    return line
+
+
+def observer_summary(plant: Plant) -> dict[str, Any] | None:
+    """``fit --json``'s ``observer`` (None for a plant without identified lag)."""
+    fit = plant.observer_fit
+    if fit is None:
+        return None
+    return {
+        "active": fit.observer.active,
+        "ratio": fit.observer.ratio,
+        "prediction_rmse": fit.scores[fit.observer.ratio],
+        "prediction_rmse_without": fit.scores[0.0],
+        "prediction_horizon": PREDICTION_HORIZON,
+    }
 
 
 def dynamics_summary(model: ProcessModel) -> dict[str, Any]:
@@ -148,6 +191,7 @@ def fit_summary(plant: Plant, target: Path) -> dict[str, Any]:
             "segments": None if data.segment is None else int(data.segment[-1]) + 1,
             "family": model.family,
             "dynamics": dynamics_summary(model),
+            "observer": observer_summary(plant),
             "candidates": [
                 {k: v for k, v in score.__dict__.items() if v is not None}
                 for score in model.cv_scores

@@ -92,6 +92,10 @@ class Recommendation:
     on_its_way: bool = False
     """Lagging plant: keep every setting, the temperature is already travelling into the
     band (predicted there after ``moves_to_band`` samples)."""
+    disturbance: float = 0.0
+    """Lagging plant: how far the plant's steady state lies from the model's, as the
+    log's disturbance observer estimated it before this reading (:mod:`env.observer`);
+    the advice and its path use the model plus this. 0 without a history."""
 
     @property
     def keep_all(self) -> bool:
@@ -220,6 +224,8 @@ class AdviceBatch:
     support: SupportBatch
     on_its_way: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     """Shape (n,): lagging plant, keep all, outside the band but travelling into it."""
+    disturbance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Shape (n,): the disturbance estimate the advice used (see :class:`Recommendation`)."""
 
     def __len__(self) -> int:
         return len(self.temperature)
@@ -293,6 +299,7 @@ class AdviceBatch:
             notes=self.notes(i),
             policy_disagrees=bool(self.disagrees[i]),
             on_its_way=bool(self.on_its_way[i]),
+            disturbance=float(self.disturbance[i]) if len(self.disturbance) else 0.0,
         )
 
 
@@ -307,6 +314,7 @@ def advise(
     policy_name: str = "policy",
     with_path: bool = True,
     pending: np.ndarray | None = None,
+    disturbance: np.ndarray | None = None,
 ) -> AdviceBatch:
     """The next move of n readings at once (see module docstring).
 
@@ -320,6 +328,10 @@ def advise(
     nothing in flight. The observation is built exactly as the environment builds it
     (:meth:`env.plant.Plant.observe`), so a lagging plant's policy sees the settling
     temperature and the moves in flight here too.
+
+    ``disturbance``: on a lagging plant, each reading's estimate of how far the plant
+    settles from the model (:mod:`env.observer`, from the readings before it); the
+    observation, the hold and the path use the model plus it. Default: 0.
     """
     temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
     controls = np.asarray(controls, dtype=np.float64).reshape(len(temperature), plant.n_controls)
@@ -329,7 +341,8 @@ def advise(
         if pending is None
         else np.clip(np.asarray(pending, dtype=np.float64), plant.lower, plant.upper)
     )
-    offset = plant.offset_for(temperature, clipped)
+    estimate = np.zeros(len(temperature)) if disturbance is None else np.asarray(disturbance)
+    offset = plant.offset_for(temperature, clipped) + estimate
     in_band = plant.in_band(temperature)
     obs = plant.observe(temperature, clipped, queue, offset)
     first = plant.apply_delta(clipped, codec.to_delta(act(obs)))
@@ -339,7 +352,7 @@ def advise(
     new = np.where(hold[:, None], clipped, first)
     direction, amount = _changes(plant, clipped, new)
     horizon = plant.settings.horizon if with_path else 0
-    path = _roll_out(plant, codec, act, (temperature, clipped, queue), new, hold, horizon)
+    path = _roll_out(plant, codec, act, (temperature, clipped, queue, offset), new, hold, horizon)
     path = dataclasses.replace(path, rolled_out=with_path)
     on_its_way = ~in_band & (direction == 0).all(axis=1) & (keep_settles > 0)
     return AdviceBatch(
@@ -357,6 +370,7 @@ def advise(
         path=path,
         support=support.measure(controls),
         on_its_way=on_its_way,
+        disturbance=estimate.astype(np.float64),
     )
 
 
@@ -373,27 +387,27 @@ def _roll_out(
     plant: Plant,
     codec: ActionCodec,
     act: Callable[[np.ndarray], np.ndarray],
-    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    state: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     first: np.ndarray,
     in_band: np.ndarray,
     horizon: int,
 ) -> PathBatch:
     """Closed-loop roll-out on the model (noise-free) until each reading is in the band.
 
-    ``state``: temperatures, settings and settings in flight of the readings. The bias
-    of each reading (measured minus modelled temperature) is carried as a constant
-    offset, as in the environment (0 with dynamics identified from a log). On a lagging
+    ``state``: temperatures, settings, settings in flight and offsets of the readings.
+    The offset (the bias of a reading without time order, measured minus modelled
+    temperature; with dynamics identified from a log the observer's disturbance
+    estimate, or 0) is carried as a constant, as in the environment. On a lagging
     plant a reading passing through the band has not arrived: the roll-out goes on to
     the horizon and the path ends where the temperature is in the band for good.
     """
-    temperature, clipped, queue = state
+    temperature, clipped, queue, offset = state
     n, k = clipped.shape
     temps = np.full((n, horizon + 1), np.nan)
     ctrls = np.full((n, horizon + 1, k), np.nan)
     temps[:, 0], ctrls[:, 0] = temperature, clipped
     length = np.ones(n, dtype=np.int64)
     moves = np.where(in_band, 0, -1)
-    offset = plant.offset_for(temperature, clipped)
     current_t, current_u, current_q = temperature.copy(), clipped.copy(), queue.copy()
     active = np.flatnonzero(~in_band)
     for move in range(1, horizon + 1):
@@ -452,6 +466,7 @@ class Advisor:
         *,
         with_path: bool = True,
         pending: np.ndarray | None = None,
+        disturbance: np.ndarray | None = None,
     ) -> AdviceBatch:
         """Advice for n readings at once (see :func:`advise`)."""
         return advise(
@@ -464,14 +479,25 @@ class Advisor:
             policy_name=self.name,
             with_path=with_path,
             pending=pending,
+            disturbance=disturbance,
         )
 
     def recommend(
-        self, temperature: float, controls: np.ndarray, pending: np.ndarray | None = None
+        self,
+        temperature: float,
+        controls: np.ndarray,
+        pending: np.ndarray | None = None,
+        disturbance: float = 0.0,
     ) -> Recommendation:
-        """Advice for one reading (``pending``: its settings in flight, (dead_time, k))."""
+        """Advice for one reading (``pending``: its settings in flight, (dead_time, k);
+        ``disturbance``: the observer's estimate before it, see :func:`advise`)."""
         queue = None if pending is None else np.asarray(pending)[None]
-        advice = self.advise(np.array([temperature]), np.asarray(controls)[None], pending=queue)
+        advice = self.advise(
+            np.array([temperature]),
+            np.asarray(controls)[None],
+            pending=queue,
+            disturbance=np.array([disturbance], dtype=np.float64),
+        )
         return advice.recommendation(0)
 
     def recommend_state(self, state: Mapping[str, float]) -> Recommendation:
@@ -488,6 +514,12 @@ def format_recommendation(rec: Recommendation) -> str:
         f"{rec.state} {rec.temperature:.2f}{unit} is {where} the band [{low:g}, {high:g}]"
         f"  (policy: {rec.policy})",
     ]
+    if rec.disturbance:
+        side = "above" if rec.disturbance > 0 else "below"
+        lines.append(
+            f"the readings before it put the plant's steady state {abs(rec.disturbance):.2f}"
+            f"{unit} {side} the model's (disturbance observer): the advice allows for it"
+        )
     if rec.on_its_way:
         lines.append(
             "recommendation: keep - already on its way (predicted in the band from sample "

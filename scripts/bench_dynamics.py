@@ -27,7 +27,12 @@ Sections (each prints its own table; ``SECTIONS`` lists them, new ones register 
   to band and actuations on the model from the same rows. Per algorithm: success on
   the plant, actuations per start, actuations / the planner's moves (target <= 1.2),
   actuations / the planner's actuations, and the same policy on the model for
-  comparison. The planner's plans replayed open loop on the plant are a reference row.
+  comparison. The planner's plans replayed open loop on the plant are a reference row,
+  and so is the greedy baseline (one move toward the band by the settling temperature).
+  Each policy runs twice: as the observation was trained (the model's settling
+  temperature), and ``+ observer``: with the disturbance observer's estimate
+  (:mod:`env.observer`, started from its estimate at the row, updated from every
+  reading the plant returns) added to the settling temperature and to the advice's rule.
 
 Results to expect (2-core machine): at least 90% of the lagging logs matched, every
 static log ``static``, about half a second per fit; closed loop: the table with its
@@ -56,7 +61,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from env.baselines import FunctionPolicy, PlannerPolicy
+from env.baselines import FunctionPolicy, GreedyLookaheadPolicy, PlannerPolicy
 from env.data import load_plant_data
 from env.evaluation import BatchPolicy, Rollouts, rollout, start_pending, start_states
 from env.model import FIRST_ORDER, ProcessModel, fit_process_model
@@ -221,6 +226,7 @@ def closed_loops(
     rows: np.ndarray,
     seed: int,
     as_served: bool = False,
+    observe: bool = False,
 ) -> LoopResult:
     """``policy`` from data rows ``rows`` on the generating plant and on the model;
     ``as_served``: under the advice's rule, as trained policies are served and scored
@@ -232,7 +238,11 @@ def closed_loops(
     generating = truth.generating_plant(seed)
     generating.start(truth.samples_of_rows(plant.rows.row_numbers[rows]))
     common = {"pending": pending, "hold_in_band": as_served}
-    on_plant = rollout(plant, codec, policy, temperatures, controls, truth=generating, **common)
+    fit = plant.observer_fit
+    observer = (fit.observer, plant.start_observer(rows)) if observe and fit else None
+    on_plant = rollout(
+        plant, codec, policy, temperatures, controls, truth=generating, observer=observer, **common
+    )
     on_model = rollout(plant, codec, policy, temperatures, controls, **common)
     return LoopResult(policy.name, on_plant, on_model)
 
@@ -283,16 +293,23 @@ def closed_loop(args: argparse.Namespace, workdir: Path) -> None:
     )
     print(header)
     results = [("planner (open loop)", reference)]
+    greedy = GreedyLookaheadPolicy(plant, plant.codec("discrete"))
+    for observe in (False, True):
+        loops = closed_loops(plant, truth, greedy, rows, args.seed, as_served=True, observe=observe)
+        results.append(("greedy" + (" + observer" if observe else ""), loops))
     for loaded in policies:
         policy = _CodecPolicy(loaded.name, loaded.act, loaded.action_mode)
-        loops = closed_loops(plant, truth, policy, rows, args.seed, as_served=True)
-        results.append((loaded.algorithm, loops))
+        for observe in (False, True):
+            loops = closed_loops(
+                plant, truth, policy, rows, args.seed, as_served=True, observe=observe
+            )
+            results.append((loaded.algorithm + (" + observer" if observe else ""), loops))
     for name, result in results:
         success = result.plant.success[solvable].mean()
         actuations = result.plant.actuations[solvable].sum()
         per_move = actuations / planner_moves
         met = success >= TARGET_SUCCESS and per_move <= TARGET_ACTUATIONS_PER_PLANNER_MOVE
-        mark = "-" if name.startswith("planner") else ("met" if met else "NOT met")
+        mark = "-" if name.startswith(("planner", "greedy")) else ("met" if met else "NOT met")
         print(
             f"{name:<22} {success:>8.1%} {np.nanmean(result.plant.moves_to_band):>6.2f}"
             f" {actuations / solvable.sum():>10.2f} {per_move:>13.2f}"

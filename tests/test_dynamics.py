@@ -172,6 +172,7 @@ def test_fit_json_reports_static_for_rows_without_time(tmp_path: Path) -> None:
     dynamics = json.loads(result.stdout)["dynamics"]
     assert dynamics["kind"] == "static" and dynamics["rate"] == 1.0
     assert dynamics["dead_time"] == 0 and dynamics["cv_free_run_rmse"] > 0
+    assert json.loads(result.stdout)["observer"] is None  # no lag: nothing to observe
 
 
 SPEC_CONFLICTS = {

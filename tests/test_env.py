@@ -160,6 +160,28 @@ def test_reward_grows_more_negative_with_distance(sample_plant: env.Plant) -> No
     assert far < near < 0 and above < 0
 
 
+def test_centre_weight_pays_the_middle_of_the_band_most(sample_plant: env.Plant) -> None:
+    """``env.centre_weight``: full reward in the band's middle, ``w`` less at its edges,
+    in between by the square of the distance; outside unchanged; both twins agree."""
+    import dataclasses
+
+    weight = 0.4
+    centred = dataclasses.replace(
+        sample_plant,
+        settings=dataclasses.replace(sample_plant.settings, centre_weight=weight),
+    )
+    low, high = sample_plant.band
+    mid, full = sample_plant.band_mid, sample_plant.settings.in_band_reward
+    quarter = mid + 0.25 * (high - low)  # half-way from the middle to the edge
+    temps = np.array([mid, quarter, high, low, high + 1.0])
+    expected = [full, full - weight / 4, full - weight, full - weight]
+    rewards = centred.reward(temps, np.zeros((5, sample_plant.n_controls)))
+    np.testing.assert_allclose(rewards[:4], expected)
+    assert rewards[4] == pytest.approx(sample_plant.reward_scalar(high + 1.0, 0.0))
+    for t, r in zip(temps, rewards, strict=True):
+        assert centred.reward_scalar(float(t), 0.0) == pytest.approx(r)
+
+
 def test_scalar_and_batch_twins_agree(sample_plant: env.Plant) -> None:
     rng = np.random.default_rng(0)
     temps = rng.uniform(900, 1010, 200)

@@ -416,3 +416,46 @@ def test_rollout_under_the_advice_rule_never_moves_in_the_band_of_a_static_plant
         changed = ~np.isclose(result.controls[:, 1:], result.controls[:, :-1]).all(axis=2)
         assert in_band.any()
         assert (changed & in_band).any() != hold, hold
+
+
+def test_a_log_with_little_drift_gets_no_disturbance_observer(plant: env.Plant) -> None:
+    """On this log (drift 2% of the spread) the readings predict no better with a
+    disturbance estimate than without, so none is used: training episodes start
+    without offsets and the observer would keep its estimate at 0."""
+    fit = plant.observer_fit
+    assert fit is not None and not fit.observer.active
+    assert fit.scores[0.0] == min(fit.scores.values())
+    assert not plant.starts_with_offsets
+
+
+def test_advice_allows_for_the_disturbance_the_readings_show(plant: env.Plant) -> None:
+    """A reading in the band at settings that settle in the band on the model: "hold".
+    With an estimate that the plant settles two band widths above the model (what
+    ``recommend --row`` takes from the log's observer), keeping is not "on its way" but
+    leaves the band: the path follows the model plus the estimate, and the advice
+    carries the estimate and says so."""
+    from rllib_project.recommendation import Recommendation, format_recommendation
+
+    codec = plant.codec("discrete")
+    settings = _settings_settling_in_band(plant)
+    steady = float(plant.model.predict(settings[None])[0])
+    pending = np.repeat(settings[None], plant.dead_time, axis=0)[None]
+    support = fit_data_support(plant.rows)
+
+    def keep(obs: np.ndarray) -> np.ndarray:
+        return codec.keep(len(obs))
+
+    def advice_with(disturbance: float) -> Recommendation:
+        batch = advise(plant, codec, keep, support, np.array([steady]), settings[None],
+                       pending=pending, disturbance=np.array([disturbance]))  # fmt: skip
+        return batch.recommendation(0)
+
+    held = advice_with(0.0)
+    assert held.in_band and held.moves_to_band == 0 and held.disturbance == 0.0
+    shift = 2 * plant.band_width
+    drifted = advice_with(shift)
+    assert drifted.disturbance == shift and not drifted.on_its_way
+    assert drifted.moves_to_band is None  # keeping leaves the band for good
+    temps = [p.temperature for p in drifted.path]
+    assert temps[-1] == pytest.approx(steady + shift, abs=0.05 * plant.band_width)
+    assert "above the model's (disturbance observer)" in format_recommendation(drifted)

@@ -1,0 +1,186 @@
+"""The disturbance observer of lagging plants (env/observer.py): it finds what the model
+misses from the readings, and a closed loop that uses it lands on the plant's band."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import env
+from env.baselines import GreedyLookaheadPolicy
+from env.evaluation import rollout, start_pending, start_states
+from env.observer import DisturbanceObserver, ObserverState
+from env.synthetic import SyntheticPlant, make_synthetic_plant
+from env.synthetic_log import LogSettings
+from tests.test_fit_cli import run_cli
+
+
+@pytest.fixture(scope="module")
+def drifting_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticPlant, Path, Path]:
+    """A generated log with a lag, a dead time and a drift as large as the real
+    furnace's (5% of the readings' spread), fitted: (generator, fitted plant)."""
+    folder = tmp_path_factory.mktemp("drifting")
+    settings = LogSettings(
+        rate=0.2, dead_time=1, samples=1500, drift_fraction=0.08, drift_time=300.0
+    )
+    synthetic = make_synthetic_plant(
+        n_controls=3,
+        mean_depth=3,
+        seed=3,
+        noise_fraction=0.02,
+        ensemble_size=2,
+        horizon=40,
+        log=settings,
+    )
+    spec = synthetic.write(folder)
+    model = folder / "model.json"
+    result = run_cli("fit", spec, "--out", model)
+    assert result.returncode == 0, result.stderr
+    return synthetic, spec, model
+
+
+@pytest.fixture(scope="module")
+def drifting(drifting_files: tuple[SyntheticPlant, Path, Path]) -> tuple[SyntheticPlant, env.Plant]:
+    """(generator, fitted plant)."""
+    synthetic, spec, model = drifting_files
+    return synthetic, env.load_plant(spec, model)
+
+
+def test_the_observer_absorbs_a_constant_offset() -> None:
+    """A plant that settles 0.5 above the model: the estimate converges to 0.5, and
+    without a disturbance to estimate (ratio 0) it stays at 0."""
+    rate, steady, offset = 0.15, 100.0, 0.5
+    for ratio, expected in ((0.1, offset), (0.0, 0.0)):
+        observer = DisturbanceObserver.with_ratio(rate, ratio)
+        state = ObserverState(np.array([steady]), np.array([0.0]))
+        truth = steady
+        for _ in range(200):
+            truth += rate * (steady + offset - truth)
+            state = observer.step(state, np.array([steady]), np.array([truth]))
+        assert state.disturbance[0] == pytest.approx(expected, abs=1e-3)
+        assert observer.active == (ratio > 0)
+
+
+def test_on_a_drifting_log_the_observer_is_chosen_and_tracks_the_drift(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """The ratio chosen on the log predicts 10 samples ahead better than the model
+    alone, and its estimates follow what the model really misses at each row (the
+    generator's steady state plus its drift, minus the model's)."""
+    synthetic, plant = drifting
+    fit = plant.observer_fit
+    assert fit is not None and fit.observer.active
+    assert fit.scores[fit.observer.ratio] < 0.8 * fit.scores[0.0]
+    assert synthetic.log is not None
+    rows = plant.start_indices
+    samples = synthetic.samples_of_rows(plant.rows.row_numbers[rows])
+    controls = plant.rows.controls[rows]
+    missed = (
+        synthetic.steady_temperature(controls)
+        + synthetic.log.drift[samples]
+        - plant.model.predict(controls)
+    )
+    left = missed - fit.row_disturbance[rows]
+    assert np.sqrt(np.mean(left**2)) < 0.7 * np.sqrt(np.mean(missed**2))
+
+
+class _ShiftedModel:
+    """The fitted model as the plant, settling ``shift`` away from the model's steady
+    state: a plant with a constant disturbance the model does not know."""
+
+    def __init__(self, plant: env.Plant, temps: np.ndarray, pending: np.ndarray, shift: float):
+        self.plant, self.temps, self.pending, self.shift = plant, temps.copy(), pending, shift
+
+    def step(self, controls: np.ndarray) -> np.ndarray:
+        self.temps, self.pending = self.plant.advance(
+            self.temps, self.pending, controls, self.shift
+        )
+        return self.temps
+
+
+def _closed_loop(plant: env.Plant, rows: np.ndarray, shift: float, observe: bool):
+    temps, controls = start_states(plant, rows)
+    pending = start_pending(plant, rows)
+    fit = plant.observer_fit
+    assert fit is not None
+    # the observer starts knowing nothing of the shift: the truth is not the log's plant
+    start = ObserverState(temps.copy(), np.zeros(len(rows)))
+    return rollout(
+        plant,
+        plant.codec("discrete"),
+        GreedyLookaheadPolicy(plant, plant.codec("discrete")),
+        temps,
+        controls,
+        pending=pending,
+        truth=_ShiftedModel(plant, temps, pending.copy(), shift),
+        hold_in_band=True,
+        observer=(fit.observer, start) if observe else None,
+    )
+
+
+def test_a_closed_loop_with_the_observer_reaches_the_band_of_a_shifted_plant(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """The greedy baseline steers by the settling temperature its observation shows.
+    On a plant that settles 1.5 band widths above the model it never reaches the band
+    without the observer; with it, as often as on the model itself. On the model the
+    observer changes nothing (it estimates no disturbance)."""
+    _, plant = drifting
+    rows = plant.start_indices[::5]
+    shift = 1.5 * plant.band_width
+    alone = _closed_loop(plant, rows, 0.0, observe=False)
+    same = _closed_loop(plant, rows, 0.0, observe=True)
+    np.testing.assert_allclose(same.temperatures, alone.temperatures, atol=1e-9)
+    assert alone.success.mean() > 0.3
+    blind = _closed_loop(plant, rows, shift, observe=False)
+    seeing = _closed_loop(plant, rows, shift, observe=True)
+    assert blind.success.mean() < 0.05
+    assert seeing.success.mean() >= alone.success.mean()
+
+
+@pytest.mark.parametrize("observed_offsets", [True, False])
+def test_training_episodes_start_with_the_logs_estimated_disturbance(
+    drifting: tuple[SyntheticPlant, env.Plant],
+    drifting_files: tuple[SyntheticPlant, Path, Path],
+    observed_offsets: bool,
+) -> None:
+    """With ``env.observed_offsets`` an episode from a logged row holds the disturbance
+    the observer estimated there, and the observation's settling temperature shows it;
+    without (the default) every episode starts without one."""
+    _, plant = drifting
+    fit = plant.observer_fit
+    assert fit is not None
+    environment = gym.make(
+        env.ENV_ID,
+        spec_path=drifting_files[1],
+        model_path=drifting_files[2],
+        settings={"observed_offsets": observed_offsets},
+    ).unwrapped
+    index = plant.start_indices[len(plant.start_indices) // 2]
+    obs, _ = environment.reset(options={"row": int(plant.rows.row_numbers[index])})
+    expected = fit.row_disturbance[index] if observed_offsets else 0.0
+    assert not observed_offsets or abs(expected) > 1e-6
+    controls = plant.start_controls(np.array([index]))
+    settle = plant.model.predict(controls)[0] + expected
+    assert plant.settle_seen(obs) == pytest.approx(settle, abs=1e-3)
+
+
+def test_fit_reports_the_observer(
+    drifting_files: tuple[SyntheticPlant, Path, Path], tmp_path: Path
+) -> None:
+    """``fit`` says whether the observer is on and what it gains; ``--json`` too."""
+    _, spec, _ = drifting_files
+    result = run_cli("fit", spec, "--out", tmp_path / "m.json", "--json")
+    assert result.returncode == 0, result.stderr
+    observer = json.loads(result.stdout)["observer"]
+    assert observer["active"] and observer["ratio"] > 0
+    assert observer["prediction_rmse"] < observer["prediction_rmse_without"]
+    assert observer["prediction_horizon"] == 10
+    text = run_cli("fit", spec, "--out", tmp_path / "m2.json")
+    assert text.returncode == 0, text.stderr
+    assert "disturbance observer: on" in text.stdout
+    assert "training episodes start" not in text.stdout  # env.observed_offsets is off
