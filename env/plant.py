@@ -409,10 +409,10 @@ class Plant:
         outside = -(
             s.out_of_band_penalty + s.distance_weight * np.minimum(distance, s.distance_cap)
         )
-        inside = s.in_band_reward
+        inside: float | np.ndarray = s.in_band_reward
         if s.centre_weight > 0.0:
             off_centre = (np.asarray(temperature) - self.band_mid) / (0.5 * self.band_width)
-            inside = inside - s.centre_weight * off_centre * off_centre
+            inside = s.in_band_reward - s.centre_weight * off_centre * off_centre
         reward = np.where(distance == 0.0, inside, outside)
         moved = np.abs(moved_steps).mean(axis=-1)
         reward = reward - s.move_cost * moved
