@@ -160,7 +160,8 @@ def rollout(
     (:mod:`env.observer`): after every reading it updates its estimate of how far the
     plant's steady state lies from the model's, and the policy's observation and the
     advice's rule see the model's steady state plus that estimate (the model itself
-    still steps without it).
+    still steps without it), and the rule judges the observer's filtered temperature
+    instead of the noisy reading.
     """
     settings = plant.settings
     horizon = settings.horizon if horizon is None else horizon
@@ -183,7 +184,9 @@ def rollout(
         action = policy.act(obs, temp.copy(), ctrl.copy(), t)
         new_ctrl = plant.apply_delta(ctrl, codec.to_delta(action))
         if hold_in_band:
-            new_ctrl = np.where(plant.holds(temp, ctrl, queue, seen)[:, None], ctrl, new_ctrl)
+            # with an observer, the rule judges its filtered temperature, not one noisy reading
+            judged = temp if estimate is None else estimate.temperature
+            new_ctrl = np.where(plant.holds(judged, ctrl, queue, seen)[:, None], ctrl, new_ctrl)
         effective = queue[:, 0, :] if plant.dead_time else new_ctrl
         moved = (new_ctrl - ctrl) / plant.steps
         noise = settings.noise_std * rng.standard_normal(n) if settings.noise_std > 0 else 0.0

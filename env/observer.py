@@ -55,6 +55,11 @@ class DisturbanceObserver:
     """q / r chosen on the log (0: no disturbance estimated)."""
     gain_temperature: float
     gain_disturbance: float
+    innovation_variance: float = 1.0
+    """Variance of ``y - predicted`` in units of ``r``: what turns the log's innovations
+    into the sensor noise ``r``."""
+    disturbance_variance: float = 0.0
+    """Variance of ``d - d_hat`` after an update, in units of ``r``."""
 
     @classmethod
     def with_ratio(cls, rate: float, ratio: float) -> DisturbanceObserver:
@@ -68,6 +73,7 @@ class DisturbanceObserver:
         q = np.diag([0.0, ratio])
         p = np.eye(2)
         gain = np.zeros(2)
+        predicted = p
         for _ in range(_RICCATI_ITERATIONS):
             predicted = a @ p @ a.T + q
             gain = predicted[:, 0] / (predicted[0, 0] + 1.0)
@@ -76,7 +82,14 @@ class DisturbanceObserver:
             p = updated
             if converged:
                 break
-        return cls(rate, ratio, float(gain[0]), float(gain[1]))
+        return cls(
+            rate,
+            ratio,
+            float(gain[0]),
+            float(gain[1]),
+            innovation_variance=float(predicted[0, 0] + 1.0),
+            disturbance_variance=float(p[1, 1]),
+        )
 
     @property
     def active(self) -> bool:
@@ -114,6 +127,19 @@ class ObserverFit:
     """(n,) ``T_hat`` after each row's reading."""
     scores: dict[float, float]
     """Ratio -> RMSE of readings predicted ``PREDICTION_HORIZON`` samples ahead."""
+    noise_std: float = 0.0
+    """Sensor noise ``sqrt(r)`` from the log's innovations (0 when inactive)."""
+
+    @property
+    def disturbance_std(self) -> float:
+        """Standard deviation of the estimate's error ``d - d_hat`` (physical units)."""
+        return float(np.sqrt(self.observer.disturbance_variance) * self.noise_std)
+
+    @property
+    def settle_std(self) -> float:
+        """What one reading of a settled plant can differ from the settling temperature
+        the observer predicts: its estimate's error and the sensor noise together."""
+        return float(np.hypot(self.disturbance_std, self.noise_std))
 
 
 def filter_log(
@@ -191,4 +217,13 @@ def fit_observer(
     finite = {r: s for r, s in scores.items() if np.isfinite(s)}
     best = min(finite, key=lambda r: (finite[r], r)) if finite else 0.0
     t_hat, d_hat = estimates[best]
-    return ObserverFit(DisturbanceObserver.with_ratio(rate, best), d_hat, t_hat, scores)
+    observer = DisturbanceObserver.with_ratio(rate, best)
+    noise = 0.0
+    if observer.active:
+        # innovations y[i] - prediction from row i - 1, where both rows were filtered
+        i = np.flatnonzero(usable[1:] & usable[:-1] & (segment[1:] == segment[:-1])) + 1
+        predicted = t_hat[i - 1] + rate * (effective_steady[i] + d_hat[i - 1] - t_hat[i - 1])
+        innovation = readings[i] - predicted
+        if len(innovation) > 1:
+            noise = float(np.sqrt(np.var(innovation) / observer.innovation_variance))
+    return ObserverFit(observer, d_hat, t_hat, scores, noise)

@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_spec.yaml"
 OBS_CLIP = 10.0
+DRIFT_CENTRE_WEIGHT = 0.5
+"""Default ``env.centre_weight`` where the plant drifts from the model (why: EnvSettings)."""
+MAX_DEFAULT_HOLD_MARGIN = 0.5
+"""The default ``env.hold_margin`` keeps at least the band's middle half as "hold"."""
 LAGGING_ACTUATION_COST = 0.5
 """Default price of a setting change on a lagging plant (why: ``EnvSettings.actuation_cost``)."""
 ACTUATION_TOLERANCE = 1e-9
@@ -185,12 +189,39 @@ class Plant:
         end = self.settings.end_on_hold
         return (not self.lagging) if end is None else bool(end)
 
+    @functools.cached_property
+    def centre_weight(self) -> float:
+        """Reward's pull to the band's middle (``env.centre_weight``; default by drift,
+        see :class:`env.spec.EnvSettings`)."""
+        weight = self.settings.centre_weight
+        if weight is not None:
+            return float(weight)
+        return DRIFT_CENTRE_WEIGHT if self._drifts else 0.0
+
+    @functools.cached_property
+    def hold_margin(self) -> float:
+        """Fraction of the half-width at each edge where settling does not hold
+        (``env.hold_margin``; default from the observer, see :class:`env.spec.EnvSettings`)."""
+        margin = self.settings.hold_margin
+        if margin is not None:
+            return float(margin)
+        fit = self.observer_fit
+        if fit is None or not fit.observer.active:
+            return 0.0
+        return min(MAX_DEFAULT_HOLD_MARGIN, fit.settle_std / (0.5 * self.band_width))
+
+    @property
+    def _drifts(self) -> bool:
+        """Whether the log's readings show a disturbance the model misses (an active
+        observer, :mod:`env.observer`)."""
+        fit = self.observer_fit
+        return fit is not None and fit.observer.active
+
     @property
     def starts_with_offsets(self) -> bool:
         """Whether training episodes start with the observer's estimated disturbance at
         their row (``env.observed_offsets``, see :class:`env.spec.EnvSettings`)."""
-        fit = self.observer_fit
-        return self.settings.observed_offsets and fit is not None and fit.observer.active
+        return self.settings.observed_offsets and self._drifts
 
     @property
     def in_flight_features(self) -> int:
@@ -323,9 +354,14 @@ class Plant:
         setting is kept (0: in the band now and staying), -1 if it is not in the band at
         the horizon's end (on the model, noise-free). On a static plant a reading in the
         band stays there (0), any other is -1 at once. What the advice's "inside the
-        band, hold" and "keep, already on its way" rest on."""
+        band, hold" and "keep, already on its way" rest on.
+
+        With ``env.hold_margin`` > 0 a temperature that settles in the band's outer
+        margin (within ``hold_margin`` half-widths of an edge) counts as not settling
+        (-1): the policy is asked instead of holding."""
         if not self.lagging:
-            return np.where(self.in_band(temperature), 0, -1)
+            inside_now = self.in_band(temperature) & self._clear_of_edges(temperature)
+            return np.where(inside_now, 0, -1)
         temps = [temperature]
         current = temperature
         for _ in range(self.settings.horizon):
@@ -333,7 +369,16 @@ class Plant:
             temps.append(current)
         inside = self.in_band(np.stack(temps, axis=1))
         stays = np.logical_and.accumulate(inside[:, ::-1], axis=1)[:, ::-1]
-        return np.where(inside[:, -1], stays.argmax(axis=1), -1)
+        settled = inside[:, -1] & self._clear_of_edges(current)
+        return np.where(settled, stays.argmax(axis=1), -1)
+
+    def _clear_of_edges(self, temperature: np.ndarray) -> np.ndarray:
+        """Whether ``temperature`` lies outside the band's margin (``env.hold_margin``)."""
+        margin = self.hold_margin
+        if margin <= 0.0:
+            return np.ones(np.shape(temperature), dtype=bool)
+        half = 0.5 * self.band_width
+        return np.abs(np.asarray(temperature) - self.band_mid) <= (1.0 - margin) * half
 
     def holds(
         self, temperature: np.ndarray, controls: np.ndarray, pending: np.ndarray, offset: Any
@@ -410,9 +455,10 @@ class Plant:
             s.out_of_band_penalty + s.distance_weight * np.minimum(distance, s.distance_cap)
         )
         inside: float | np.ndarray = s.in_band_reward
-        if s.centre_weight > 0.0:
+        weight = self.centre_weight
+        if weight > 0.0:
             off_centre = (np.asarray(temperature) - self.band_mid) / (0.5 * self.band_width)
-            inside = s.in_band_reward - s.centre_weight * off_centre * off_centre
+            inside = s.in_band_reward - weight * off_centre * off_centre
         reward = np.where(distance == 0.0, inside, outside)
         moved = np.abs(moved_steps).mean(axis=-1)
         reward = reward - s.move_cost * moved
@@ -435,9 +481,10 @@ class Plant:
         low, high = self.band
         if low <= temperature <= high:
             reward = s.in_band_reward
-            if s.centre_weight > 0.0:
+            weight = self.centre_weight
+            if weight > 0.0:
                 off_centre = (temperature - self.band_mid) / (0.5 * self.band_width)
-                reward -= s.centre_weight * off_centre * off_centre
+                reward -= weight * off_centre * off_centre
         else:
             distance = (low - temperature if temperature < low else temperature - high) / (
                 self.band_width

@@ -150,6 +150,11 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
         "fit",
         "env.horizon must be >= 1",
     ),
+    "spec hold margin of the whole band": (
+        edit_yaml("spec.yaml", lambda s: s["env"].update(hold_margin=1.0)),
+        "fit",
+        "env.hold_margin must be in [0, 1)",
+    ),
     "spec invalid yaml": (
         lambda f: (f / "spec.yaml").write_text("band: [1, 2\n"),
         "fit",

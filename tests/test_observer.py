@@ -184,3 +184,42 @@ def test_fit_reports_the_observer(
     assert text.returncode == 0, text.stderr
     assert "disturbance observer: on" in text.stdout
     assert "training episodes start" not in text.stdout  # env.observed_offsets is off
+
+
+def test_defaults_follow_the_drift_the_log_shows(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """Where the observer is active the reward pulls to the band's middle and the hold
+    keeps a margin of one standard deviation of a settled reading (estimate error and
+    sensor noise, from the log; the noise close to the generator's)."""
+    synthetic, plant = drifting
+    fit = plant.observer_fit
+    assert fit is not None and fit.observer.active
+    assert fit.noise_std == pytest.approx(synthetic.noise_std, rel=0.25)
+    assert 0 < fit.disturbance_std < fit.settle_std
+    assert plant.centre_weight == 0.5
+    half = 0.5 * plant.band_width
+    assert plant.hold_margin == pytest.approx(min(0.5, fit.settle_std / half))
+    assert plant.hold_margin > 0
+
+
+@pytest.mark.parametrize(("margin", "where", "holds"), [
+    (0.0, 0.8, True), (0.5, 0.8, False), (0.5, 0.3, True), (0.5, -0.8, False),
+])  # fmt: skip
+def test_the_hold_margin_asks_the_policy_near_the_edges(
+    drifting: tuple[SyntheticPlant, env.Plant], margin: float, where: float, holds: bool
+) -> None:
+    """A settled reading ``where`` half-widths from the band's middle: it holds unless
+    it lies within ``hold_margin`` half-widths of an edge."""
+    import dataclasses
+
+    _, base = drifting
+    plant = dataclasses.replace(
+        base, settings=dataclasses.replace(base.settings, hold_margin=margin)
+    )
+    index = plant.start_indices[:1]
+    controls = plant.start_controls(index)
+    settled = plant.band_mid + where * 0.5 * plant.band_width
+    offset = np.array([settled - plant.model.predict(controls)[0]])
+    result = plant.holds(np.array([settled]), controls, plant.no_pending(controls), offset)
+    assert bool(result[0]) == holds
