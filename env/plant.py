@@ -279,8 +279,9 @@ class Plant:
     @functools.cached_property
     def observer_fit(self) -> ObserverFit | None:
         """The disturbance observer chosen on the log and its estimate at every row
-        (:mod:`env.observer`); None for a plant without identified lag."""
-        if self.identified is None or not self.lagging:
+        (:mod:`env.observer`); None for a plant without identified lag, or rebuilt
+        without its rows (an export records what the observer decided instead)."""
+        if self.identified is None or not self.lagging or self.data is None:
             return None
         rows = self.rows
         assert rows.segment is not None  # identified dynamics come from a time-ordered log

@@ -24,6 +24,7 @@ import numpy as np
 from env.errors import InputError
 from env.files import check_output_folder, staged_folder, write_json_atomic
 from env.model import PROCESS_MODEL_FILE
+from env.plant import Plant
 from env.spec import spec_to_dict
 from env.support import fit_data_support
 from rllib_project.checkpoints import LoadedPolicy, load_checkpoint_policy
@@ -46,6 +47,18 @@ _POLICY_PATHS = {
     "SAC": (("pi_encoder",), "pi"),
     "DQN": (("encoder",), "af"),
 }
+
+
+def exported_settings(plant: Plant) -> dict[str, Any]:
+    """The plant's env settings as an export records them: defaults that resolve from
+    the CSV rows (which an export does not carry: the hold margin and centre weight of
+    a drifting log, :mod:`env.observer`) written as the numbers they resolved to, so
+    the export advises as the checkpoint does."""
+    return {
+        **dataclasses.asdict(plant.settings),
+        "hold_margin": plant.hold_margin,
+        "centre_weight": plant.centre_weight,
+    }
 
 
 def _layers(module: Any, prefixes: tuple[str, ...]) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -157,7 +170,7 @@ def export_checkpoint(checkpoint: Path, target: Path, force: bool = False) -> Pa
         "network": {"layers": layers + head_layers, "output": _output(policy, module)},
         "plant": {
             "spec": {**spec_to_dict(plant.spec), "csv": Path(plant.spec.csv).name},
-            "settings": dataclasses.asdict(plant.settings),
+            "settings": exported_settings(plant),
             "lower": plant.lower.tolist(),
             "upper": plant.upper.tolist(),
             "temperature_scale": plant.temperature_scale,

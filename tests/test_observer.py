@@ -223,3 +223,25 @@ def test_the_hold_margin_asks_the_policy_near_the_edges(
     offset = np.array([settled - plant.model.predict(controls)[0]])
     result = plant.holds(np.array([settled]), controls, plant.no_pending(controls), offset)
     assert bool(result[0]) == holds
+
+
+def test_an_export_records_what_the_rows_decided(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """An exported policy carries no CSV rows: the hold margin and centre weight that
+    the log's observer decided are written as numbers, and the plant rebuilt from them
+    (as ``load_policy`` does) advises with the same ones."""
+    import dataclasses
+
+    from env.spec import EnvSettings
+    from rllib_project.export import exported_settings
+
+    _, plant = drifting
+    assert plant.hold_margin > 0 and plant.centre_weight > 0
+    written = json.loads(json.dumps(exported_settings(plant)))
+    rebuilt = dataclasses.replace(plant, data=None, settings=EnvSettings(**written))
+    assert rebuilt.observer_fit is None  # nothing to fit it on ...
+    assert rebuilt.hold_margin == plant.hold_margin  # ... and nothing lost
+    assert rebuilt.centre_weight == plant.centre_weight
+    bare = dataclasses.replace(plant, data=None)  # an export of before: no numbers
+    assert bare.hold_margin == 0.0 and bare.centre_weight == 0.0
