@@ -95,24 +95,20 @@ class DisturbanceObserver:
     def active(self) -> bool:
         return self.gain_disturbance > 0.0
 
-    def step(self, state: ObserverState, steady: np.ndarray, reading: np.ndarray) -> ObserverState:
-        """:meth:`update` on an :class:`ObserverState`."""
-        return ObserverState(*self.update(state.temperature, state.disturbance, steady, reading))
+    def predict(
+        self, temperature: np.ndarray, disturbance: np.ndarray, steady: np.ndarray
+    ) -> np.ndarray:
+        """The next temperature from ``T_hat``, ``d_hat`` and ``steady`` (the model's
+        steady state of the settings that drive the move)."""
+        return temperature + self.rate * (steady + disturbance - temperature)
 
-    def update(
-        self,
-        temperature: np.ndarray,
-        disturbance: np.ndarray,
-        steady: np.ndarray,
-        reading: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One sample: predict with ``steady`` (the model's steady state of the settings
-        that drove it), correct with the new ``reading``; returns ``(T_hat, d_hat)``."""
-        predicted = temperature + self.rate * (steady + disturbance - temperature)
+    def step(self, state: ObserverState, steady: np.ndarray, reading: np.ndarray) -> ObserverState:
+        """One sample: predict with ``steady``, correct with the new ``reading``."""
+        predicted = self.predict(state.temperature, state.disturbance, steady)
         innovation = reading - predicted
-        return (
+        return ObserverState(
             predicted + self.gain_temperature * innovation,
-            disturbance + self.gain_disturbance * innovation,
+            state.disturbance + self.gain_disturbance * innovation,
         )
 
 
@@ -222,8 +218,7 @@ def fit_observer(
     if observer.active:
         # innovations y[i] - prediction from row i - 1, where both rows were filtered
         i = np.flatnonzero(usable[1:] & usable[:-1] & (segment[1:] == segment[:-1])) + 1
-        predicted = t_hat[i - 1] + rate * (effective_steady[i] + d_hat[i - 1] - t_hat[i - 1])
-        innovation = readings[i] - predicted
+        innovation = readings[i] - observer.predict(t_hat[i - 1], d_hat[i - 1], effective_steady[i])
         if len(innovation) > 1:
             noise = float(np.sqrt(np.var(innovation) / observer.innovation_variance))
     return ObserverFit(observer, d_hat, t_hat, scores, noise)

@@ -205,10 +205,11 @@ class Plant:
         margin = self.settings.hold_margin
         if margin is not None:
             return float(margin)
-        fit = self.observer_fit
-        if fit is None or not fit.observer.active:
+        if not self._drifts:
             return 0.0
-        return min(MAX_DEFAULT_HOLD_MARGIN, fit.settle_std / (0.5 * self.band_width))
+        assert self.observer_fit is not None  # _drifts: an active observer's fit
+        settle_std = self.observer_fit.settle_std
+        return min(MAX_DEFAULT_HOLD_MARGIN, settle_std / (0.5 * self.band_width))
 
     @property
     def _drifts(self) -> bool:

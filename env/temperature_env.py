@@ -198,7 +198,6 @@ class TemperatureControlEnv(gym.Env):
         self._ends_on_hold = plant.ends_on_hold
         fit = plant.observer_fit if plant.starts_with_offsets else None
         self._offsets_from_log = None if fit is None else fit.row_disturbance
-        self._start_index = 0
         self._dead_time = plant.dead_time
         self._pending: list[list[float]] = []
         """With dead time: the settings in flight, oldest first (the newest is current)."""
@@ -288,6 +287,7 @@ class TemperatureControlEnv(gym.Env):
         super().reset(seed=seed)
         plant = self.plant
         options = options or {}
+        logged_offset: float | None = None  # the log's estimated disturbance at the row
         if "temperature" in options or "controls" in options:
             if "temperature" not in options or "controls" not in options:
                 raise ValueError("options need both 'temperature' and 'controls'")
@@ -310,11 +310,12 @@ class TemperatureControlEnv(gym.Env):
             self._temperature = float(plant.rows.state[index])
             self._pending = plant.start_pending(np.array([index]))[0].tolist()
             self._start_row = int(plant.rows.row_numbers[index])
-            self._start_index = index
+            if self._offsets_from_log is not None:
+                logged_offset = float(self._offsets_from_log[index])
         steady = plant.model.predict_scalar(self._controls)
         self._offset = 0.0 if plant.identified is not None else self._temperature - steady
-        if self._start_row is not None and self._offsets_from_log is not None:
-            self._offset = float(self._offsets_from_log[self._start_index])
+        if logged_offset is not None:
+            self._offset = logged_offset
         self._settle = steady + self._offset
         self._disturbance = 0.0
         self._t = 0
