@@ -143,6 +143,7 @@ def rollout(
     truth: PlantStepper | None = None,
     hold_in_band: bool = False,
     observer: tuple[DisturbanceObserver, ObserverState] | None = None,
+    offsets: np.ndarray | None = None,
 ) -> Rollouts:
     """Run ``policy`` from every start state for ``horizon`` moves, in lockstep.
 
@@ -161,7 +162,10 @@ def rollout(
     plant's steady state lies from the model's, and the policy's observation and the
     advice's rule see the model's steady state plus that estimate (the model itself
     still steps without it), and the rule judges the observer's filtered temperature
-    instead of the noisy reading.
+    instead of the noisy reading. ``offsets``: (n,) constants added to the model's
+    steady state at each start, for the model's steps and the observation alike (a
+    log's disturbance estimate at its row: the model as the readings up to the start
+    say the plant settles).
     """
     settings = plant.settings
     horizon = settings.horizon if horizon is None else horizon
@@ -171,6 +175,8 @@ def rollout(
     ctrl = np.asarray(controls, dtype=np.float64).copy()
     queue = plant.no_pending(ctrl) if pending is None else np.asarray(pending, np.float64).copy()
     offset = plant.offset_for(temp, ctrl)
+    if offsets is not None:
+        offset = offset + np.asarray(offsets, dtype=np.float64)
     disturbance = np.zeros(n)
     temps, ctrls, rewards = [temp.copy()], [ctrl.copy()], []
     if plant.dead_time:

@@ -18,7 +18,9 @@ and a steady-state Kalman filter tracks ``(T_hat, d_hat)`` from the readings ``y
 Only the ratio ``q / r`` sets the gains; it is chosen on the log itself (prediction
 error method): the ratio whose filter state predicts the readings 10 samples ahead
 best, over every row with 10 later samples in its segment. A ratio of 0 means "the
-readings do not tell more than the model", and the observer then keeps ``d_hat`` at 0.
+readings do not tell more than the model": the observer then passes each reading
+through (``T_hat = y``) and keeps ``d_hat`` at 0, so its score is the model's own
+prediction from the current reading.
 
 Pure numpy; what the environment, the evaluation and the advice share.
 """
@@ -66,9 +68,10 @@ class DisturbanceObserver:
         """The filter's steady-state gains for ``q / r = ratio`` (r = 1: only the ratio
         matters), by iterating the discrete Riccati recursion to its fixed point."""
         if ratio <= 0.0:
-            # no disturbance: a filter of the temperature alone, with no process noise,
-            # trusts the model fully once started
-            return cls(rate, 0.0, 0.0, 0.0)
+            # no disturbance to estimate: a pass-through (T_hat = the reading, d_hat = 0),
+            # the model predicting from the current reading. Not the q = 0 Kalman filter,
+            # which would trust a model run from the segment's start over every reading.
+            return cls(rate, 0.0, 1.0, 0.0)
         a = np.array([[1.0 - rate, rate], [0.0, 1.0]])
         q = np.diag([0.0, ratio])
         p = np.eye(2)

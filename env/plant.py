@@ -362,7 +362,7 @@ class Plant:
         margin (within ``hold_margin`` half-widths of an edge) counts as not settling
         (-1): the policy is asked instead of holding."""
         if not self.lagging:
-            inside_now = self.in_band(temperature) & self._clear_of_edges(temperature)
+            inside_now = self.in_band(temperature) & self.clear_of_edges(temperature)
             return np.where(inside_now, 0, -1)
         temps = [temperature]
         current = temperature
@@ -371,10 +371,10 @@ class Plant:
             temps.append(current)
         inside = self.in_band(np.stack(temps, axis=1))
         stays = np.logical_and.accumulate(inside[:, ::-1], axis=1)[:, ::-1]
-        settled = inside[:, -1] & self._clear_of_edges(current)
+        settled = inside[:, -1] & self.clear_of_edges(current)
         return np.where(settled, stays.argmax(axis=1), -1)
 
-    def _clear_of_edges(self, temperature: np.ndarray) -> np.ndarray:
+    def clear_of_edges(self, temperature: FloatOrArray) -> np.ndarray:
         """Whether ``temperature`` lies outside the band's margin (``env.hold_margin``)."""
         margin = self.hold_margin
         if margin <= 0.0:
@@ -387,9 +387,13 @@ class Plant:
     ) -> np.ndarray:
         """Shape (n,): the readings at which the advice is "inside the band, hold": in
         the band, and staying there when nothing is touched (on a lagging plant a
-        reading passing through the band on its way out does not hold)."""
+        reading passing through the band on its way out does not hold; with
+        ``env.hold_margin`` one in the band's outer margin does not, as in
+        :meth:`keep_settles`)."""
         inside = self.in_band(temperature)
-        if not self.lagging or not inside.any():
+        if not self.lagging:
+            return inside & self.clear_of_edges(temperature)
+        if not inside.any():
             return inside
         rows = np.flatnonzero(inside)  # only these can hold: simulate only them
         offsets = np.broadcast_to(np.asarray(offset, dtype=np.float64), temperature.shape)
@@ -444,6 +448,20 @@ class Plant:
         low, high = self.band
         return np.where(temperature < low, temperature - low, np.maximum(temperature - high, 0.0))
 
+    @overload
+    def in_band_reward(self, temperature: float) -> float: ...
+    @overload
+    def in_band_reward(self, temperature: np.ndarray) -> np.ndarray: ...
+    def in_band_reward(self, temperature: FloatOrArray) -> float | np.ndarray:
+        """Reward of a reading inside the band: ``in_band_reward``, less the pull to the
+        band's middle (``env.centre_weight``) times the squared offset from it in
+        half-widths."""
+        weight = self.centre_weight
+        if weight <= 0.0:
+            return self.settings.in_band_reward
+        off_centre = (temperature - self.band_mid) / (0.5 * self.band_width)
+        return self.settings.in_band_reward - weight * off_centre * off_centre
+
     def reward(
         self,
         temperature: np.ndarray,
@@ -456,12 +474,7 @@ class Plant:
         outside = -(
             s.out_of_band_penalty + s.distance_weight * np.minimum(distance, s.distance_cap)
         )
-        inside: float | np.ndarray = s.in_band_reward
-        weight = self.centre_weight
-        if weight > 0.0:
-            off_centre = (np.asarray(temperature) - self.band_mid) / (0.5 * self.band_width)
-            inside = s.in_band_reward - weight * off_centre * off_centre
-        reward = np.where(distance == 0.0, inside, outside)
+        reward = np.where(distance == 0.0, self.in_band_reward(temperature), outside)
         moved = np.abs(moved_steps).mean(axis=-1)
         reward = reward - s.move_cost * moved
         cost = self.actuation_cost
@@ -482,11 +495,7 @@ class Plant:
         s = self.settings
         low, high = self.band
         if low <= temperature <= high:
-            reward = s.in_band_reward
-            weight = self.centre_weight
-            if weight > 0.0:
-                off_centre = (temperature - self.band_mid) / (0.5 * self.band_width)
-                reward -= weight * off_centre * off_centre
+            reward = self.in_band_reward(temperature)
         else:
             distance = (low - temperature if temperature < low else temperature - high) / (
                 self.band_width

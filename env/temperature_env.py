@@ -113,7 +113,8 @@ class TemperatureControlEnv(gym.Env):
     minus an optional ``uncertainty_penalty * model_std / w``. With the defaults r lies
     in [-2.1, 1] (in [-2.6, 1] on a lagging plant). An episode that ends because the
     reading holds in the band (``end_on_hold``) is paid, with its last reward,
-    ``in_band_reward`` for each reading left to the horizon: what keeping would earn.
+    the in-band reward of its reading for each reading left to the horizon: what keeping
+    would earn.
     Because every reading outside the band costs at least 1 and inside earns 1, each
     extra move to the band costs about 2: the return is maximised by the fewest moves.
 
@@ -362,7 +363,8 @@ class TemperatureControlEnv(gym.Env):
             # the same as if it ran on, so holding never loses against passing through
             # the band and out again (on a lagging plant a pass earns 1 a reading
             # without ending the episode)
-            reward += settings.in_band_reward * (self.horizon - self._t)
+            # (with env.centre_weight, a held reading's in-band reward where it is)
+            reward += plant.in_band_reward(temperature) * (self.horizon - self._t)
         truncated = self._t >= self.horizon and not terminated
         return self._get_obs(), reward, terminated, truncated, self._get_info()
 
@@ -372,7 +374,8 @@ class TemperatureControlEnv(gym.Env):
         if not low <= self._temperature <= high:
             return False
         if not self._lagging:
-            return True
+            plant = self.plant
+            return plant.hold_margin <= 0.0 or bool(plant.clear_of_edges(self._temperature))
         k = self.plant.n_controls
         return bool(
             self.plant.holds(

@@ -12,7 +12,8 @@ its segment:
   rows are "keep" for both, which flatters the overall figure);
 * **time in band**: the share of the ``H`` logged readings after row ``r`` inside the
   band, against the share of the ``H`` readings simulated on the fitted model (with
-  its lag and dead time) when the policy acts from the same state. Windows of
+  its lag and dead time, shifted by the disturbance the log's observer estimates at
+  the row, :mod:`env.observer`) when the policy acts from the same state. Windows of
   neighbouring rows overlap: every row counts as a start, as in ``evaluate``.
 
 Writes ``backtest.md`` and ``backtest.png`` (the logged readings with the policy's
@@ -119,6 +120,9 @@ def log_windows(plant: Plant, rows: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def simulate(policy: LoadedPolicy, rows: np.ndarray, horizon: int) -> Rollouts:
+    """The policy from each start row on the model, shifted by the disturbance the log's
+    readings up to the row estimate (:mod:`env.observer`; 0 where it is off), as
+    ``recommend --row`` advises that row."""
     plant = policy.plant
     temperatures, controls = start_states(plant, rows)
     return rollout(
@@ -129,6 +133,7 @@ def simulate(policy: LoadedPolicy, rows: np.ndarray, horizon: int) -> Rollouts:
         controls,
         horizon=horizon,
         pending=start_pending(plant, rows),
+        offsets=plant.start_observer(rows).disturbance,
     )
 
 

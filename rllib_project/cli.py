@@ -135,7 +135,7 @@ def _recommend(args: argparse.Namespace) -> int:
             # settings of the row before, those of the dead time before still in flight)
             index = np.array([position])
             controls, pending = plant.start_controls(index)[0], plant.start_pending(index)[0]
-            # and what the log's readings before it say the model misses (env.observer)
+            # and what the log's readings up to it say the model misses (env.observer)
             disturbance = float(plant.start_observer(index).disturbance[0])
     advice = advisor.recommend(temperature, controls, pending, disturbance)
     if args.json:

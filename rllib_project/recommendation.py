@@ -94,7 +94,8 @@ class Recommendation:
     band (predicted there after ``moves_to_band`` samples)."""
     disturbance: float = 0.0
     """Lagging plant: how far the plant's steady state lies from the model's, as the
-    log's disturbance observer estimated it before this reading (:mod:`env.observer`);
+    log's disturbance observer estimated it from the readings up to this one
+    (:mod:`env.observer`);
     the advice and its path use the model plus this. 0 without a history."""
 
     @property
@@ -314,7 +315,7 @@ def advise(
     policy_name: str = "policy",
     with_path: bool = True,
     pending: np.ndarray | None = None,
-    disturbance: np.ndarray | None = None,
+    disturbance: np.ndarray | float | None = None,
 ) -> AdviceBatch:
     """The next move of n readings at once (see module docstring).
 
@@ -330,8 +331,9 @@ def advise(
     temperature and the moves in flight here too.
 
     ``disturbance``: on a lagging plant, each reading's estimate of how far the plant
-    settles from the model (:mod:`env.observer`, from the readings before it); the
-    observation, the hold and the path use the model plus it. Default: 0.
+    settles from the model (:mod:`env.observer`, from the readings up to it): a scalar
+    for all or one per reading; the observation, the hold and the path use the model
+    plus it. Default: 0.
     """
     temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
     controls = np.asarray(controls, dtype=np.float64).reshape(len(temperature), plant.n_controls)
@@ -341,7 +343,7 @@ def advise(
         if pending is None
         else np.clip(np.asarray(pending, dtype=np.float64), plant.lower, plant.upper)
     )
-    estimate = np.zeros(len(temperature)) if disturbance is None else np.asarray(disturbance)
+    estimate = _per_reading(disturbance, len(temperature), "disturbance")
     offset = plant.offset_for(temperature, clipped) + estimate
     in_band = plant.in_band(temperature)
     obs = plant.observe(temperature, clipped, queue, offset)
@@ -370,8 +372,20 @@ def advise(
         path=path,
         support=support.measure(controls),
         on_its_way=on_its_way,
-        disturbance=estimate.astype(np.float64),
+        disturbance=estimate,
     )
+
+
+def _per_reading(values: np.ndarray | float | None, n: int, name: str) -> np.ndarray:
+    """(n,) float copy of a per-reading argument given as None (zeros), a scalar or n values."""
+    if values is None:
+        return np.zeros(n)
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    if array.size == 1:
+        return np.full(n, float(array[0]))
+    if array.size != n:
+        raise ValueError(f"{name}: {array.size} values for {n} readings")
+    return array.copy()
 
 
 def _display_width(text: str) -> int:
@@ -466,7 +480,7 @@ class Advisor:
         *,
         with_path: bool = True,
         pending: np.ndarray | None = None,
-        disturbance: np.ndarray | None = None,
+        disturbance: np.ndarray | float | None = None,
     ) -> AdviceBatch:
         """Advice for n readings at once (see :func:`advise`)."""
         return advise(
@@ -490,7 +504,7 @@ class Advisor:
         disturbance: float = 0.0,
     ) -> Recommendation:
         """Advice for one reading (``pending``: its settings in flight, (dead_time, k);
-        ``disturbance``: the observer's estimate before it, see :func:`advise`)."""
+        ``disturbance``: the observer's estimate up to it, see :func:`advise`)."""
         queue = None if pending is None else np.asarray(pending)[None]
         advice = self.advise(
             np.array([temperature]),
@@ -517,7 +531,7 @@ def format_recommendation(rec: Recommendation) -> str:
     if rec.disturbance:
         side = "above" if rec.disturbance > 0 else "below"
         lines.append(
-            f"the readings before it put the plant's steady state {abs(rec.disturbance):.2f}"
+            f"the log's readings up to it put the plant's steady state {abs(rec.disturbance):.2f}"
             f"{unit} {side} the model's (disturbance observer): the advice allows for it"
         )
     if rec.on_its_way:

@@ -239,7 +239,8 @@ def closed_loops(
     generating.start(truth.samples_of_rows(plant.rows.row_numbers[rows]))
     common = {"pending": pending, "hold_in_band": as_served}
     fit = plant.observer_fit
-    observer = (fit.observer, plant.start_observer(rows)) if observe and fit else None
+    active = observe and fit is not None and fit.observer.active
+    observer = (fit.observer, plant.start_observer(rows)) if active and fit else None
     on_plant = rollout(
         plant, codec, policy, temperatures, controls, truth=generating, observer=observer, **common
     )

@@ -359,3 +359,50 @@ def test_a_reading_passing_through_the_band_does_not_end_the_episode() -> None:
         _, _, terminated, _, info = environment.step(environment.codec.keep())
         outcomes[name] = (terminated, info["in_band"])
     assert outcomes == {"staying": (True, True), "leaving": (False, True)}
+
+
+@pytest.mark.parametrize(("margin", "ends"), [(0.0, True), (0.5, False)])
+def test_the_hold_margin_holds_on_a_static_plant_too(
+    sample_plant: env.Plant, margin: float, ends: bool
+) -> None:
+    """A reading 0.8 half-widths from the band's middle, kept: with ``env.hold_margin``
+    0.5 it is in the band's outer margin, so neither the advice's rule
+    (:meth:`env.plant.Plant.holds`) nor the episode's end treats it as holding, as on a
+    lagging plant (:meth:`env.plant.Plant.keep_settles`)."""
+    import dataclasses
+
+    plant = dataclasses.replace(
+        sample_plant, settings=dataclasses.replace(sample_plant.settings, hold_margin=margin)
+    )
+    temperature = plant.band_mid + 0.8 * 0.5 * plant.band_width
+    controls = plant.rows.controls[:1]
+    held = plant.holds(np.array([temperature]), controls, plant.no_pending(controls), 0.0)
+    assert bool(held[0]) == ends
+    assert (
+        bool(
+            plant.keep_settles(np.array([temperature]), controls, plant.no_pending(controls), 0.0)[
+                0
+            ]
+            == 0
+        )
+        == ends
+    )
+    environment = gym.make(env.ENV_ID, settings={"hold_margin": margin}).unwrapped
+    environment.reset(options={"temperature": temperature, "controls": controls[0]})
+    _, _, terminated, _, info = environment.step(environment.codec.keep())
+    assert info["in_band"] and terminated == ends
+
+
+def test_the_end_of_an_episode_pays_the_held_readings_reward(sample_plant: env.Plant) -> None:
+    """An episode that ends holding pays, for every reading left to the horizon, the
+    reward of the reading it holds: with ``env.centre_weight`` less off the middle."""
+    weight, where = 0.5, 0.6
+    environment = gym.make(env.ENV_ID, settings={"centre_weight": weight}).unwrapped
+    temperature = sample_plant.band_mid + where * 0.5 * sample_plant.band_width
+    environment.reset(
+        options={"temperature": temperature, "controls": sample_plant.rows.controls[0]}
+    )
+    _, reward, terminated, _, _ = environment.step(environment.codec.keep())
+    assert terminated
+    per_reading = sample_plant.settings.in_band_reward - weight * where * where
+    assert reward == pytest.approx(per_reading * sample_plant.settings.horizon)

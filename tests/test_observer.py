@@ -245,3 +245,67 @@ def test_an_export_records_what_the_rows_decided(
     assert rebuilt.centre_weight == plant.centre_weight
     bare = dataclasses.replace(plant, data=None)  # an export of before: no numbers
     assert bare.hold_margin == 0.0 and bare.centre_weight == 0.0
+
+
+def test_an_observer_that_is_off_passes_the_readings_through(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """Ratio 0 (the readings tell no more than the model): the estimate is the reading
+    itself with no disturbance, not a model run that ignores the readings, so a closed
+    loop on a noisy plant with it is the closed loop without it, reading for reading."""
+    import dataclasses
+
+    _, base = drifting
+    plant = dataclasses.replace(
+        base, settings=dataclasses.replace(base.settings, noise_std=0.2 * base.band_width)
+    )
+    off = DisturbanceObserver.with_ratio(plant.rate, 0.0)
+    assert not off.active
+    state = ObserverState(np.array([950.0, 960.0]), np.array([0.0, 0.0]))
+    after = off.step(state, np.array([955.0, 955.0]), np.array([951.5, 958.0]))
+    np.testing.assert_array_equal(after.temperature, [951.5, 958.0])
+    np.testing.assert_array_equal(after.disturbance, [0.0, 0.0])
+
+    rows = plant.start_indices[::7]
+    temps, controls = start_states(plant, rows)
+    codec = plant.codec("discrete")
+    runs = [
+        rollout(
+            plant,
+            codec,
+            GreedyLookaheadPolicy(plant, codec),
+            temps,
+            controls,
+            pending=start_pending(plant, rows),
+            hold_in_band=True,
+            seed=5,
+            observer=observer,
+        )
+        for observer in (None, (off, ObserverState(temps.copy(), np.zeros(len(rows)))))
+    ]
+    np.testing.assert_array_equal(runs[1].temperatures, runs[0].temperatures)
+    np.testing.assert_array_equal(runs[1].controls, runs[0].controls)
+
+
+def test_advice_takes_one_disturbance_for_all_or_one_per_reading(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """``advise(disturbance=)``: a scalar applies to every reading, n values one each,
+    any other count is refused rather than broadcast or misread."""
+    from env.support import fit_data_support
+    from rllib_project.recommendation import advise
+
+    _, plant = drifting
+    codec = plant.codec("discrete")
+    temps, controls = start_states(plant, plant.start_indices[:3])
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return codec.keep(len(obs))
+
+    support = fit_data_support(plant.rows)
+    scalar = advise(plant, codec, act, support, temps, controls, disturbance=0.3)
+    np.testing.assert_array_equal(scalar.disturbance, [0.3, 0.3, 0.3])
+    each = advise(plant, codec, act, support, temps, controls, disturbance=[0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(each.disturbance, [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="disturbance: 2 values for 3 readings"):
+        advise(plant, codec, act, support, temps, controls, disturbance=[0.1, 0.2])
