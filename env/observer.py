@@ -204,8 +204,12 @@ def fit_observer(
     segment: np.ndarray,
     usable: np.ndarray,
     ratios: tuple[float, ...] = RATIOS,
+    chosen: float | None = None,
 ) -> ObserverFit:
-    """Choose the ratio on the log (see the module docstring) and filter it."""
+    """Choose the ratio on the log (see the module docstring) and filter it; with
+    ``chosen`` (a ratio the user set) score it next to the model alone and use it."""
+    if chosen is not None:
+        ratios = tuple(sorted({0.0, float(chosen)}))
     scores: dict[float, float] = {}
     estimates: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for ratio in ratios:
@@ -215,6 +219,8 @@ def fit_observer(
         scores[ratio] = prediction_rmse(rate, readings, effective_steady, usable, t_hat, d_hat)
     finite = {r: s for r, s in scores.items() if np.isfinite(s)}
     best = min(finite, key=lambda r: (finite[r], r)) if finite else 0.0
+    if chosen is not None:
+        best = float(chosen)
     t_hat, d_hat = estimates[best]
     observer = DisturbanceObserver.with_ratio(rate, best)
     noise = 0.0

@@ -49,7 +49,13 @@ from env.actions import ActionCodec
 from env.data import PlantData, load_plant_data
 from env.errors import InputError
 from env.model import ProcessModel, fit_process_model
-from env.observer import ObserverFit, ObserverState, fit_observer
+from env.observer import (
+    DisturbanceObserver,
+    ObserverFit,
+    ObserverState,
+    filter_log,
+    fit_observer,
+)
 from env.spec import DatasetSpec, EnvSettings, load_spec
 
 if TYPE_CHECKING:
@@ -69,6 +75,17 @@ ACTUATION_TOLERANCE = 1e-9
 _RANGE_PROBE_POINTS = 20000
 FloatOrArray: TypeAlias = "float | np.ndarray"
 """A single value or a batch: the physics works on both (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class HistoryEstimate:
+    """A reading's state beyond the reading itself, from its history
+    (:meth:`Plant.from_history`)."""
+
+    disturbance: float
+    """The observer's estimate of the plant's steady state minus the model's."""
+    pending: np.ndarray
+    """(dead_time, k) settings in flight, oldest first, the newest the current ones."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,7 +308,48 @@ class Plant:
         effective = np.full(len(rows.state), np.nan)
         index = np.flatnonzero(usable)
         effective[index] = self.model.predict(rows.controls[index - moved_from])
-        return fit_observer(self.rate, rows.state, effective, rows.segment, usable)
+        chosen = self.settings.observer_ratio
+        return fit_observer(self.rate, rows.state, effective, rows.segment, usable, chosen=chosen)
+
+    @functools.cached_property
+    def observer(self) -> DisturbanceObserver | None:
+        """The disturbance observer advice uses: the one chosen on the log, or without
+        rows (an export) the one of the recorded ``env.observer_ratio``; None for a plant
+        without identified lag or an export that recorded none."""
+        if self.identified is None or not self.lagging:
+            return None
+        fit = self.observer_fit
+        if fit is not None:
+            return fit.observer
+        ratio = self.settings.observer_ratio
+        return None if ratio is None else DisturbanceObserver.with_ratio(self.rate, ratio)
+
+    def from_history(self, temperatures: np.ndarray, controls: np.ndarray) -> HistoryEstimate:
+        """What a reading's recent history says, as the log says it at a start row.
+
+        ``temperatures`` (m,) and ``controls`` (m, k): consecutive samples, oldest first,
+        one sample period apart, ending with the current reading and the settings in
+        force now. The settings in flight are the last ``dead_time`` settings (before
+        the history, the oldest given are taken as in force); the disturbance is the
+        observer's estimate after filtering the readings (0 without an active one),
+        each reading's move driven by the settings ``dead_time`` samples before it, as
+        in :attr:`observer_fit`."""
+        temperatures = np.asarray(temperatures, dtype=np.float64).reshape(-1)
+        controls = np.asarray(controls, dtype=np.float64).reshape(len(temperatures), -1)
+        clipped = np.clip(controls, self.lower, self.upper)
+        d = self.dead_time
+        padded = np.concatenate([np.repeat(clipped[:1], max(d - len(clipped), 0), 0), clipped])
+        pending = padded[len(padded) - d :].copy()
+        observer = self.observer
+        if observer is None or not observer.active or len(temperatures) < 2:
+            return HistoryEstimate(0.0, pending)
+        m = len(temperatures)
+        usable = np.arange(m) >= max(d, 1)
+        effective = np.full(m, np.nan)
+        index = np.flatnonzero(usable)
+        effective[index] = self.model.predict(clipped[index - d])
+        _, d_hat = filter_log(observer, temperatures, effective, np.zeros(m, np.int64), usable)
+        return HistoryEstimate(float(d_hat[-1]), pending)
 
     def start_observer(self, index: np.ndarray) -> ObserverState:
         """The observer's estimates at data rows (after each row's reading): what the

@@ -161,12 +161,12 @@ class EnvSettings:
     without it; k2d2 success 78.2% / 46.6% / 43.6% against 36.8% / 37.8% / 36.2%.
     PPO after ~41k env steps, seed 1: k2d2 100%, 1.11x against 79.2%, 1.31x; sample
     100%, 1.02x against 100%, 1.03x. ``false``: episodes run to the horizon.
-    The last reward adds ``in_band_reward`` for every reading left to the horizon (what
-    keeping would earn there), so a return is the same as if the episode ran on (and as
-    the evaluation's roll-outs, which run to the horizon under the advice's rule). On
-    the sample it changes nothing beyond the seeds' spread: DQN (one trainable alone,
-    ~102k env steps, all 500 rows) with / without it, seeds 0 / 1 / 2: 99.4% 1.08x /
-    98.8% 1.19x, 99.0% 1.06x / 100% 1.02x, 99.8% 1.07x / 99.8% 1.05x.
+    The last reward adds the held reading's in-band reward for every reading left to
+    the horizon (what keeping would earn there), so a return is the same as if the
+    episode ran on (and as the evaluation's roll-outs, which run to the horizon under
+    the advice's rule). On the sample it changes nothing beyond the seeds' spread: DQN
+    (one trainable alone, ~102k env steps, all 500 rows) with / without it, seeds 0 /
+    1 / 2: 99.4% 1.08x / 98.8% 1.19x, 99.0% 1.06x / 100% 1.02x, 99.8% 1.07x / 99.8% 1.05x.
     Why off on a lagging plant: on the bundled furnace log (compare_dynamic, seed 0,
     150k env steps each, 2026-11-28), success on the model / on the generating furnace
     and setting changes per start there, on without the end's payment, on with it, off:
@@ -175,6 +175,13 @@ class EnvSettings:
     100% / 88.8% / 10.9, 100% / 94.5% / 9.8. There a hold is rare and needs the lag to
     have settled: episodes that end at it leave the agent few transitions near the band
     and none of what follows, and every algorithm did worse."""
+    observer_ratio: float | None = None
+    """The disturbance observer's ratio q / r on a lagging plant (:mod:`env.observer`).
+    Default (None): chosen on the log, among ``env.observer.RATIOS``, by how well the
+    readings are predicted 10 samples ahead; 0 turns the observer off. An export
+    records the number chosen (it carries no rows to choose on), so that advice served
+    from it estimates the disturbance from a reading's history as ``recommend --row``
+    does from the log."""
     observed_offsets: bool = False
     """Start each training episode from a logged row with the disturbance the log's
     observer estimated there (:mod:`env.observer`: how far the plant's steady state lay
@@ -225,6 +232,11 @@ class EnvSettings:
         _require(
             self.hold_margin is None or 0.0 <= self.hold_margin < 1.0,
             f"env.hold_margin must be in [0, 1) (or omitted), got {self.hold_margin}",
+        )
+        _require(
+            self.observer_ratio is None
+            or (_finite(self.observer_ratio) and self.observer_ratio >= 0),
+            f"env.observer_ratio must be >= 0 (or omitted), got {self.observer_ratio}",
         )
         _require(_finite(self.in_band_reward), "env.in_band_reward must be finite")
 

@@ -52,12 +52,13 @@ _POLICY_PATHS = {
 def exported_settings(plant: Plant) -> dict[str, Any]:
     """The plant's env settings as an export records them: defaults that resolve from
     the CSV rows (which an export does not carry: the hold margin and centre weight of
-    a drifting log, :mod:`env.observer`) written as the numbers they resolved to, so
-    the export advises as the checkpoint does."""
+    a drifting log and the observer's ratio, :mod:`env.observer`) written as the
+    numbers they resolved to, so the export advises as the checkpoint does."""
     return {
         **dataclasses.asdict(plant.settings),
         "hold_margin": plant.hold_margin,
         "centre_weight": plant.centre_weight,
+        "observer_ratio": None if plant.observer is None else plant.observer.ratio,
     }
 
 

@@ -145,8 +145,9 @@ def describe_observer(plant: Plant) -> str:
             f"disturbance observer: off (the readings predict {h} samples ahead no better "
             f"with a disturbance estimate; error {without:.3g} without)"
         )
+    chosen = "" if plant.settings.observer_ratio is None else ", set by env.observer_ratio"
     line = (
-        f"disturbance observer: on (q/r {fit.observer.ratio:g}): readings {h} samples "
+        f"disturbance observer: on (q/r {fit.observer.ratio:g}{chosen}): readings {h} samples "
         f"ahead predicted with error {fit.scores[fit.observer.ratio]:.3g} against "
         f"{without:.3g} by the model alone"
     )

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,11 +221,26 @@ class ExportedPolicy:
         return Advisor(self.name, self.plant, self.codec, self.act, self.support)
 
     def recommend(
-        self, state: Mapping[str, float], pending: np.ndarray | None = None
+        self,
+        state: Mapping[str, float],
+        pending: np.ndarray | None = None,
+        history: Sequence[Mapping[str, float]] | None = None,
     ) -> Recommendation:
         """What to do with each control, from ``{column name: value}`` of one reading
         (``pending``: with a dead time, the settings in flight, (dead_time, k), oldest
-        first; default: nothing in flight)."""
+        first; default: nothing in flight). ``history``: the earlier readings, oldest
+        first, one sample period apart, as mappings of the same names; on a lagging
+        plant they give the settings in flight and the disturbance estimate instead
+        (:meth:`rllib_project.recommendation.Advisor.advise_with_histories`)."""
+        if history:
+            temperature, controls = state_from_mapping(state, self.plant)
+            earlier = [
+                state_from_mapping(h, self.plant, f"history[{i}]") for i, h in enumerate(history)
+            ]
+            table = np.array([[t, *u] for t, u in earlier], dtype=np.float64)
+            return self.advisor.advise_with_histories(
+                np.array([temperature]), controls[None], [table]
+            ).recommendation(0)
         if pending is None:
             return self.advisor.recommend_state(state)
         temperature, controls = state_from_mapping(state, self.plant)

@@ -16,9 +16,19 @@ a value that is not a number (string, bool, null)      422     ``<name>: expecte
 NaN, Infinity, or a number beyond float range          422     ``<name>: must be finite``
 an empty batch / more than the limit                   422 /   ``readings:``
                                                        413
+``history`` not a list / longer than its limit         422 /   ``history:``
+                                                       413
 =====================================================  ======  ==========================
 
-Batch messages prefix the field with the reading's position: ``readings[3].fuel_rate``.
+A reading may carry ``"history"``: the plant's earlier readings, oldest first, one
+sample period apart, the last one the sample just before this reading, each an object
+of the same names (the state and every control, the settings then in force). On a
+lagging plant the advice takes the settings in flight and the disturbance observer's
+estimate from it (:meth:`env.plant.Plant.from_history`), as ``recommend --row`` takes
+them from the log; elsewhere it is checked and not used.
+
+Batch messages prefix the field with the reading's position: ``readings[3].fuel_rate``,
+``readings[3].history[0].fuel_rate``.
 No Ray here: the same checks run in tests without a server.
 """
 
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +45,33 @@ from env.spec import DatasetSpec
 
 BATCH_LIMIT = 1000
 """Readings per ``/recommend/batch`` request: larger files go through ``--csv``."""
+HISTORY_KEY = "history"
+"""A reading's optional list of earlier readings (see the module docstring)."""
+HISTORY_LIMIT = 500
+"""Earlier readings per reading: the observer forgets within a few time constants."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of a request, checked."""
+
+    temperature: float
+    controls: np.ndarray
+    """(k,) in spec order."""
+    history: np.ndarray | None = None
+    """(m, 1 + k) earlier readings, oldest first (state, then controls); None if none."""
+
+
+@dataclass(frozen=True)
+class ReadingBatch:
+    """The readings of a batch request, checked."""
+
+    temperatures: np.ndarray
+    """(n,)"""
+    controls: np.ndarray
+    """(n, k)"""
+    histories: list[np.ndarray | None]
+    """Each reading's :attr:`Reading.history`."""
 
 
 class RequestError(Exception):
@@ -108,16 +146,39 @@ def _values(reading: Any, spec: DatasetSpec, where: str) -> list[float]:
     return values
 
 
-def parse_reading(body: bytes, spec: DatasetSpec) -> tuple[float, np.ndarray]:
-    """``{"<state>": 947.1, "<control>": ..., ...}`` -> (state, controls in spec order)."""
-    values = _values(_json(body), spec, "")
-    return values[0], np.array(values[1:], dtype=np.float64)
+def _history(raw: Any, spec: DatasetSpec, where: str) -> np.ndarray | None:
+    """A reading's ``history`` -> (m, 1 + k) table, or None when empty."""
+    if not isinstance(raw, list):
+        raise RequestError(
+            422, where, f"expected a JSON list of earlier readings, oldest first, got {_kind(raw)}"
+        )
+    if len(raw) > HISTORY_LIMIT:
+        raise RequestError(
+            413, where, f"{len(raw)} earlier readings exceed the limit of {HISTORY_LIMIT}"
+        )
+    if not raw:
+        return None
+    return np.array([_values(r, spec, f"{where}[{i}]") for i, r in enumerate(raw)])
 
 
-def parse_batch(
-    body: bytes, spec: DatasetSpec, limit: int = BATCH_LIMIT
-) -> tuple[np.ndarray, np.ndarray]:
-    """A JSON list of readings -> (states (n,), controls (n, k))."""
+def _reading(raw: Any, spec: DatasetSpec, where: str) -> Reading:
+    """One reading object, with its optional history."""
+    history = None
+    if isinstance(raw, dict) and HISTORY_KEY in raw:
+        raw = dict(raw)
+        prefix = f"{where}." if where else ""
+        history = _history(raw.pop(HISTORY_KEY), spec, f"{prefix}{HISTORY_KEY}")
+    values = _values(raw, spec, where)
+    return Reading(values[0], np.array(values[1:], dtype=np.float64), history)
+
+
+def parse_reading(body: bytes, spec: DatasetSpec) -> Reading:
+    """``{"<state>": 947.1, "<control>": ..., ..., ["history": [...]]}`` -> a reading."""
+    return _reading(_json(body), spec, "")
+
+
+def parse_batch(body: bytes, spec: DatasetSpec, limit: int = BATCH_LIMIT) -> ReadingBatch:
+    """A JSON list of readings (each as :func:`parse_reading` takes it) -> a batch."""
     readings = _json(body)
     if not isinstance(readings, list):
         raise RequestError(
@@ -129,7 +190,9 @@ def parse_batch(
         raise RequestError(
             413, "readings", f"{len(readings)} readings exceed the limit of {limit} per request"
         )
-    table = np.array(
-        [_values(r, spec, f"readings[{i}]") for i, r in enumerate(readings)], dtype=np.float64
+    parsed = [_reading(r, spec, f"readings[{i}]") for i, r in enumerate(readings)]
+    return ReadingBatch(
+        np.array([r.temperature for r in parsed], dtype=np.float64),
+        np.stack([r.controls for r in parsed]),
+        [r.history for r in parsed],
     )
-    return table[:, 0], table[:, 1:]

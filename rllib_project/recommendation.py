@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -494,6 +494,38 @@ class Advisor:
             with_path=with_path,
             pending=pending,
             disturbance=disturbance,
+        )
+
+    def advise_with_histories(
+        self,
+        temperature: np.ndarray,
+        controls: np.ndarray,
+        histories: Sequence[np.ndarray | None],
+        *,
+        with_path: bool = True,
+    ) -> AdviceBatch:
+        """Advice for n readings, each with its history or None: (m, 1 + k) earlier
+        readings, oldest first (state, then the settings then in force). On a lagging
+        plant a history gives the reading's settings in flight and disturbance estimate
+        (:meth:`env.plant.Plant.from_history`); without one, nothing is in flight and
+        the estimate is 0, as for a lone reading. On a plant without lag it changes
+        nothing."""
+        plant = self.plant
+        if not plant.lagging or all(h is None for h in histories):
+            return self.advise(temperature, controls, with_path=with_path)
+        temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
+        controls = np.asarray(controls, dtype=np.float64).reshape(len(temperature), -1)
+        pending = plant.no_pending(np.clip(controls, plant.lower, plant.upper))
+        disturbance = np.zeros(len(temperature))
+        for i, history in enumerate(histories):
+            if history is None:
+                continue
+            estimate = plant.from_history(
+                np.append(history[:, 0], temperature[i]), np.vstack([history[:, 1:], controls[i]])
+            )
+            pending[i], disturbance[i] = estimate.pending, estimate.disturbance
+        return self.advise(
+            temperature, controls, with_path=with_path, pending=pending, disturbance=disturbance
         )
 
     def recommend(

@@ -4,7 +4,9 @@ Endpoints (JSON; see :mod:`rllib_project.readings` for what a bad request gets b
 
 =========================  ================================================================
 ``POST /recommend``        one reading ``{"<state>": 947.1, "<control>": ..., ...}`` -> the
-                           advice ``recommend --json`` prints for it
+                           advice ``recommend --json`` prints for it; on a lagging plant
+                           with ``"history": [earlier readings]`` the settings in flight
+                           and the disturbance estimate come from them
 ``POST /recommend/batch``  a list of readings (at most ``BATCH_LIMIT``) -> a list of advice
 ``GET /policy``            algorithm, action mode, dataset sha256, export format, controls,
                            band, data-support threshold
@@ -60,7 +62,14 @@ from ray import serve
 
 from env.errors import InputError
 from rllib_project.policy import CHECKSUM_FILE, HASHED_FILES, ExportedPolicy, load_policy
-from rllib_project.readings import BATCH_LIMIT, RequestError, parse_batch, parse_reading
+from rllib_project.readings import (
+    BATCH_LIMIT,
+    HISTORY_LIMIT,
+    Reading,
+    RequestError,
+    parse_batch,
+    parse_reading,
+)
 
 APP_NAME = "plant-advice"
 MAX_BATCH_SIZE = 64
@@ -122,6 +131,13 @@ def policy_summary(policy: ExportedPolicy) -> dict[str, Any]:
             "rows": len(policy.support.rows),
         },
         "batch_limit": BATCH_LIMIT,
+        "history": {
+            # what a reading's "history" gives on this plant (rllib_project.readings)
+            "used": plant.lagging,
+            "dead_time": plant.dead_time,
+            "disturbance_observer": plant.observer is not None and plant.observer.active,
+            "limit": HISTORY_LIMIT,
+        },
     }
 
 
@@ -208,17 +224,19 @@ class AdviceService:
     @api.post("/recommend/batch")
     async def recommend_batch(self, request: Request) -> Response:
         self._authorise(request)
-        temperatures, controls = parse_batch(await request.body(), self.spec)
-        advice = self.advisor.advise(temperatures, controls)
+        batch = parse_batch(await request.body(), self.spec)
+        advice = self.advisor.advise_with_histories(
+            batch.temperatures, batch.controls, batch.histories
+        )
         return _json_response([advice.recommendation(i).to_dict() for i in range(len(advice))])
 
     @serve.batch(max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
-    async def _advise_together(
-        self, readings: list[tuple[float, np.ndarray]]
-    ) -> list[dict[str, Any]]:
-        temperatures = np.array([temperature for temperature, _ in readings])
-        controls = np.stack([controls for _, controls in readings])
-        advice = self.advisor.advise(temperatures, controls)
+    async def _advise_together(self, readings: list[Reading]) -> list[dict[str, Any]]:
+        temperatures = np.array([reading.temperature for reading in readings])
+        controls = np.stack([reading.controls for reading in readings])
+        advice = self.advisor.advise_with_histories(
+            temperatures, controls, [reading.history for reading in readings]
+        )
         return [advice.recommendation(i).to_dict() for i in range(len(advice))]
 
 

@@ -155,6 +155,11 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
         "fit",
         "env.hold_margin must be in [0, 1)",
     ),
+    "spec negative observer ratio": (
+        edit_yaml("spec.yaml", lambda s: s["env"].update(observer_ratio=-0.1)),
+        "fit",
+        "env.observer_ratio must be >= 0",
+    ),
     "spec invalid yaml": (
         lambda f: (f / "spec.yaml").write_text("band: [1, 2\n"),
         "fit",

@@ -309,3 +309,95 @@ def test_advice_takes_one_disturbance_for_all_or_one_per_reading(
     np.testing.assert_array_equal(each.disturbance, [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="disturbance: 2 values for 3 readings"):
         advise(plant, codec, act, support, temps, controls, disturbance=[0.1, 0.2])
+
+
+def _log_history(plant: env.Plant, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Samples of ``row``'s segment up to ``row`` as a bridge sends them: each reading
+    with the settings then in force (the log's row before: a row's own settings are the
+    operator's decision at it), from the segment's second row on."""
+    rows = plant.rows
+    first = row - int(rows.position_in_segment()[row]) + 1
+    samples = np.arange(first, row + 1)
+    return rows.state[samples], rows.controls[samples - 1]
+
+
+def test_a_readings_history_gives_what_the_log_gives_at_its_row(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """From a reading's history (the log's samples before a start row, as a bridge would
+    send them) the settings in flight and the disturbance estimate are those the log
+    gives at that row; so does a plant rebuilt from an export's settings, without rows."""
+    import dataclasses
+
+    from env.spec import EnvSettings
+    from rllib_project.export import exported_settings
+
+    _, plant = drifting
+    assert plant.dead_time >= 1  # with none the log's filter starts one sample earlier
+    rebuilt = dataclasses.replace(
+        plant, data=None, settings=EnvSettings(**json.loads(json.dumps(exported_settings(plant))))
+    )
+    assert rebuilt.observer == plant.observer and plant.observer is not None
+    starts = plant.start_indices
+    for row in starts[[len(starts) // 3, 2 * len(starts) // 3, -1]]:
+        temps, controls = _log_history(plant, int(row))
+        index = np.array([row])
+        expected = plant.start_observer(index).disturbance[0]
+        assert abs(expected) > 1e-3  # the drift is there to be found
+        for p in (plant, rebuilt):
+            estimate = p.from_history(temps, controls)
+            assert estimate.disturbance == pytest.approx(expected, abs=1e-9)
+            np.testing.assert_array_equal(estimate.pending, plant.start_pending(index)[0])
+    short = plant.from_history(temps[-1:], controls[-1:])  # a lone reading: nothing known
+    assert short.disturbance == 0.0
+    np.testing.assert_array_equal(short.pending, plant.no_pending(controls[-1:])[0])
+
+
+def test_served_advice_uses_each_readings_history(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """``Advisor.advise_with_histories`` (what ``POST /recommend`` runs): a reading with
+    its history is advised with the history's estimate and settings in flight, one
+    without as a lone reading, in the same batch."""
+    from env.support import fit_data_support
+    from rllib_project.recommendation import Advisor
+
+    _, plant = drifting
+    codec = plant.codec("discrete")
+    advisor = Advisor(
+        "keep", plant, codec, lambda obs: codec.keep(len(obs)), fit_data_support(plant.rows)
+    )
+    row = int(plant.start_indices[-1])
+    temps, controls = _log_history(plant, row)
+    history = np.column_stack([temps[:-1], controls[:-1]])
+    now_t, now_u = np.array([temps[-1]] * 2), np.stack([controls[-1]] * 2)
+    advice = advisor.advise_with_histories(now_t, now_u, [history, None])
+    estimate = plant.from_history(temps, controls)
+    np.testing.assert_allclose(advice.disturbance, [estimate.disturbance, 0.0])
+    alone = advisor.advise(
+        now_t[:1], now_u[:1], pending=estimate.pending[None], disturbance=estimate.disturbance
+    )
+    assert advice.recommendation(0).to_dict() == alone.recommendation(0).to_dict()
+    assert (
+        advice.recommendation(1).to_dict()
+        == advisor.advise(now_t[1:], now_u[1:]).recommendation(0).to_dict()
+    )
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.03])
+def test_the_observer_ratio_can_be_set(
+    drifting: tuple[SyntheticPlant, env.Plant], ratio: float
+) -> None:
+    """``env.observer_ratio`` fixes q / r instead of choosing it on the log (0: off, and
+    the defaults that follow the drift with it); the model alone is still scored."""
+    import dataclasses
+
+    _, base = drifting
+    plant = dataclasses.replace(
+        base, settings=dataclasses.replace(base.settings, observer_ratio=ratio)
+    )
+    fit = plant.observer_fit
+    assert fit is not None and fit.observer.ratio == ratio
+    assert set(fit.scores) == {0.0, ratio}
+    assert fit.observer.active == (ratio > 0)
+    assert (plant.hold_margin > 0) == (plant.centre_weight > 0) == (ratio > 0)

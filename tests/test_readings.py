@@ -13,7 +13,13 @@ import pytest
 import env
 from env.errors import InputError
 from rllib_project.ingress import haproxy_environment, prepare_ingress
-from rllib_project.readings import BATCH_LIMIT, RequestError, parse_batch, parse_reading
+from rllib_project.readings import (
+    BATCH_LIMIT,
+    HISTORY_LIMIT,
+    RequestError,
+    parse_batch,
+    parse_reading,
+)
 from tests.datasets import write_dataset
 
 
@@ -32,9 +38,9 @@ def _good(spec: env.DatasetSpec) -> dict[str, float]:
 def test_a_good_reading_in_spec_order(spec: env.DatasetSpec) -> None:
     reading = dict(reversed(list(_good(spec).items())))  # order in the JSON does not matter
     reading[spec.control_names[1]] = 7  # integers are numbers
-    temperature, controls = parse_reading(json.dumps(reading).encode(), spec)
-    assert temperature == 500.5
-    np.testing.assert_array_equal(controls, [0.0, 7.0, 2.0])
+    parsed = parse_reading(json.dumps(reading).encode(), spec)
+    assert parsed.temperature == 500.5 and parsed.history is None
+    np.testing.assert_array_equal(parsed.controls, [0.0, 7.0, 2.0])
 
 
 def _error(body: bytes, spec: env.DatasetSpec, batch: bool = False) -> RequestError:
@@ -85,8 +91,9 @@ def test_missing_and_malformed_bodies(spec: env.DatasetSpec) -> None:
 
 def test_batches(spec: env.DatasetSpec) -> None:
     good = _good(spec)
-    temps, controls = parse_batch(json.dumps([good, good]).encode(), spec)
-    assert temps.shape == (2,) and controls.shape == (2, 3)
+    batch = parse_batch(json.dumps([good, good]).encode(), spec)
+    assert batch.temperatures.shape == (2,) and batch.controls.shape == (2, 3)
+    assert batch.histories == [None, None]
     assert _error(b"[]", spec, batch=True).message == "readings: empty list"
     too_many = json.dumps([good] * (BATCH_LIMIT + 1)).encode()
     error = _error(too_many, spec, batch=True)
@@ -120,3 +127,34 @@ def test_haproxy_ingress_gets_private_files_and_distinct_ports(
         prepare_ingress("nginx", None, tmp_path)
     prepare_ingress("haproxy", None, tmp_path)
     assert os.environ["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+
+
+def test_a_reading_may_carry_its_history(spec: env.DatasetSpec) -> None:
+    """``history``: earlier readings of the same names, oldest first, checked like the
+    reading itself; the errors name the entry."""
+    good = _good(spec)
+    earlier = [{**good, spec.state: 490.0}, {**good, spec.state: 495.0}]
+    parsed = parse_reading(json.dumps({**good, "history": earlier}).encode(), spec)
+    assert parsed.temperature == 500.5
+    assert parsed.history is not None and parsed.history.shape == (2, 4)
+    np.testing.assert_array_equal(parsed.history[:, 0], [490.0, 495.0])
+    empty = parse_reading(json.dumps({**good, "history": []}).encode(), spec)
+    assert empty.history is None
+    batch = parse_batch(json.dumps([good, {**good, "history": earlier}]).encode(), spec)
+    assert batch.histories[0] is None and batch.histories[1] is not None
+
+    not_a_list = json.dumps({**good, "history": good}).encode()
+    assert _error(not_a_list, spec).message == (
+        "history: expected a JSON list of earlier readings, oldest first, got an object"
+    )
+    bad_entry = json.dumps({**good, "history": [good, {**good, "damper_%": "x"}]}).encode()
+    assert _error(bad_entry, spec).message == "history[1].damper_%: expected a number, got a string"
+    nested = json.dumps({**good, "history": [{**good, "history": []}]}).encode()
+    assert _error(nested, spec).message.startswith("history[0].history: unknown name")
+    too_long = json.dumps({**good, "history": [good] * (HISTORY_LIMIT + 1)}).encode()
+    error = _error(too_long, spec)
+    assert error.status == 413 and error.message.startswith("history: ")
+    in_batch = json.dumps([good, {**good, "history": [{**good, spec.state: None}]}]).encode()
+    assert _error(in_batch, spec, batch=True).message == (
+        f"readings[1].history[0].{spec.state}: expected a number, got null"
+    )

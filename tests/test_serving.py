@@ -140,6 +140,13 @@ def test_health_is_open_and_policy_describes_the_export(
     assert info["control_names"] == list(sample_plant.spec.control_names)
     assert info["band"] == list(sample_plant.band)
     assert info["support"]["threshold"] > 0
+    # no lag: a reading's history is checked and changes nothing
+    assert info["history"] == {
+        "used": False,
+        "dead_time": 0,
+        "disturbance_observer": False,
+        "limit": 500,
+    }
 
 
 def test_token_is_required_and_checked(server: Server, sample_plant: env.Plant) -> None:
@@ -177,6 +184,10 @@ def test_served_advice_equals_recommend_json(
     assert status == 200 and len(batch) == len(readings)
     for reading, advice in zip(readings, batch, strict=True):
         assert_same_advice(server.call("POST", "/recommend", reading)[1], advice)
+    # on a plant without lag a reading's history changes nothing
+    with_history = {**readings[1], "history": [readings[0], readings[2]]}
+    alone = server.call("POST", "/recommend", readings[1])
+    assert server.call("POST", "/recommend", with_history) == alone
 
 
 def test_outside_the_data_warns_and_a_data_row_does_not(
@@ -214,6 +225,8 @@ BAD_REQUESTS = [
     ("/recommend", {"feed_rate": None}, 422, "feed_rate: expected a number, got null"),
     ("/recommend", {"feed_rate": "NaN"}, 422, "feed_rate: must be finite"),
     ("/recommend", {"temperature": "1e999"}, 422, "temperature: must be finite"),
+    ("/recommend", {"history": 5}, 422, "history: expected a JSON list of earlier readings"),
+    ("/recommend", {"history": [{"temperature": 1.0}]}, 422, "history[0].fuel_rate: missing"),
     ("/recommend/batch", b"[]", 422, "readings: empty list"),
     ("/recommend/batch", {"batch": 1001}, 413, "readings: 1001 readings exceed the limit"),
     ("/recommend/batch", {"second": "x"}, 422, "readings[1].temperature: expected a number"),
