@@ -88,6 +88,23 @@ class HistoryEstimate:
     """(dead_time, k) settings in flight, oldest first, the newest the current ones."""
 
 
+@dataclass(frozen=True)
+class StreamState:
+    """Where :meth:`Plant.stream_estimates` stands after a chunk of a time-ordered file:
+    what the next chunk continues from."""
+
+    recent: np.ndarray
+    """(j, k), j <= dead_time: the newest settings in force since the last restart."""
+    samples: int
+    """Samples since the last restart (0: the next reading starts afresh)."""
+    temperature: float
+    disturbance: float
+
+
+STREAM_START = StreamState(np.zeros((0, 0)), 0, 0.0, 0.0)
+"""The state before a file's first reading."""
+
+
 @dataclass(frozen=True, eq=False)
 class Plant:
     """Everything needed to simulate one dataset's process.
@@ -364,6 +381,72 @@ class Plant:
         """(n, dead_time, k) "nothing in flight": every queued setting is ``controls``."""
         controls = np.asarray(controls, dtype=np.float64).reshape(-1, self.n_controls)
         return np.repeat(controls[:, None, :], self.dead_time, axis=1)
+
+    def stream_estimates(
+        self,
+        temperatures: np.ndarray,
+        controls: np.ndarray,
+        restart: np.ndarray,
+        state: StreamState = STREAM_START,
+    ) -> tuple[np.ndarray, np.ndarray, StreamState]:
+        """:meth:`from_history` for every reading of a time-ordered stream at once: each
+        reading's history is the readings before it since the last restart.
+
+        ``temperatures`` (n,), ``controls`` (n, k): consecutive samples (settings in
+        force); ``restart`` (n,): where the history breaks (a gap, a bad row), that
+        reading starts afresh; ``state``: where the previous chunk ended. Returns each
+        reading's disturbance estimate (n,), its settings in flight (n, dead_time, k) and
+        the state to continue from. The same numbers as :meth:`from_history` on each
+        reading's history (a test holds them together); one pass instead of one per
+        reading, so a file streams at the rate of its advice."""
+        temperatures = np.asarray(temperatures, dtype=np.float64).reshape(-1)
+        n, d, k = len(temperatures), self.dead_time, self.n_controls
+        clipped = np.clip(
+            np.asarray(controls, dtype=np.float64).reshape(n, k), self.lower, self.upper
+        )
+        restart = np.asarray(restart, dtype=bool).reshape(n)
+        recent = state.recent.reshape(-1, k)[-d:] if d and state.samples else np.zeros((0, k))
+        joined = np.concatenate([recent, clipped])  # reading i is joined[len(recent) + i]
+        since = np.empty(n, dtype=np.int64)  # samples of the run before reading i
+        count = state.samples
+        for i, fresh in enumerate(restart.tolist()):
+            count = 0 if fresh else count
+            since[i] = count
+            count += 1
+        position = len(recent) + np.arange(n)
+        # settings in flight: the run's last d settings, the oldest repeated before it
+        back = np.arange(d - 1, -1, -1)  # oldest first
+        source = position[:, None] - np.minimum(back[None, :], since[:, None])
+        pending = joined[source] if d else np.zeros((n, 0, k))
+        disturbance = np.zeros(n)
+        observer = self.observer
+        temperature, estimate = state.temperature, state.disturbance
+        if observer is None or not observer.active:
+            temperature, estimate = float(temperatures[-1]) if n else temperature, 0.0
+        else:
+            usable = since >= max(d, 1)
+            steady = np.full(n, np.nan)
+            index = np.flatnonzero(usable)
+            steady[index] = self.model.predict(joined[position[index] - d])
+            rate, k_t, k_d = observer.rate, observer.gain_temperature, observer.gain_disturbance
+            # Python floats: the filter is a scalar recursion (as in env.observer.filter_log)
+            for i, (y, ok, ss) in enumerate(
+                zip(temperatures.tolist(), usable.tolist(), steady.tolist(), strict=True)
+            ):
+                if not ok:
+                    temperature, estimate = y, 0.0
+                else:
+                    predicted = temperature + rate * (ss + estimate - temperature)
+                    innovation = y - predicted
+                    temperature = predicted + k_t * innovation
+                    estimate += k_d * innovation
+                disturbance[i] = estimate
+        tail = joined[max(len(joined) - d, 0) :] if n else recent
+        return (
+            disturbance,
+            pending,
+            StreamState(tail.copy(), int(count) if n else state.samples, temperature, estimate),
+        )
 
     @functools.cached_property
     def row_offsets(self) -> np.ndarray:

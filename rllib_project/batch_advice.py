@@ -17,6 +17,19 @@ The output keeps every input column as it was (time stamps, tags) and adds:
 * ``error``: empty for advised rows; for a bad row (missing, non-numeric or non-finite
   value, wrong number of fields) a one-line message naming the column, and no advice.
 
+``--time-ordered`` (a plant with lag only): the file is one log, a reading per sample
+period, oldest first, each with the settings in force when it was read (as a bridge
+sends readings; not the training log's convention, where a row's settings are the
+decision taken after its reading: for the spec's own log use ``recommend --row``).
+Each reading is advised
+with what the readings before it say, as the server does with a request's
+``history`` (:meth:`env.plant.Plant.stream_estimates`): the settings still in flight
+and the disturbance observer's estimate, added as a last column ``disturbance``. A bad
+row breaks the history: the next good reading starts afresh. So does a gap, where the
+file has the spec's ``time`` column: a step longer than ``max_gap`` sample periods of
+the log the model was fitted on, or a stamp that does not move forward. Without that
+column the rows are taken as consecutive samples (said in a progress line).
+
 A problem with the file as a whole (not found, no header, a needed column missing)
 stops the command before anything is written. The output goes to a temporary file next
 to ``--out`` and is renamed into place at the end: a failure or Ctrl-C halfway leaves
@@ -29,20 +42,25 @@ import csv
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from env.errors import InputError
 from env.files import staged_file
+from env.plant import STREAM_START, StreamState
 from rllib_project.recommendation import DIRECTION_NAMES, AdviceBatch, Advisor
 
 CHUNK_ROWS = 4096
 """Readings advised together: large enough for vectorised roll-outs, small in memory."""
 PROGRESS_EVERY_S = 5.0
+DISTURBANCE_COLUMN = "disturbance"
+"""With ``--time-ordered``: the observer's estimate the advice used."""
 _TAIL_COLUMNS = (
     "in_band",
     "moves_to_band",
@@ -85,9 +103,14 @@ class _Layout:
     """Input column of the state, then of each control (spec order)."""
     value_names: tuple[str, ...]
     output_header: tuple[str, ...]
+    time_ordered: bool = False
+    time_column: int | None = None
+    """With ``time_ordered``: the input column of the spec's ``time``, if present."""
 
     @classmethod
-    def from_header(cls, header: list[str], advisor: Advisor, source: Path) -> _Layout:
+    def from_header(
+        cls, header: list[str], advisor: Advisor, source: Path, time_ordered: bool = False
+    ) -> _Layout:
         spec = advisor.plant.spec
         names = [name.strip() for name in header]
         duplicates = sorted({n for n in names if n and names.count(n) > 1})
@@ -101,6 +124,8 @@ class _Layout:
         for control in spec.control_names:
             added += [f"{control}_direction", f"{control}_amount", f"{control}_new"]
         added += list(_TAIL_COLUMNS)
+        if time_ordered:
+            added.append(DISTURBANCE_COLUMN)
         clashes = [name for name in added if name in names]
         if clashes:
             raise InputError(
@@ -111,6 +136,8 @@ class _Layout:
             value_columns=tuple(names.index(name) for name in wanted),
             value_names=wanted,
             output_header=(added[0], *header, *added[1:]),
+            time_ordered=time_ordered,
+            time_column=(names.index(spec.time) if time_ordered and spec.time in names else None),
         )
 
 
@@ -185,6 +212,75 @@ def _advice_columns(advice: AdviceBatch) -> list[list[str]]:
     return columns
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """Where a time-ordered file stands between chunks."""
+
+    state: StreamState = STREAM_START
+    time: float = math.nan
+    """The last good reading's time stamp (NaN: none, or the file has no time column)."""
+
+
+def _times(chunk: list[list[str]], layout: _Layout, advisor: Advisor) -> np.ndarray:
+    """Each row's time stamp in the unit of the log's sample period (NaN if unreadable
+    or the file has none)."""
+    column = layout.time_column
+    if column is None:
+        return np.full(len(chunk), np.nan)
+    cells = pd.Series([f[column].strip() if column < len(f) else "" for f in chunk])
+    dynamics = advisor.plant.model.dynamics
+    if dynamics is not None and dynamics.time_kind == "number":
+        return pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not infer format": unreadable is NaN
+        stamps = pd.to_datetime(cells.where(cells != ""), errors="coerce", utc=True)
+    epoch = pd.Timestamp(0, tz="UTC")
+    return ((stamps - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
+
+
+def _breaks(times: np.ndarray, previous: float, advisor: Advisor) -> np.ndarray:
+    """Where the history breaks between consecutive good rows by their time stamps: a
+    step beyond ``max_gap`` sample periods, none forward, or a stamp missing."""
+    dynamics = advisor.plant.model.dynamics
+    period = None if dynamics is None else dynamics.sample_period
+    if period is None or np.isnan(times).all():
+        return np.zeros(len(times), dtype=bool)
+    steps = np.diff(np.concatenate([[previous], times]))
+    limit = advisor.plant.spec.max_gap * period
+    with np.errstate(invalid="ignore"):
+        return ~((steps > 0) & (steps <= limit))
+
+
+def _advise_chunk(
+    advisor: Advisor,
+    chunk: list[list[str]],
+    parsed: list[tuple[list[float], str]],
+    layout: _Layout,
+    with_path: bool,
+    stream: _Stream | None,
+) -> tuple[AdviceBatch, _Stream | None]:
+    """Advice for the chunk's good rows; with a ``stream`` (``--time-ordered``) each
+    with what the rows before it say, a bad row or a gap restarting the history."""
+    table = np.array([values for values, error in parsed if not error], dtype=np.float64)
+    if stream is None:
+        return advisor.advise(table[:, 0], table[:, 1:], with_path=with_path), None
+    errors = [bool(error) for _, error in parsed]
+    good = [i for i, bad in enumerate(errors) if not bad]
+    # a good row restarts where a bad one came before it (since the previous good one)
+    after_bad = np.array([i > 0 and errors[i - 1] for i in good], dtype=bool)
+    times = _times([chunk[i] for i in good], layout, advisor)
+    restart = after_bad | _breaks(times, stream.time, advisor)
+    state = stream.state
+    disturbance, pending, state = advisor.plant.stream_estimates(
+        table[:, 0], table[:, 1:], restart, state
+    )
+    stream = _Stream(STREAM_START, math.nan) if errors[-1] else _Stream(state, times[-1])
+    advice = advisor.advise(
+        table[:, 0], table[:, 1:], with_path=with_path, pending=pending, disturbance=disturbance
+    )
+    return advice, stream
+
+
 def _write_chunk(
     writer: Any,
     chunk: list[list[str]],
@@ -192,47 +288,44 @@ def _write_chunk(
     layout: _Layout,
     advisor: Advisor,
     with_path: bool,
-) -> tuple[int, int]:
-    """Advise one chunk and write it; returns (rows with errors, rows outside the data)."""
+    stream: _Stream | None = None,
+) -> tuple[int, int, _Stream | None]:
+    """Advise one chunk and write it; returns (rows with errors, rows outside the data,
+    the time-ordered stream's state after it)."""
     parsed = [_parse_row(fields, layout) for fields in chunk]
-    good = [values for values, error in parsed if not error]
     added: Iterator[tuple[str, ...]] = iter(())
     outside = 0
-    if good:
-        table = np.array(good, dtype=np.float64)
-        advice = advisor.advise(table[:, 0], table[:, 1:], with_path=with_path)
-        added = zip(*_advice_columns(advice), strict=True)
+    if any(not error for _, error in parsed):
+        advice, stream = _advise_chunk(advisor, chunk, parsed, layout, with_path, stream)
+        columns = _advice_columns(advice)
+        if layout.time_ordered:
+            columns.append(list(map(repr, advice.disturbance.tolist())))
+        added = zip(*columns, strict=True)
         outside = int((~advice.support.inside).sum())
-    blank_advice = [""] * (len(layout.output_header) - layout.width - 2)
+    elif stream is not None:
+        stream = _Stream()
+    tail = [""] if layout.time_ordered else []
+    blank_advice = [""] * (len(layout.output_header) - layout.width - 2 - len(tail))
     rows = []
     errors = 0
     for offset, (fields, (_, error)) in enumerate(zip(chunk, parsed, strict=True)):
         if len(fields) != layout.width:
             fields = (fields + [""] * layout.width)[: layout.width]
         if error:
-            rows.append([first_row + offset, *fields, *blank_advice, error])
+            rows.append([first_row + offset, *fields, *blank_advice, error, *tail])
             errors += 1
         else:
             rows.append([first_row + offset, *fields, *next(added)])
     writer.writerows(rows)
-    return errors, outside
+    return errors, outside, stream
 
 
-def advise_csv(
-    advisor: Advisor,
-    source: Path,
-    target: Path,
-    *,
-    with_path: bool = True,
-    chunk_rows: int = CHUNK_ROWS,
-    progress: Callable[[str], None] | None = None,
-) -> BatchSummary:
-    """Advise every reading of ``source`` into ``target`` (see module docstring)."""
-    if progress is None:
-
-        def progress(line: str) -> None:
-            print(line, file=sys.stderr, flush=True)
-
+def _check_request(advisor: Advisor, source: Path, target: Path, time_ordered: bool) -> None:
+    """Refuse, before anything is read or written, what cannot work."""
+    if time_ordered and not advisor.plant.lagging:
+        raise InputError(
+            "--time-ordered", "the plant has no lag: each reading is advised on its own"
+        )
     if not source.is_file():
         raise InputError(source, "readings CSV not found")
     if target.exists() and target.resolve() == source.resolve():
@@ -241,6 +334,25 @@ def advise_csv(
         raise InputError(target, "is a folder: --out names the CSV file to write")
     if not target.parent.is_dir():
         raise InputError(target.parent, "folder of --out does not exist")
+
+
+def advise_csv(
+    advisor: Advisor,
+    source: Path,
+    target: Path,
+    *,
+    with_path: bool = True,
+    time_ordered: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: Callable[[str], None] | None = None,
+) -> BatchSummary:
+    """Advise every reading of ``source`` into ``target`` (see module docstring)."""
+    _check_request(advisor, source, target, time_ordered)
+    if progress is None:
+
+        def progress(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
     started = time.monotonic()
     rows = errors = outside = 0
     try:
@@ -252,12 +364,20 @@ def advise_csv(
             header = next(reader, None)
             if not header:
                 raise InputError(source, "no header line (empty file?)")
-            layout = _Layout.from_header(header, advisor, source)
+            layout = _Layout.from_header(header, advisor, source, time_ordered)
+            stream = _Stream() if time_ordered else None
+            if time_ordered and layout.time_column is None:
+                progress(
+                    f"--time-ordered: no {advisor.plant.spec.time or 'time'!r} column in "
+                    f"{source.name}: its rows are taken as consecutive samples"
+                )
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(layout.output_header)
             last_report = started
             for chunk in _chunks(reader, chunk_rows):
-                bad, far = _write_chunk(writer, chunk, rows, layout, advisor, with_path)
+                bad, far, stream = _write_chunk(
+                    writer, chunk, rows, layout, advisor, with_path, stream
+                )
                 rows, errors, outside = rows + len(chunk), errors + bad, outside + far
                 if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                     last_report = time.monotonic()

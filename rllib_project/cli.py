@@ -106,6 +106,8 @@ def _recommend(args: argparse.Namespace) -> int:
         raise InputError("recommend", "--csv and --out go together")
     if args.no_path and args.csv is None:
         raise InputError("--no-path", "only with --csv (single advice always has its path)")
+    if args.time_ordered and args.csv is None:
+        raise InputError("--time-ordered", "only with --csv (a file of readings in time order)")
     advisor = load_advisor(args.policy, args.dataset)
     if args.csv is not None:
         import torch
@@ -116,7 +118,13 @@ def _recommend(args: argparse.Namespace) -> int:
         # two competing ones (measured 5 ms vs 120 ms per 4096 rows on a busy machine).
         torch.set_num_threads(1)
 
-        summary = advise_csv(advisor, Path(args.csv), Path(args.out), with_path=not args.no_path)
+        summary = advise_csv(
+            advisor,
+            Path(args.csv),
+            Path(args.out),
+            with_path=not args.no_path,
+            time_ordered=args.time_ordered,
+        )
         print(summary.describe())
         return 0
     plant = advisor.plant
@@ -321,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-path",
         action="store_true",
         help="with --csv: skip the predicted paths (first move only; much faster)",
+    )
+    rec.add_argument(
+        "--time-ordered",
+        action="store_true",
+        help="with --csv on a plant with lag: the file is one log, a reading per sample, "
+        "oldest first; each reading is advised with what the readings before it say "
+        "(settings in flight, disturbance estimate)",
     )
     _dataset_option(rec, PICK_DATASET)
     rec.set_defaults(handler=_recommend)

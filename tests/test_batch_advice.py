@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import env
@@ -164,3 +165,72 @@ def test_problems_with_the_whole_file_stop_before_writing(tmp_path: Path) -> Non
         "empty.csv",
         "missing_column.csv",
     ]
+
+
+def test_a_time_ordered_file_is_advised_with_what_came_before(tmp_path: Path) -> None:
+    """``--time-ordered`` on a plant with lag: each reading of the file (a reading per
+    sample, with the settings in force) is advised with the settings in flight and the
+    disturbance estimate of the readings before it, a bad row restarting the history:
+    as the server advises a reading that carries that history. Refused in one line on
+    a plant without lag."""
+    from env.synthetic import make_synthetic_plant
+    from env.synthetic_log import LogSettings
+    from tests.test_observer import _log_history
+
+    synthetic = make_synthetic_plant(
+        n_controls=3,
+        mean_depth=3,
+        seed=3,
+        noise_fraction=0.02,
+        ensemble_size=2,
+        horizon=40,
+        log=LogSettings(rate=0.2, dead_time=1, samples=1500, drift_fraction=0.08, drift_time=300.0),
+    )
+    plant = env.load_plant(synthetic.write(tmp_path / "plant"))
+    assert plant.lagging and plant.observer is not None and plant.observer.active
+    row = int(plant.start_indices[-1])
+    temps, controls = _log_history(plant, row)
+    temps, controls = temps[-60:], controls[-60:]
+    period = plant.model.dynamics.sample_period
+    assert plant.spec.time and period
+    # one stamp a sample period apart, with a gap of 5 periods before reading 45
+    seconds = period * (np.arange(len(temps)) + 4 * (np.arange(len(temps)) >= 45))
+    stamps = pd.Timestamp("2026-03-02 06:00") + pd.to_timedelta(seconds, unit="s")
+    lines = [",".join([plant.spec.state, plant.spec.time, *plant.spec.control_names])]
+    for t, stamp, u in zip(temps, stamps, controls, strict=True):
+        lines.append(",".join([repr(float(t)), str(stamp), *map(repr, u.tolist())]))
+    lines[30] = "bad," + lines[30].split(",", 1)[1]  # reading 29 unreadable
+    source, target = tmp_path / "log.csv", tmp_path / "advice.csv"
+    source.write_text("\n".join(lines) + "\n")
+    keep = _advisor(plant, act=lambda obs: plant.codec("discrete").keep(len(obs)))
+    summary = advise_csv(keep, source, target, chunk_rows=7, time_ordered=True)
+    rows = _read(target)
+    assert summary.errors == 1 and rows[29]["error"] and rows[29]["disturbance"] == ""
+    for i in (0, 5, 28, 30, 31, 44, 45, 46, 59):
+        start = 45 if i >= 45 else 30 if i >= 30 else 0
+        expected = plant.from_history(temps[start : i + 1], controls[start : i + 1])
+        assert float(rows[i]["disturbance"]) == pytest.approx(expected.disturbance, abs=1e-9)
+        one = keep.advise(
+            temps[i : i + 1],
+            controls[i : i + 1],
+            pending=expected.pending[None],
+            disturbance=expected.disturbance,
+        )
+        assert rows[i]["predicted_path"] == ";".join(
+            map(repr, one.path.temperature[0, : one.path.length[0]].tolist())
+        )
+    assert abs(float(rows[44]["disturbance"])) > 1e-3
+    # without the time column the gap is not seen: the rows are consecutive samples
+    said: list[str] = []
+    frame = pd.read_csv(source).drop(columns=[plant.spec.time])
+    frame.to_csv(source, index=False)
+    advise_csv(keep, source, target, chunk_rows=7, time_ordered=True, progress=said.append)
+    assert any("taken as consecutive samples" in line for line in said)
+    expected = plant.from_history(temps[30:50], controls[30:50])
+    assert float(_read(target)[49]["disturbance"]) == pytest.approx(expected.disturbance)
+
+    static = env.load_plant(write_dataset(tmp_path / "static", 3, seed=2))
+    _write_readings(source, static, 5, [])
+    with pytest.raises(InputError, match="--time-ordered: the plant has no lag"):
+        advise_csv(_advisor(static), source, tmp_path / "other.csv", time_ordered=True)
+    assert not (tmp_path / "other.csv").exists()

@@ -160,6 +160,21 @@ def test_recommend_bad_state_is_one_line(tiny_run: Path, state: str, message: st
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
 
 
+def test_time_ordered_needs_a_file_and_a_plant_with_lag(tiny_run: Path, tmp_path: Path) -> None:
+    """``--time-ordered`` only with ``--csv``, and refused on a plant without lag; one
+    line each, nothing written."""
+    state = "temperature=950,fuel_rate=11.6,air_fuel_ratio=1.15,feed_rate=80,coolant_flow=40"
+    result = run_cli("recommend", "--policy", tiny_run, "--state", state, "--time-ordered")
+    assert result.returncode == 2 and "--time-ordered: only with --csv" in result.stderr
+    readings = tmp_path / "readings.csv"
+    readings.write_text("temperature,fuel_rate,air_fuel_ratio,feed_rate,coolant_flow\n")
+    out = tmp_path / "advice.csv"
+    args = ("--csv", readings, "--out", out, "--time-ordered")
+    result = run_cli("recommend", "--policy", tiny_run, *args)
+    assert result.returncode == 2 and "the plant has no lag" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not out.exists()
+
+
 def test_recommend_below_band_warms_the_plant_into_the_band(
     trained_ppo_run: Path, sample_plant: env.Plant
 ) -> None:

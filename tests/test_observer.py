@@ -401,3 +401,31 @@ def test_the_observer_ratio_can_be_set(
     assert set(fit.scores) == {0.0, ratio}
     assert fit.observer.active == (ratio > 0)
     assert (plant.hold_margin > 0) == (plant.centre_weight > 0) == (ratio > 0)
+
+
+def test_a_time_ordered_stream_gives_each_reading_what_its_history_gives(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """``Plant.stream_estimates`` over a stream in chunks, with a restart in it: every
+    reading gets the estimate and the settings in flight that ``from_history`` gives on
+    the readings before it since the restart."""
+    from env.plant import STREAM_START
+
+    _, plant = drifting
+    row = int(plant.start_indices[-1])
+    temps, controls = _log_history(plant, row)
+    temps, controls = temps[-120:], controls[-120:]
+    restart = np.zeros(len(temps), dtype=bool)
+    restart[50] = True  # as after a bad row
+    disturbance, pending, state = [], [], STREAM_START
+    for chunk in (slice(0, 1), slice(1, 51), slice(51, 52), slice(52, 120)):
+        d, q, state = plant.stream_estimates(temps[chunk], controls[chunk], restart[chunk], state)
+        disturbance.append(d)
+        pending.append(q)
+    streamed, in_flight = np.concatenate(disturbance), np.concatenate(pending)
+    assert np.abs(streamed).max() > 1e-3
+    for i in (0, 1, 2, 3, 30, 49, 50, 51, 52, 53, 119):
+        start = 50 if i >= 50 else 0
+        expected = plant.from_history(temps[start : i + 1], controls[start : i + 1])
+        assert streamed[i] == pytest.approx(expected.disturbance, abs=1e-9), i
+        np.testing.assert_array_equal(in_flight[i], expected.pending, err_msg=str(i))
