@@ -147,21 +147,23 @@ def filter_log(
     effective_steady: np.ndarray,
     segment: np.ndarray,
     usable: np.ndarray,
+    start: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``observer`` along a log. ``effective_steady[i]``: the model's steady state of
     the settings that drove the move from row ``i - 1`` to row ``i``; ``usable[i]``:
     whether that move is known (row ``i - 1`` and the dead time before it are in the
     segment). The filter restarts (``T_hat = y``, ``d_hat = 0``) where a segment starts
-    or a move is unknown."""
+    or a move is unknown. ``start``: the ``(T_hat, d_hat)`` the first row continues
+    from where its move is usable (a file streamed in chunks); default: a restart."""
     n = len(readings)
     t_hat = np.empty(n)
     d_hat = np.empty(n)
     # Python floats: a scalar recursion along the log (numpy per element is 20x slower)
     y, steady, seg, ok = (a.tolist() for a in (readings, effective_steady, segment, usable))
     rate, k_t, k_d = observer.rate, observer.gain_temperature, observer.gain_disturbance
-    temperature = disturbance = 0.0
+    temperature, disturbance = start if start is not None else (0.0, 0.0)
     for i in range(n):
-        if i == 0 or not ok[i] or seg[i] != seg[i - 1]:
+        if (i == 0 and start is None) or not ok[i] or (i > 0 and seg[i] != seg[i - 1]):
             temperature, disturbance = y[i], 0.0
         else:
             predicted = temperature + rate * (steady[i] + disturbance - temperature)

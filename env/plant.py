@@ -428,19 +428,15 @@ class Plant:
             steady = np.full(n, np.nan)
             index = np.flatnonzero(usable)
             steady[index] = self.model.predict(joined[position[index] - d])
-            rate, k_t, k_d = observer.rate, observer.gain_temperature, observer.gain_disturbance
-            # Python floats: the filter is a scalar recursion (as in env.observer.filter_log)
-            for i, (y, ok, ss) in enumerate(
-                zip(temperatures.tolist(), usable.tolist(), steady.tolist(), strict=True)
-            ):
-                if not ok:
-                    temperature, estimate = y, 0.0
-                else:
-                    predicted = temperature + rate * (ss + estimate - temperature)
-                    innovation = y - predicted
-                    temperature = predicted + k_t * innovation
-                    estimate += k_d * innovation
-                disturbance[i] = estimate
+            t_hat, disturbance = filter_log(
+                observer,
+                temperatures,
+                steady,
+                np.cumsum(restart),
+                usable,
+                start=(state.temperature, state.disturbance),
+            )
+            temperature, estimate = float(t_hat[-1]), float(disturbance[-1])
         tail = joined[max(len(joined) - d, 0) :] if n else recent
         return (
             disturbance,
