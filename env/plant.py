@@ -353,10 +353,12 @@ class Plant:
         in :attr:`observer_fit`."""
         temperatures = np.asarray(temperatures, dtype=np.float64).reshape(-1)
         controls = np.asarray(controls, dtype=np.float64).reshape(len(temperatures), -1)
-        clipped = np.clip(controls, self.lower, self.upper)
+        # the filter reads the settings as logged (as observer_fit does); only the
+        # settings in flight, which the advice moves from, are kept inside the bounds
+        clipped = controls
         d = self.dead_time
         padded = np.concatenate([np.repeat(clipped[:1], max(d - len(clipped), 0), 0), clipped])
-        pending = padded[len(padded) - d :].copy()
+        pending = np.clip(padded[len(padded) - d :], self.lower, self.upper)
         observer = self.observer
         if observer is None or not observer.active or len(temperatures) < 2:
             return HistoryEstimate(0.0, pending)
@@ -401,9 +403,8 @@ class Plant:
         reading, so a file streams at the rate of its advice."""
         temperatures = np.asarray(temperatures, dtype=np.float64).reshape(-1)
         n, d, k = len(temperatures), self.dead_time, self.n_controls
-        clipped = np.clip(
-            np.asarray(controls, dtype=np.float64).reshape(n, k), self.lower, self.upper
-        )
+        # as logged for the filter (as observer_fit), clipped only in flight
+        clipped = np.asarray(controls, dtype=np.float64).reshape(n, k)
         restart = np.asarray(restart, dtype=bool).reshape(n)
         recent = state.recent.reshape(-1, k)[-d:] if d and state.samples else np.zeros((0, k))
         joined = np.concatenate([recent, clipped])  # reading i is joined[len(recent) + i]
@@ -417,7 +418,7 @@ class Plant:
         # settings in flight: the run's last d settings, the oldest repeated before it
         back = np.arange(d - 1, -1, -1)  # oldest first
         source = position[:, None] - np.minimum(back[None, :], since[:, None])
-        pending = joined[source] if d else np.zeros((n, 0, k))
+        pending = np.clip(joined[source], self.lower, self.upper) if d else np.zeros((n, 0, k))
         disturbance = np.zeros(n)
         observer = self.observer
         temperature, estimate = state.temperature, state.disturbance

@@ -232,6 +232,8 @@ class ExportedPolicy:
         first, one sample period apart, as mappings of the same names; on a lagging
         plant they give the settings in flight and the disturbance estimate instead
         (:meth:`rllib_project.recommendation.Advisor.advise_with_histories`)."""
+        if history and pending is not None:
+            raise ValueError("give pending or history, not both (a history gives the pending)")
         if history:
             temperature, controls = state_from_mapping(state, self.plant)
             earlier = [

@@ -49,6 +49,9 @@ HISTORY_KEY = "history"
 """A reading's optional list of earlier readings (see the module docstring)."""
 HISTORY_LIMIT = 500
 """Earlier readings per reading: the observer forgets within a few time constants."""
+TOTAL_HISTORY_LIMIT = 20_000
+"""Earlier readings per request, all readings of a batch together (parsing them runs on
+the replica's event loop: a bound on how long one request can hold it)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,17 @@ def parse_batch(body: bytes, spec: DatasetSpec, limit: int = BATCH_LIMIT) -> Rea
     if len(readings) > limit:
         raise RequestError(
             413, "readings", f"{len(readings)} readings exceed the limit of {limit} per request"
+        )
+    total = sum(
+        len(r[HISTORY_KEY])
+        for r in readings
+        if isinstance(r, dict) and isinstance(r.get(HISTORY_KEY), list)
+    )
+    if total > TOTAL_HISTORY_LIMIT:
+        raise RequestError(
+            413,
+            "readings",
+            f"{total} earlier readings in all exceed the limit of {TOTAL_HISTORY_LIMIT}",
         )
     parsed = [_reading(r, spec, f"readings[{i}]") for i, r in enumerate(readings)]
     return ReadingBatch(

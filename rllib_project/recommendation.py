@@ -508,9 +508,13 @@ class Advisor:
         readings, oldest first (state, then the settings then in force). On a lagging
         plant a history gives the reading's settings in flight and disturbance estimate
         (:meth:`env.plant.Plant.from_history`); without one, nothing is in flight and
-        the estimate is 0, as for a lone reading. On a plant without lag it changes
-        nothing."""
+        the estimate is 0, as for a lone reading (also where absurd readings overflow the
+        filter). On a plant without lag it changes nothing."""
         plant = self.plant
+        if len(histories) != len(np.atleast_1d(temperature)):
+            raise ValueError(
+                f"{len(histories)} histories for {len(np.atleast_1d(temperature))} readings"
+            )
         if not plant.lagging or all(h is None for h in histories):
             return self.advise(temperature, controls, with_path=with_path)
         temperature = np.asarray(temperature, dtype=np.float64).reshape(-1)
@@ -523,7 +527,10 @@ class Advisor:
             estimate = plant.from_history(
                 np.append(history[:, 0], temperature[i]), np.vstack([history[:, 1:], controls[i]])
             )
-            pending[i], disturbance[i] = estimate.pending, estimate.disturbance
+            pending[i] = estimate.pending
+            # absurd readings (e.g. +-1e308) can overflow the filter: no estimate then
+            finite = np.isfinite(estimate.disturbance)
+            disturbance[i] = estimate.disturbance if finite else 0.0
         return self.advise(
             temperature, controls, with_path=with_path, pending=pending, disturbance=disturbance
         )

@@ -429,3 +429,23 @@ def test_a_time_ordered_stream_gives_each_reading_what_its_history_gives(
         expected = plant.from_history(temps[start : i + 1], controls[start : i + 1])
         assert streamed[i] == pytest.approx(expected.disturbance, abs=1e-9), i
         np.testing.assert_array_equal(in_flight[i], expected.pending, err_msg=str(i))
+
+
+def test_a_history_reads_the_settings_as_logged_where_bounds_clip_them(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """With bounds narrower than the data (a spec's ``bounds:``) the history's estimate
+    is still the log's: the filter reads the settings as logged, only the settings in
+    flight are clipped."""
+    import dataclasses
+
+    _, base = drifting
+    controls = base.rows.controls
+    lower, upper = np.quantile(controls, 0.1, axis=0), np.quantile(controls, 0.9, axis=0)
+    plant = dataclasses.replace(base, lower=lower, upper=upper)
+    row = int(plant.start_indices[-1])
+    temps, logged = _log_history(plant, row)
+    index = np.array([row])
+    estimate = plant.from_history(temps, logged)
+    assert estimate.disturbance == pytest.approx(plant.start_observer(index).disturbance[0])
+    assert np.all(estimate.pending >= lower) and np.all(estimate.pending <= upper)
