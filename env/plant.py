@@ -352,23 +352,11 @@ class Plant:
         each reading's move driven by the settings ``dead_time`` samples before it, as
         in :attr:`observer_fit`."""
         temperatures = np.asarray(temperatures, dtype=np.float64).reshape(-1)
-        controls = np.asarray(controls, dtype=np.float64).reshape(len(temperatures), -1)
-        # the filter reads the settings as logged (as observer_fit does); only the
-        # settings in flight, which the advice moves from, are kept inside the bounds
-        clipped = controls
-        d = self.dead_time
-        padded = np.concatenate([np.repeat(clipped[:1], max(d - len(clipped), 0), 0), clipped])
-        pending = np.clip(padded[len(padded) - d :], self.lower, self.upper)
-        observer = self.observer
-        if observer is None or not observer.active or len(temperatures) < 2:
-            return HistoryEstimate(0.0, pending)
-        m = len(temperatures)
-        usable = np.arange(m) >= max(d, 1)
-        effective = np.full(m, np.nan)
-        index = np.flatnonzero(usable)
-        effective[index] = self.model.predict(clipped[index - d])
-        _, d_hat = filter_log(observer, temperatures, effective, np.zeros(m, np.int64), usable)
-        return HistoryEstimate(float(d_hat[-1]), pending)
+        restart = np.zeros(len(temperatures), dtype=bool)
+        restart[:1] = True
+        # the last reading of a stream that starts at the history's first
+        disturbance, pending, _ = self.stream_estimates(temperatures, controls, restart)
+        return HistoryEstimate(float(disturbance[-1]), pending[-1])
 
     def start_observer(self, index: np.ndarray) -> ObserverState:
         """The observer's estimates at data rows (after each row's reading): what the
@@ -398,9 +386,9 @@ class Plant:
         force); ``restart`` (n,): where the history breaks (a gap, a bad row), that
         reading starts afresh; ``state``: where the previous chunk ended. Returns each
         reading's disturbance estimate (n,), its settings in flight (n, dead_time, k) and
-        the state to continue from. The same numbers as :meth:`from_history` on each
-        reading's history (a test holds them together); one pass instead of one per
-        reading, so a file streams at the rate of its advice."""
+        the state to continue from. :meth:`from_history` is its last reading of a stream
+        from the history's start; a file streams in one pass at the rate of its advice
+        (a test holds chunked streams with restarts to fresh ones)."""
         temperatures = np.asarray(temperatures, dtype=np.float64).reshape(-1)
         n, d, k = len(temperatures), self.dead_time, self.n_controls
         # as logged for the filter (as observer_fit), clipped only in flight

@@ -173,20 +173,9 @@ def test_a_time_ordered_file_is_advised_with_what_came_before(tmp_path: Path) ->
     disturbance estimate of the readings before it, a bad row restarting the history:
     as the server advises a reading that carries that history. Refused in one line on
     a plant without lag."""
-    from env.synthetic import make_synthetic_plant
-    from env.synthetic_log import LogSettings
-    from tests.test_observer import _log_history
+    from tests.test_observer import _log_history, drifting_synthetic
 
-    synthetic = make_synthetic_plant(
-        n_controls=3,
-        mean_depth=3,
-        seed=3,
-        noise_fraction=0.02,
-        ensemble_size=2,
-        horizon=40,
-        log=LogSettings(rate=0.2, dead_time=1, samples=1500, drift_fraction=0.08, drift_time=300.0),
-    )
-    plant = env.load_plant(synthetic.write(tmp_path / "plant"))
+    plant = env.load_plant(drifting_synthetic().write(tmp_path / "plant"))
     assert plant.lagging and plant.observer is not None and plant.observer.active
     row = int(plant.start_indices[-1])
     temps, controls = _log_history(plant, row)

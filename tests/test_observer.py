@@ -19,15 +19,13 @@ from env.synthetic_log import LogSettings
 from tests.test_fit_cli import run_cli
 
 
-@pytest.fixture(scope="module")
-def drifting_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticPlant, Path, Path]:
+def drifting_synthetic() -> SyntheticPlant:
     """A generated log with a lag, a dead time and a drift as large as the real
-    furnace's (5% of the readings' spread), fitted: (generator, fitted plant)."""
-    folder = tmp_path_factory.mktemp("drifting")
+    furnace's (5% of the readings' spread)."""
     settings = LogSettings(
         rate=0.2, dead_time=1, samples=1500, drift_fraction=0.08, drift_time=300.0
     )
-    synthetic = make_synthetic_plant(
+    return make_synthetic_plant(
         n_controls=3,
         mean_depth=3,
         seed=3,
@@ -36,6 +34,13 @@ def drifting_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticP
         horizon=40,
         log=settings,
     )
+
+
+@pytest.fixture(scope="module")
+def drifting_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[SyntheticPlant, Path, Path]:
+    """:func:`drifting_synthetic`, written and fitted: (generator, spec, model)."""
+    folder = tmp_path_factory.mktemp("drifting")
+    synthetic = drifting_synthetic()
     spec = synthetic.write(folder)
     model = folder / "model.json"
     result = run_cli("fit", spec, "--out", model)
