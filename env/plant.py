@@ -208,6 +208,13 @@ class Plant:
         return self.rate < 1.0 or self.dead_time > 0
 
     @property
+    def history_informs(self) -> bool:
+        """True when earlier readings change the advice (:meth:`from_history`): a dead
+        time puts settings in flight, an active observer estimates a disturbance. A plant
+        without lag, or with only a hand-set rate, is advised from the reading alone."""
+        return self.dead_time > 0 or (self.observer is not None and self.observer.active)
+
+    @property
     def actuation_cost(self) -> float:
         """Price of a setting change (``env.actuation_cost``, default by lag, see
         :class:`env.spec.EnvSettings`)."""

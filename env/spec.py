@@ -39,6 +39,10 @@ from typing import Literal
 from env.table_format import ReadOptions, table_kind
 from env.typed_config import build_dataclass, read_yaml_mapping
 
+MAX_OBSERVER_RATIO = 1e6
+"""Largest ``env.observer_ratio``: at q / r = 1e6 the temperature gain is 0.9999 (the
+reading trusted whole); far beyond it (1e308) the filter's recursion gives NaN gains."""
+
 ModelFamily = Literal["linear", "quadratic", "cubic", "rbf"]
 DynamicsChoice = Literal["auto", "static", "first_order"]
 """``static``: each reading depends on the settings of its own row only; ``first_order``:
@@ -181,7 +185,8 @@ class EnvSettings:
     readings are predicted 10 samples ahead; 0 turns the observer off. An export
     records the number chosen (it carries no rows to choose on), so that advice served
     from it estimates the disturbance from a reading's history as ``recommend --row``
-    does from the log."""
+    does from the log. At most ``MAX_OBSERVER_RATIO``: beyond it the gains no longer
+    change (the readings are trusted whole) and the Riccati recursion overflows."""
     observed_offsets: bool = False
     """Start each training episode from a logged row with the disturbance the log's
     observer estimated there (:mod:`env.observer`: how far the plant's steady state lay
@@ -235,8 +240,9 @@ class EnvSettings:
         )
         _require(
             self.observer_ratio is None
-            or (_finite(self.observer_ratio) and self.observer_ratio >= 0),
-            f"env.observer_ratio must be >= 0 (or omitted), got {self.observer_ratio}",
+            or (_finite(self.observer_ratio) and 0 <= self.observer_ratio <= MAX_OBSERVER_RATIO),
+            f"env.observer_ratio must be in [0, {MAX_OBSERVER_RATIO:g}] (or omitted), "
+            f"got {self.observer_ratio}",
         )
         _require(_finite(self.in_band_reward), "env.in_band_reward must be finite")
 

@@ -35,6 +35,8 @@ from env.errors import InputError
 from env.table_format import TableFormat
 from env.table_reader import to_numbers
 
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
 
 @dataclass(frozen=True)
 class TimeColumn:
@@ -86,10 +88,8 @@ def parse_time_column(path: Path, raw: pd.Series, fmt: TableFormat, name: str) -
             row = int(np.flatnonzero(np.isinf(numbers))[0])
             raise InputError(path, f"infinite time value in data row {row + 1}", name)
         return TimeColumn(np.where(present, numbers, np.nan), "number", first)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "could not infer format": the NaT check says it
-        stamps = pd.to_datetime(raw.where(present), errors="coerce", utc=True)
-    bad = present & stamps.isna().to_numpy()
+    seconds = datetime_seconds(raw.where(present))
+    bad = present & np.isnan(seconds)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise InputError(
@@ -99,9 +99,18 @@ def parse_time_column(path: Path, raw: pd.Series, fmt: TableFormat, name: str) -
             "cell(s))",
             name,
         )
-    base = stamps[present].iloc[0]
-    seconds = ((stamps - base) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
-    return TimeColumn(np.where(present, seconds, np.nan), "datetime", first)
+    return TimeColumn(seconds - seconds[present][0], "datetime", first)
+
+
+def datetime_seconds(cells: pd.Series) -> np.ndarray:
+    """Each cell read as a date and time, in seconds since 1970 (UTC); NaN where a cell
+    is empty or not a time stamp. The one reading of stamps for the training log
+    (:func:`parse_time_column`, which refuses unreadable cells) and for a file of
+    readings to advise (``recommend --csv --time-ordered``, where they break the history)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not infer format": NaT says it per cell
+        stamps = pd.to_datetime(cells, errors="coerce", utc=True)
+    return ((stamps - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
 
 
 def _shown(raw: pd.Series, row: int) -> str:

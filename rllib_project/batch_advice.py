@@ -42,7 +42,6 @@ import csv
 import math
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +53,7 @@ import pandas as pd
 from env.errors import InputError
 from env.files import staged_file
 from env.plant import STREAM_START, StreamState
+from env.time_log import datetime_seconds
 from rllib_project.recommendation import DIRECTION_NAMES, AdviceBatch, Advisor
 
 CHUNK_ROWS = 4096
@@ -221,29 +221,26 @@ class _Stream:
     """The last good reading's time stamp (NaN: none, or the file has no time column)."""
 
 
-def _times(chunk: list[list[str]], layout: _Layout, advisor: Advisor) -> np.ndarray:
-    """Each row's time stamp in the unit of the log's sample period (NaN if unreadable
-    or the file has none)."""
+def _times(chunk: list[list[str]], layout: _Layout, advisor: Advisor) -> np.ndarray | None:
+    """Each row's time stamp in the unit of the log's sample period (NaN if missing or
+    unreadable); None when the file has no time column."""
     column = layout.time_column
     if column is None:
-        return np.full(len(chunk), np.nan)
+        return None
     cells = pd.Series([f[column].strip() if column < len(f) else "" for f in chunk])
     dynamics = advisor.plant.model.dynamics
     if dynamics is not None and dynamics.time_kind == "number":
         return pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "could not infer format": unreadable is NaN
-        stamps = pd.to_datetime(cells.where(cells != ""), errors="coerce", utc=True)
-    epoch = pd.Timestamp(0, tz="UTC")
-    return ((stamps - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
+    return datetime_seconds(cells.where(cells != ""))
 
 
 def _breaks(times: np.ndarray, previous: float, advisor: Advisor) -> np.ndarray:
     """Where the history breaks between consecutive good rows by their time stamps: a
-    step beyond ``max_gap`` sample periods, none forward, or a stamp missing."""
+    step beyond ``max_gap`` sample periods, none forward, or a stamp missing (at the
+    row or the one before it)."""
     dynamics = advisor.plant.model.dynamics
     period = None if dynamics is None else dynamics.sample_period
-    if period is None or np.isnan(times).all():
+    if period is None:
         return np.zeros(len(times), dtype=bool)
     steps = np.diff(np.concatenate([[previous], times]))
     limit = advisor.plant.spec.max_gap * period
@@ -269,12 +266,12 @@ def _advise_chunk(
     # a good row restarts where a bad one came before it (since the previous good one)
     after_bad = np.array([i > 0 and errors[i - 1] for i in good], dtype=bool)
     times = _times([chunk[i] for i in good], layout, advisor)
-    restart = after_bad | _breaks(times, stream.time, advisor)
-    state = stream.state
+    restart = after_bad if times is None else after_bad | _breaks(times, stream.time, advisor)
     disturbance, pending, state = advisor.plant.stream_estimates(
-        table[:, 0], table[:, 1:], restart, state
+        table[:, 0], table[:, 1:], restart, stream.state
     )
-    stream = _Stream(STREAM_START, math.nan) if errors[-1] else _Stream(state, times[-1])
+    last_time = math.nan if times is None else float(times[-1])
+    stream = _Stream() if errors[-1] else _Stream(state, last_time)
     advice = advisor.advise(
         table[:, 0], table[:, 1:], with_path=with_path, pending=pending, disturbance=disturbance
     )

@@ -53,13 +53,18 @@ def exported_settings(plant: Plant) -> dict[str, Any]:
     """The plant's env settings as an export records them: defaults that resolve from
     the CSV rows (which an export does not carry: the hold margin and centre weight of
     a drifting log and the observer's ratio, :mod:`env.observer`) written as the
-    numbers they resolved to, so the export advises as the checkpoint does."""
-    return {
+    numbers they resolved to, so the export advises as the checkpoint does. Only a
+    lagging plant's export (``LAGGING_EXPORT_FORMAT``) records the observer's ratio:
+    a static plant has no observer, and its format stays the one it always was."""
+    settings = {
         **dataclasses.asdict(plant.settings),
         "hold_margin": plant.hold_margin,
         "centre_weight": plant.centre_weight,
-        "observer_ratio": None if plant.observer is None else plant.observer.ratio,
     }
+    del settings["observer_ratio"]
+    if plant.lagging:
+        settings["observer_ratio"] = None if plant.observer is None else plant.observer.ratio
+    return settings
 
 
 def _layers(module: Any, prefixes: tuple[str, ...]) -> tuple[list[dict], dict[str, np.ndarray]]:

@@ -36,9 +36,12 @@ pass the settings in flight (``pending``), or nothing in flight is assumed.
 
 Format history: ``plant-policy/1`` had no ``support.npz``; such folders are refused
 with a request to export again (the checkpoint is unchanged, only the export is new).
-``plant-policy/3`` is written for lagging plants (``/2`` otherwise, unchanged), so that
+``plant-policy/3`` was written for lagging plants (``/2`` otherwise, unchanged), so that
 a version of this code that does not know the longer observation refuses the export
-instead of dropping the lag.
+instead of dropping the lag. ``plant-policy/4`` (lagging plants) adds the disturbance
+observer's ratio (``env.observer_ratio``) to the settings, so that a version without
+the observer refuses it by its format rather than by an unknown key; a ``/3`` export
+still loads and advises without an observer, as it did when it was written.
 """
 
 from __future__ import annotations
@@ -62,9 +65,10 @@ from env.typed_config import build_dataclass
 from rllib_project.recommendation import Advisor, Recommendation, state_from_mapping
 
 EXPORT_FORMAT = "plant-policy/2"
-LAGGING_EXPORT_FORMAT = "plant-policy/3"
-"""Exports of lagging plants (their observation is longer, see the module docstring)."""
-READABLE_FORMATS = (EXPORT_FORMAT, LAGGING_EXPORT_FORMAT)
+LAGGING_EXPORT_FORMAT = "plant-policy/4"
+"""Exports of lagging plants (their observation is longer and they record the
+observer's ratio, see the module docstring)."""
+READABLE_FORMATS = (EXPORT_FORMAT, "plant-policy/3", LAGGING_EXPORT_FORMAT)
 OBSERVATION_KEY = "observation"
 POLICY_FILE = "policy.json"
 WEIGHTS_FILE = "weights.npz"

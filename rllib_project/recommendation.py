@@ -570,7 +570,7 @@ def format_recommendation(rec: Recommendation) -> str:
     if rec.disturbance:
         side = "above" if rec.disturbance > 0 else "below"
         lines.append(
-            f"the log's readings up to it put the plant's steady state {abs(rec.disturbance):.2f}"
+            f"the readings up to it put the plant's steady state {abs(rec.disturbance):.2f}"
             f"{unit} {side} the model's (disturbance observer): the advice allows for it"
         )
     if rec.on_its_way:

@@ -133,7 +133,7 @@ def policy_summary(policy: ExportedPolicy) -> dict[str, Any]:
         "batch_limit": BATCH_LIMIT,
         "history": {
             # what a reading's "history" gives on this plant (rllib_project.readings)
-            "used": plant.lagging,
+            "used": plant.history_informs,
             "dead_time": plant.dead_time,
             "disturbance_observer": plant.observer is not None and plant.observer.active,
             "limit": HISTORY_LIMIT,

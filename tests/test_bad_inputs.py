@@ -158,7 +158,12 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "spec negative observer ratio": (
         edit_yaml("spec.yaml", lambda s: s["env"].update(observer_ratio=-0.1)),
         "fit",
-        "env.observer_ratio must be >= 0",
+        "env.observer_ratio must be in [0, 1e+06]",
+    ),
+    "spec observer ratio that overflows the filter": (
+        edit_yaml("spec.yaml", lambda s: s["env"].update(observer_ratio=1e308)),
+        "fit",
+        "env.observer_ratio must be in [0, 1e+06]",
     ),
     "spec invalid yaml": (
         lambda f: (f / "spec.yaml").write_text("band: [1, 2\n"),

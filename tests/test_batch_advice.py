@@ -189,14 +189,22 @@ def test_a_time_ordered_file_is_advised_with_what_came_before(tmp_path: Path) ->
     for t, stamp, u in zip(temps, stamps, controls, strict=True):
         lines.append(",".join([repr(float(t)), str(stamp), *map(repr, u.tolist())]))
     lines[30] = "bad," + lines[30].split(",", 1)[1]  # reading 29 unreadable
+    for i in range(49, 56):  # no readable stamp in the chunk of readings 49-55
+        fields = lines[i + 1].split(",")
+        lines[i + 1] = ",".join([fields[0], "n/a", *fields[2:]])
     source, target = tmp_path / "log.csv", tmp_path / "advice.csv"
     source.write_text("\n".join(lines) + "\n")
     keep = _advisor(plant, act=lambda obs: plant.codec("discrete").keep(len(obs)))
     summary = advise_csv(keep, source, target, chunk_rows=7, time_ordered=True)
     rows = _read(target)
     assert summary.errors == 1 and rows[29]["error"] and rows[29]["disturbance"] == ""
-    for i in (0, 5, 28, 30, 31, 44, 45, 46, 59):
-        start = 45 if i >= 45 else 30 if i >= 30 else 0
+    def history_start(i: int) -> int:
+        """Where reading i's history starts: after the bad row, at the gap, and at every
+        reading whose stamp (or the one before it) is missing."""
+        return 56 if i >= 56 else i if i >= 49 else 45 if i >= 45 else 30 if i >= 30 else 0
+
+    for i in (0, 5, 28, 30, 31, 44, 45, 46, 48, 49, 52, 55, 56, 59):
+        start = history_start(i)
         expected = plant.from_history(temps[start : i + 1], controls[start : i + 1])
         assert float(rows[i]["disturbance"]) == pytest.approx(expected.disturbance, abs=1e-9)
         one = keep.advise(

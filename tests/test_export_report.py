@@ -141,8 +141,8 @@ def test_export_of_an_older_format_asks_for_a_new_export(
     result = run_cli("recommend", "--policy", copy, "--state", "temperature=950")
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert (
-        "'plant-policy/1' is not plant-policy/2 or plant-policy/3: export the checkpoint again"
-        in result.stderr
+        "'plant-policy/1' is not plant-policy/2 or plant-policy/3 or plant-policy/4: "
+        "export the checkpoint again" in result.stderr
     )
 
 

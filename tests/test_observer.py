@@ -16,6 +16,7 @@ from env.evaluation import rollout, start_pending, start_states
 from env.observer import DisturbanceObserver, ObserverState
 from env.synthetic import SyntheticPlant, make_synthetic_plant
 from env.synthetic_log import LogSettings
+from tests.conftest import SAMPLE_SPEC
 from tests.test_fit_cli import run_cli
 
 
@@ -356,6 +357,23 @@ def test_a_readings_history_gives_what_the_log_gives_at_its_row(
     short = plant.from_history(temps[-1:], controls[-1:])  # a lone reading: nothing known
     assert short.disturbance == 0.0
     np.testing.assert_array_equal(short.pending, plant.no_pending(controls[-1:])[0])
+
+
+def test_a_history_informs_only_where_it_changes_the_advice(
+    drifting: tuple[SyntheticPlant, env.Plant],
+) -> None:
+    """``Plant.history_informs`` (``GET /policy``'s ``history.used``): true with a dead
+    time or an active observer; false on a static plant and on one with only a hand-set
+    rate, where the history's estimate is always "nothing in flight, no disturbance"."""
+    _, plant = drifting
+    assert plant.history_informs
+    static = env.load_plant(SAMPLE_SPEC)
+    hand_set = env.load_plant(SAMPLE_SPEC, settings={"response_rate": 0.5})
+    assert hand_set.lagging and not hand_set.history_informs and not static.history_informs
+    temps = np.linspace(940.0, 950.0, 6)
+    controls = np.tile(hand_set.rows.controls[0], (6, 1))
+    estimate = hand_set.from_history(temps, controls)
+    assert estimate.disturbance == 0.0 and estimate.pending.size == 0
 
 
 def test_served_advice_uses_each_readings_history(
