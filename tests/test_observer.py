@@ -359,6 +359,29 @@ def test_a_readings_history_gives_what_the_log_gives_at_its_row(
     np.testing.assert_array_equal(short.pending, plant.no_pending(controls[-1:])[0])
 
 
+def test_a_history_puts_two_settings_in_flight_in_the_logs_order(tmp_path: Path) -> None:
+    """With a dead time of 2 the history's settings in flight are the log's two, oldest
+    first, at rows where they differ (so their order is seen), and the estimate is the
+    log's there too."""
+    log = LogSettings(rate=0.3, dead_time=2, samples=900, drift_fraction=0.08, drift_time=300.0)
+    synthetic = make_synthetic_plant(
+        n_controls=3, mean_depth=3, seed=4, noise_fraction=0.02, ensemble_size=2, log=log
+    )
+    plant = env.load_plant(synthetic.write(tmp_path / "plant"))
+    assert plant.dead_time == 2
+    starts = plant.start_indices
+    flight = plant.start_pending(starts)
+    differing = starts[np.any(flight[:, 0] != flight[:, 1], axis=1)]
+    assert len(differing) >= 3
+    for row in differing[[0, len(differing) // 2, -1]]:
+        temps, controls = _log_history(plant, int(row))
+        estimate = plant.from_history(temps, controls)
+        index = np.array([row])
+        np.testing.assert_array_equal(estimate.pending, plant.start_pending(index)[0])
+        expected = plant.start_observer(index).disturbance[0]
+        assert estimate.disturbance == pytest.approx(expected, abs=1e-9)
+
+
 def test_a_history_informs_only_where_it_changes_the_advice(
     drifting: tuple[SyntheticPlant, env.Plant],
 ) -> None:
