@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -143,10 +143,11 @@ def staged_folder(target: Path, *, project_owned: bool = False) -> Iterator[Path
         raise
 
 
-def check_output_folder(target: Path) -> None:
+def check_output_folder(target: Path, produces: Iterable[str] | None = None) -> None:
     """Refuse, before any work, an output folder :func:`staged_folder` would refuse
-    whatever the result: a file, or the working folder (or one of its parents)."""
-    _check_replaceable(target, produced=None)
+    whatever the result: a file, or the working folder (or one of its parents); with
+    ``produces`` (the file names the result will write), also a folder holding others."""
+    _check_replaceable(target, produced=None if produces is None else set(produces))
 
 
 def _check_replaceable(target: Path, produced: set[str] | None) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from env.baselines import FunctionPolicy
 from env.errors import InputError
 from env.evaluation import Rollouts, rollout, start_pending, start_states
-from env.files import json_safe, staged_folder
+from env.files import check_output_folder, json_safe, staged_folder
 from env.plant import Plant
 from rllib_project.checkpoints import LoadedPolicy, is_experiment, load_best_policy, resolve_source
 
@@ -150,6 +150,8 @@ def run_backtest(
     path = resolve_source(source)
     if not path.exists():
         raise InputError(path, "not found: give an experiment, checkpoint or export folder")
+    target = (folder or default_folder(path)).resolve()
+    check_output_folder(target, produces=(PLOT_FILE, MARKDOWN_FILE))  # before the work
     policy = load_best_policy(path, dataset)
     plant = policy.plant
     horizon = plant.settings.horizon
@@ -162,7 +164,6 @@ def run_backtest(
     advised = directions(simulated.controls[:, 1] - simulated.controls[:, 0], steps)
     agreement = agreement_of(operator, advised, list(plant.spec.control_names))
     logged = log_windows(plant, rows, horizon)
-    target = (folder or default_folder(path)).resolve()
     result = Backtest(
         policy=policy.name,
         source=str(path),

@@ -12,10 +12,8 @@ iterations, so it stops a trial when the *next* iteration would end past the bud
 taking the last one's wall time as the estimate: trials end at or just under their
 budget instead of an iteration over it.
 
-It also honours a **finish request**: ``rllib-project tune --finish DIR`` writes
-``finish_request.txt`` into the experiment folder, naming trials (as in the progress
-table, e.g. ``PPO_sample_spec_1a2b3_00000``), algorithms (``PPO``) or datasets
-(``sample_spec``), one per line; an empty file or a line ``*`` means every trial. A
+It also honours a **finish request** (:mod:`rllib_project.finish_request`: the
+trials, algorithms or datasets ``rllib-project tune --finish DIR`` names). A
 trial it names stops after its current iteration as if its budget had run out: it
 counts as finished, so once every trial has ended the run writes ``best.json`` from
 the checkpoints kept so far. Trials not started yet run one iteration first. A request
@@ -25,15 +23,15 @@ stays in force: a run resumed later honours it too.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
-from env.files import write_text_atomic
 from rllib_project.experiment import StopSettings
+from rllib_project.finish_request import EVERY_TRIAL, FINISH_REQUEST, read_finish_request
 from rllib_project.metrics import (
     ALGORITHM,
     DATASET,
@@ -44,9 +42,6 @@ from rllib_project.metrics import (
     trial_wall_seconds,
 )
 from rllib_project.scoring import PolicyMetrics
-
-FINISH_REQUEST = "finish_request.txt"
-EVERY_TRIAL = "*"
 
 
 def trial_name(algorithm: str, dataset: str, trial_id: str) -> str:
@@ -67,25 +62,6 @@ def target_met(stop: StopSettings, evaluation: PolicyMetrics) -> bool:
     if stop.moves_ratio is not None and not evaluation.moves_ratio <= stop.moves_ratio:
         return False
     return stop.actuations_ratio is None or evaluation.actuations_ratio <= stop.actuations_ratio
-
-
-def read_finish_request(experiment_dir: Path) -> frozenset[str] | None:
-    """The names a finish request lists (``{EVERY_TRIAL}`` for all); None if none."""
-    path = experiment_dir / FINISH_REQUEST
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    names = frozenset(line.strip() for line in text.splitlines() if line.strip())
-    return names or frozenset({EVERY_TRIAL})
-
-
-def request_finish(experiment_dir: Path, names: Iterable[str] = ()) -> frozenset[str]:
-    """Add ``names`` (none: every trial) to the experiment's finish request."""
-    wanted = frozenset(names) or frozenset({EVERY_TRIAL})
-    requested = (read_finish_request(experiment_dir) or frozenset()) | wanted
-    write_text_atomic(experiment_dir / FINISH_REQUEST, "".join(f"{n}\n" for n in sorted(requested)))
-    return requested
 
 
 @dataclass

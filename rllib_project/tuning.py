@@ -492,7 +492,7 @@ def _named(dataset: str) -> Any:
 def request_finish_of(experiment_dir: Path, names: Sequence[str] = ()) -> str:
     """``tune --finish``: ask a run to end ``names`` (trials or algorithms; none = all)
     after their current iteration (see :mod:`rllib_project.stopping`)."""
-    from rllib_project.stopping import request_finish
+    from rllib_project.finish_request import request_finish
 
     experiment_dir = experiment_folder(experiment_dir)
     if (experiment_dir / MANIFEST_FILE).exists():

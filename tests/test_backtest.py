@@ -84,6 +84,7 @@ def test_backtest_json_on_the_bundled_log(tmp_path: Path, tiny_run: Path) -> Non
     (theirs / "notes.txt").write_text("keep")
     result = run_cli("backtest", experiment_dir, "--out", theirs)
     assert result.returncode == 2 and "notes.txt" in result.stderr, result.stderr[-2000:]
+    assert "backtest:" not in result.stderr  # refused before the policy was loaded
     assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
     # a log without time order (the sample's shared run) has nothing to replay: one
     # line, exit 2

@@ -332,6 +332,22 @@ def test_finish_request_names_a_trial_an_algorithm_or_a_dataset(tmp_path: Path) 
     assert sorted(request) == ["*", "PPO", "PPO_a1b2c_00000", "plant_a"]
 
 
+def test_a_finish_request_is_written_without_importing_ray(tmp_path: Path) -> None:
+    """``tune --finish`` writes a file: it must not pay Ray's import (seconds) for it."""
+    import subprocess
+    import sys
+
+    experiment_dir = _experiment_folder(tmp_path)
+    code = (
+        "import sys; from rllib_project.cli import main; "
+        f"code = main(['tune', '--finish', {str(experiment_dir)!r}]); "
+        "print(code, sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []", result.stdout
+
+
 @pytest.mark.slow
 def test_a_model_file_that_cannot_be_read_leaves_no_experiment_behind(tmp_path: Path) -> None:
     """The named model is read while Ray starts, after the experiment folder was made:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import env
+from env.files import json_safe
 from env.planner import plan_discrete
 from tests.experiments import best_by_algorithm
 from tests.test_fit_cli import run_cli
@@ -180,21 +181,29 @@ def test_recommend_below_band_warms_the_plant_into_the_band(
 ) -> None:
     """A trained policy, from rows well below the band: it does not advise "keep", its
     first move raises the temperature on the model (judged here from the model itself,
-    not from the advice's own path), and its predicted path ends in the band."""
+    not from the advice's own path), and its predicted path ends in the band. The
+    first row through the CLI, all of them through the advisor it loads (one load
+    instead of a process per row), which must answer the CLI's advice."""
+    from rllib_project.advisors import load_advisor
+
     assert best_by_algorithm(trained_ppo_run)["PPO"]["metrics"]["success_rate"] >= 0.95
     temps = sample_plant.data.state[sample_plant.start_indices]
     below = sample_plant.start_indices[temps < sample_plant.band[0] - 3][:8]
     assert len(below) == 8
+    first = int(sample_plant.data.row_numbers[below[0]])
+    result = run_cli("recommend", "--policy", trained_ppo_run, "--row", first, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    advisor = load_advisor(trained_ppo_run)
     for index in below:
-        row = int(sample_plant.data.row_numbers[index])
-        result = run_cli("recommend", "--policy", trained_ppo_run, "--row", row, "--json")
-        assert result.returncode == 0, result.stderr[-2000:]
-        advice = json.loads(result.stdout)
-        assert not advice["in_band"] and not advice["keep_all"]
         controls = sample_plant.data.controls[index]
+        answer = advisor.recommend(float(sample_plant.data.state[index]), controls)
+        advice = json.loads(json.dumps(json_safe(answer.to_dict())))
+        if index == below[0]:
+            assert advice == json.loads(result.stdout)
+        assert not advice["in_band"] and not advice["keep_all"]
         new = np.array([c["new"] for c in advice["controls"]])
         before, after = sample_plant.model.predict(np.stack([controls, new]))
-        assert after > before, (row, advice["controls"])
+        assert after > before, (int(sample_plant.data.row_numbers[index]), advice["controls"])
         assert advice["path"][-1]["in_band"] and advice["moves_to_band"] >= 1
 
 

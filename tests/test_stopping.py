@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rllib_project.finish_request import (
+    EVERY_TRIAL,
+    FINISH_REQUEST,
+    read_finish_request,
+    request_finish,
+)
 from rllib_project.metrics import (
     ALGORITHM,
     DATASET,
@@ -17,13 +23,7 @@ from rllib_project.metrics import (
     TRIAL,
     WALL_SECONDS,
 )
-from rllib_project.stopping import (
-    EVERY_TRIAL,
-    FINISH_REQUEST,
-    PlantStopper,
-    read_finish_request,
-    request_finish,
-)
+from rllib_project.stopping import PlantStopper
 
 
 def result(
