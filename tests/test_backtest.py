@@ -50,15 +50,24 @@ def test_a_bad_source_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert result.stdout == ""
 
 
-@pytest.mark.slow
-def test_backtest_json_on_the_bundled_log(tmp_path: Path, tiny_run: Path) -> None:
-    """A real (tiny) PPO run on the furnace log, then ``backtest --json``."""
+@pytest.fixture(scope="module")
+def furnace_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (tiny) PPO run on the bundled furnace log: its experiment folder."""
+    folder = tmp_path_factory.mktemp("furnace_run")
     experiment = write_experiment(
-        tmp_path, algorithms=("PPO",), dataset=str(FURNACE_SPEC), rows=16, iterations=1
+        folder, algorithms=("PPO",), dataset=str(FURNACE_SPEC), rows=16, iterations=1
     )
     result = run_cli("tune", experiment)
     assert result.returncode == 0, result.stderr[-3000:]
-    experiment_dir = only_experiment_dir(tmp_path / "results")
+    return only_experiment_dir(folder / "results")
+
+
+@pytest.mark.slow
+def test_backtest_json_on_the_bundled_log(
+    tmp_path: Path, tiny_run: Path, furnace_run: Path
+) -> None:
+    """``backtest --json`` of a real PPO run on the furnace log."""
+    experiment_dir = furnace_run
     result = run_cli("backtest", experiment_dir, "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout)
@@ -92,3 +101,57 @@ def test_backtest_json_on_the_bundled_log(tmp_path: Path, tiny_run: Path) -> Non
     assert result.returncode == 2 and "time-ordered" in result.stderr
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "static_backtest").exists()
+
+
+@pytest.mark.slow
+def test_a_lagging_export_advises_from_a_history_as_the_run_advises_its_row(
+    tmp_path: Path, furnace_run: Path
+) -> None:
+    """The furnace policy exported (``plant-policy/4``, with the observer's ratio) and
+    loaded without its rows: a reading sent with the log's readings before it is
+    advised as ``recommend --row`` advises that row of the run (settings in flight and
+    disturbance from the history). An export of the older ``/3`` format (no ratio)
+    still loads, and advises without an observer."""
+    from rllib_project.policy import (
+        CHECKSUM_FILE,
+        LAGGING_EXPORT_FORMAT,
+        POLICY_FILE,
+        load_policy,
+        sha256_file,
+    )
+    from tests.test_observer import _log_history
+
+    export = tmp_path / "export"
+    result = run_cli("export", furnace_run, export)
+    assert result.returncode == 0, result.stderr[-3000:]
+    policy = load_policy(export)
+    plant = env.load_plant(FURNACE_SPEC)
+    assert plant.dead_time >= 2 and plant.observer is not None and plant.observer.active
+    assert policy.metadata["format"] == LAGGING_EXPORT_FORMAT
+    assert policy.plant.observer == plant.observer
+    names = (plant.spec.state, *plant.spec.control_names)
+    starts = plant.start_indices
+    for row in starts[[len(starts) // 4, 3 * len(starts) // 4]]:
+        temps, controls = _log_history(plant, int(row))
+        table = np.column_stack([temps, controls]).tolist()
+        readings = [dict(zip(names, values, strict=True)) for values in table]
+        served = policy.recommend(readings[-1], history=readings[:-1]).to_dict()
+        number = int(plant.rows.row_numbers[row])
+        result = run_cli("recommend", "--policy", furnace_run, "--row", number, "--json")
+        assert result.returncode == 0, result.stderr[-3000:]
+        logged = json.loads(result.stdout)
+        assert abs(logged["disturbance"]) > 0  # the observer has something to say here
+        assert served["disturbance"] == pytest.approx(logged["disturbance"], abs=1e-9)
+        assert served["controls"] == logged["controls"]
+        assert served["moves_to_band"] == logged["moves_to_band"]
+    # the same export as the previous format wrote it: no ratio recorded
+    meta = json.loads((export / POLICY_FILE).read_text())
+    meta["format"] = "plant-policy/3"
+    del meta["plant"]["settings"]["observer_ratio"]
+    (export / POLICY_FILE).write_text(json.dumps(meta))
+    sums = json.loads((export / CHECKSUM_FILE).read_text())
+    sums[POLICY_FILE] = sha256_file(export / POLICY_FILE)
+    (export / CHECKSUM_FILE).write_text(json.dumps(sums))
+    older = load_policy(export)
+    assert older.plant.observer is None
+    assert older.recommend(readings[-1], history=readings[:-1]).disturbance == 0.0
