@@ -27,8 +27,10 @@ with what the readings before it say, as the server does with a request's
 and the disturbance observer's estimate, added as a last column ``disturbance``. A bad
 row breaks the history: the next good reading starts afresh. So does a gap, where the
 file has the spec's ``time`` column: a step longer than ``max_gap`` sample periods of
-the log the model was fitted on, or a stamp that does not move forward. Without that
-column the rows are taken as consecutive samples (said in a progress line).
+the log the model was fitted on, a stamp that does not move forward, or one that is
+missing or unreadable (at the reading or the one before it; the summary counts the
+readings without one). Without that column the rows are taken as consecutive samples
+(said in a progress line).
 
 A problem with the file as a whole (not found, no header, a needed column missing)
 stops the command before anything is written. The output goes to a temporary file next
@@ -83,14 +85,22 @@ class BatchSummary:
     outside: int
     seconds: float
     with_path: bool
+    unstamped: int = 0
+    """``--time-ordered`` with a time column: good readings without a readable stamp
+    (each started its history afresh, without settings in flight or a disturbance)."""
 
     def describe(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else float("inf")
         paths = "with predicted paths" if self.with_path else "without predicted paths"
+        unstamped = (
+            f"; {self.unstamped:,} without a readable time stamp, each advised without its history"
+            if self.unstamped
+            else ""
+        )
         return (
             f"wrote {self.target}: {self.rows:,} reading(s) advised {paths}, "
             f"{self.errors:,} with errors, {self.outside:,} outside the data "
-            f"({self.seconds:.1f} s, {rate:,.0f} readings/s)"
+            f"({self.seconds:.1f} s, {rate:,.0f} readings/s){unstamped}"
         )
 
 
@@ -255,12 +265,13 @@ def _advise_chunk(
     layout: _Layout,
     with_path: bool,
     stream: _Stream | None,
-) -> tuple[AdviceBatch, _Stream | None]:
+) -> tuple[AdviceBatch, _Stream | None, int]:
     """Advice for the chunk's good rows; with a ``stream`` (``--time-ordered``) each
-    with what the rows before it say, a bad row or a gap restarting the history."""
+    with what the rows before it say, a bad row or a gap restarting the history. Also
+    the number of good rows without a readable time stamp (where the file has a column)."""
     table = np.array([values for values, error in parsed if not error], dtype=np.float64)
     if stream is None:
-        return advisor.advise(table[:, 0], table[:, 1:], with_path=with_path), None
+        return advisor.advise(table[:, 0], table[:, 1:], with_path=with_path), None, 0
     errors = [bool(error) for _, error in parsed]
     good = [i for i, bad in enumerate(errors) if not bad]
     # a good row restarts where a bad one came before it (since the previous good one)
@@ -275,7 +286,8 @@ def _advise_chunk(
     advice = advisor.advise(
         table[:, 0], table[:, 1:], with_path=with_path, pending=pending, disturbance=disturbance
     )
-    return advice, stream
+    unstamped = 0 if times is None else int(np.isnan(times).sum())
+    return advice, stream, unstamped
 
 
 def _write_chunk(
@@ -286,14 +298,14 @@ def _write_chunk(
     advisor: Advisor,
     with_path: bool,
     stream: _Stream | None = None,
-) -> tuple[int, int, _Stream | None]:
+) -> tuple[int, int, int, _Stream | None]:
     """Advise one chunk and write it; returns (rows with errors, rows outside the data,
-    the time-ordered stream's state after it)."""
+    good rows without a readable time stamp, the time-ordered stream's state after it)."""
     parsed = [_parse_row(fields, layout) for fields in chunk]
     added: Iterator[tuple[str, ...]] = iter(())
-    outside = 0
+    outside = unstamped = 0
     if any(not error for _, error in parsed):
-        advice, stream = _advise_chunk(advisor, chunk, parsed, layout, with_path, stream)
+        advice, stream, unstamped = _advise_chunk(advisor, chunk, parsed, layout, with_path, stream)
         columns = _advice_columns(advice)
         if layout.time_ordered:
             columns.append(list(map(repr, advice.disturbance.tolist())))
@@ -314,7 +326,7 @@ def _write_chunk(
         else:
             rows.append([first_row + offset, *fields, *next(added)])
     writer.writerows(rows)
-    return errors, outside, stream
+    return errors, outside, unstamped, stream
 
 
 def _check_request(advisor: Advisor, source: Path, target: Path, time_ordered: bool) -> None:
@@ -351,7 +363,7 @@ def advise_csv(
             print(line, file=sys.stderr, flush=True)
 
     started = time.monotonic()
-    rows = errors = outside = 0
+    rows = errors = outside = unstamped = 0
     try:
         with (
             source.open(newline="", encoding="utf-8-sig") as handle,
@@ -372,10 +384,11 @@ def advise_csv(
             writer.writerow(layout.output_header)
             last_report = started
             for chunk in _chunks(reader, chunk_rows):
-                bad, far, stream = _write_chunk(
+                bad, far, stampless, stream = _write_chunk(
                     writer, chunk, rows, layout, advisor, with_path, stream
                 )
                 rows, errors, outside = rows + len(chunk), errors + bad, outside + far
+                unstamped += stampless
                 if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                     last_report = time.monotonic()
                     rate = rows / (last_report - started)
@@ -384,4 +397,5 @@ def advise_csv(
         raise InputError(source, f"unreadable CSV near line {reader.line_num} ({exc})") from None
     except UnicodeDecodeError as exc:
         raise InputError(source, f"not UTF-8 text ({exc.reason})") from None
-    return BatchSummary(target, rows, errors, outside, time.monotonic() - started, with_path)
+    seconds = time.monotonic() - started
+    return BatchSummary(target, rows, errors, outside, seconds, with_path, unstamped)

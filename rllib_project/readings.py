@@ -22,10 +22,11 @@ an empty batch / more than the limit                   422 /   ``readings:``
 
 A reading may carry ``"history"``: the plant's earlier readings, oldest first, one
 sample period apart, the last one the sample just before this reading, each an object
-of the same names (the state and every control, the settings then in force). On a
-lagging plant the advice takes the settings in flight and the disturbance observer's
-estimate from it (:meth:`env.plant.Plant.from_history`), as ``recommend --row`` takes
-them from the log; elsewhere it is checked and not used.
+of the same names (the state and every control, the settings then in force). Where
+the plant has a dead time or an active disturbance observer
+(:attr:`env.plant.Plant.history_informs`) the advice takes the settings in flight and
+the observer's estimate from it (:meth:`env.plant.Plant.from_history`), as
+``recommend --row`` takes them from the log; elsewhere it is checked and not used.
 
 Batch messages prefix the field with the reading's position: ``readings[3].fuel_rate``,
 ``readings[3].history[0].fuel_rate``.

@@ -198,6 +198,7 @@ def test_a_time_ordered_file_is_advised_with_what_came_before(tmp_path: Path) ->
     summary = advise_csv(keep, source, target, chunk_rows=7, time_ordered=True)
     rows = _read(target)
     assert summary.errors == 1 and rows[29]["error"] and rows[29]["disturbance"] == ""
+    assert summary.unstamped == 7 and "7 without a readable time stamp" in summary.describe()
 
     def history_start(i: int) -> int:
         """Where reading i's history starts: after the bad row, at the gap, and at every

@@ -219,8 +219,8 @@ def _fail_showing_job(
 
 
 def test_multi_dataset_job_is_stopped_and_resumed_as_a_job(tmp_path: Path) -> None:
-    """A job of 2 datasets (2 trials; several seeds per dataset in one job are
-    test_seeds_datasets') on two one-CPU nodes: `submit.sh
+    """A job of 2 datasets (2 trials, one seed each: several seeds per dataset in one
+    run are test_seeds_datasets', without a stop) on two one-CPU nodes: `submit.sh
     --no-wait` gives a job id that `ray job status/stop` accept; the trials spread over
     both nodes; a job stopped once every trial has a checkpoint that Tune's saved state
     records is continued with `submit.sh --resume DIR` from those checkpoints, and ended

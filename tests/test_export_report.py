@@ -63,6 +63,10 @@ def test_exported_actions_equal_checkpoint_actions(
     else:
         np.testing.assert_array_equal(actual, expected)
     assert exported.codec.space.contains(actual[0])
+    # a plant without lag keeps the format and settings of plant-policy/2 (no observer)
+    meta = json.loads((exports[algorithm] / "policy.json").read_text())
+    assert meta["format"] == "plant-policy/2"
+    assert "observer_ratio" not in meta["plant"]["settings"]
 
 
 def test_export_loads_and_recommends_where_ray_cannot_be_imported(

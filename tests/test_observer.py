@@ -359,20 +359,29 @@ def test_a_readings_history_gives_what_the_log_gives_at_its_row(
     np.testing.assert_array_equal(short.pending, plant.no_pending(controls[-1:])[0])
 
 
-def test_a_history_puts_two_settings_in_flight_in_the_logs_order(tmp_path: Path) -> None:
-    """With a dead time of 2 the history's settings in flight are the log's two, oldest
-    first, at rows where they differ (so their order is seen), and the estimate is the
-    log's there too."""
-    log = LogSettings(rate=0.3, dead_time=2, samples=900, drift_fraction=0.08, drift_time=300.0)
+def _generated_log_plant(folder: Path, dead_time: int, ratio: float) -> env.Plant:
+    """A generated drifting log with ``dead_time``, fitted, its observer ratio set (the
+    fit may choose 0, which would leave nothing for a history to estimate)."""
+    log = LogSettings(
+        rate=0.3, dead_time=dead_time, samples=900, drift_fraction=0.08, drift_time=300.0
+    )
     synthetic = make_synthetic_plant(
         n_controls=3, mean_depth=3, seed=4, noise_fraction=0.02, ensemble_size=2, log=log
     )
-    plant = env.load_plant(synthetic.write(tmp_path / "plant"))
-    assert plant.dead_time == 2
+    return env.load_plant(synthetic.write(folder), settings={"observer_ratio": ratio})
+
+
+def test_a_history_puts_two_settings_in_flight_in_the_logs_order(tmp_path: Path) -> None:
+    """With a dead time of 2 the history's settings in flight are the log's two, oldest
+    first, at rows where they differ (so their order is seen), and the estimate of an
+    active observer is the log's there too."""
+    plant = _generated_log_plant(tmp_path / "plant", dead_time=2, ratio=0.03)
+    assert plant.dead_time == 2 and plant.observer is not None and plant.observer.active
     starts = plant.start_indices
     flight = plant.start_pending(starts)
     differing = starts[np.any(flight[:, 0] != flight[:, 1], axis=1)]
     assert len(differing) >= 3
+    estimated = []
     for row in differing[[0, len(differing) // 2, -1]]:
         temps, controls = _log_history(plant, int(row))
         estimate = plant.from_history(temps, controls)
@@ -380,23 +389,38 @@ def test_a_history_puts_two_settings_in_flight_in_the_logs_order(tmp_path: Path)
         np.testing.assert_array_equal(estimate.pending, plant.start_pending(index)[0])
         expected = plant.start_observer(index).disturbance[0]
         assert estimate.disturbance == pytest.approx(expected, abs=1e-9)
+        estimated.append(abs(expected))
+    assert max(estimated) > 1e-3  # the observer had something to say
 
 
 def test_a_history_informs_only_where_it_changes_the_advice(
-    drifting: tuple[SyntheticPlant, env.Plant],
+    tmp_path: Path, drifting: tuple[SyntheticPlant, env.Plant]
 ) -> None:
     """``Plant.history_informs`` (``GET /policy``'s ``history.used``): true with a dead
-    time or an active observer; false on a static plant and on one with only a hand-set
-    rate, where the history's estimate is always "nothing in flight, no disturbance"."""
-    _, plant = drifting
-    assert plant.history_informs
+    time or an active observer, each alone; false where the history's estimate is always
+    "nothing in flight, no disturbance": a static plant, a hand-set rate, and an
+    identified lag without dead time whose observer is off."""
+    import dataclasses
+
+    quick = _generated_log_plant(tmp_path / "plant", dead_time=0, ratio=0.03)
+    assert quick.dead_time == 0 and quick.observer is not None and quick.observer.active
+    assert quick.history_informs
+    off = dataclasses.replace(
+        quick, settings=dataclasses.replace(quick.settings, observer_ratio=0.0)
+    )
+    assert off.lagging and not off.history_informs
     static = env.load_plant(SAMPLE_SPEC)
     hand_set = env.load_plant(SAMPLE_SPEC, settings={"response_rate": 0.5})
     assert hand_set.lagging and not hand_set.history_informs and not static.history_informs
-    temps = np.linspace(940.0, 950.0, 6)
-    controls = np.tile(hand_set.rows.controls[0], (6, 1))
-    estimate = hand_set.from_history(temps, controls)
-    assert estimate.disturbance == 0.0 and estimate.pending.size == 0
+    for plant in (hand_set, off):
+        estimate = plant.from_history(plant.rows.state[:6], plant.rows.controls[:6])
+        assert estimate.disturbance == 0.0 and estimate.pending.size == 0
+    _, base = drifting  # a dead time of 1
+    delayed = dataclasses.replace(
+        base, settings=dataclasses.replace(base.settings, observer_ratio=0.0)
+    )
+    assert delayed.dead_time == 1 and delayed.history_informs
+    assert delayed.observer is not None and not delayed.observer.active
 
 
 def test_served_advice_uses_each_readings_history(
