@@ -359,23 +359,29 @@ def test_a_readings_history_gives_what_the_log_gives_at_its_row(
     np.testing.assert_array_equal(short.pending, plant.no_pending(controls[-1:])[0])
 
 
-def _generated_log_plant(folder: Path, dead_time: int, ratio: float) -> env.Plant:
+def _generated_log_plant(
+    folder: Path, dead_time: int, ratio: float, n_controls: int = 3
+) -> env.Plant:
     """A generated drifting log with ``dead_time``, fitted, its observer ratio set (the
     fit may choose 0, which would leave nothing for a history to estimate)."""
     log = LogSettings(
         rate=0.3, dead_time=dead_time, samples=900, drift_fraction=0.08, drift_time=300.0
     )
     synthetic = make_synthetic_plant(
-        n_controls=3, mean_depth=3, seed=4, noise_fraction=0.02, ensemble_size=2, log=log
+        n_controls=n_controls, mean_depth=3, seed=4, noise_fraction=0.02, ensemble_size=2, log=log
     )
     return env.load_plant(synthetic.write(folder), settings={"observer_ratio": ratio})
 
 
-def test_a_history_puts_two_settings_in_flight_in_the_logs_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("n_controls", [3, 6])
+def test_a_history_puts_two_settings_in_flight_in_the_logs_order(
+    tmp_path: Path, n_controls: int
+) -> None:
     """With a dead time of 2 the history's settings in flight are the log's two, oldest
     first, at rows where they differ (so their order is seen), and the estimate of an
-    active observer is the log's there too."""
-    plant = _generated_log_plant(tmp_path / "plant", dead_time=2, ratio=0.03)
+    active observer is the log's there too; on a wide plant as on a narrow one."""
+    plant = _generated_log_plant(tmp_path / "plant", dead_time=2, ratio=0.03, n_controls=n_controls)
+    assert plant.n_controls == n_controls
     assert plant.dead_time == 2 and plant.observer is not None and plant.observer.active
     starts = plant.start_indices
     flight = plant.start_pending(starts)
