@@ -212,7 +212,13 @@ class Plant:
         """True when earlier readings change the advice (:meth:`from_history`): a dead
         time puts settings in flight, an active observer estimates a disturbance. A plant
         without lag, or with only a hand-set rate, is advised from the reading alone."""
-        return self.dead_time > 0 or (self.observer is not None and self.observer.active)
+        return self.dead_time > 0 or self.observer_active
+
+    @property
+    def observer_active(self) -> bool:
+        """Whether advice estimates a disturbance (:attr:`observer` exists and is on)."""
+        observer = self.observer
+        return observer is not None and observer.active
 
     @property
     def actuation_cost(self) -> float:

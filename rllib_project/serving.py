@@ -135,7 +135,7 @@ def policy_summary(policy: ExportedPolicy) -> dict[str, Any]:
             # what a reading's "history" gives on this plant (rllib_project.readings)
             "used": plant.history_informs,
             "dead_time": plant.dead_time,
-            "disturbance_observer": plant.observer is not None and plant.observer.active,
+            "disturbance_observer": plant.observer_active,
             "limit": HISTORY_LIMIT,
         },
     }
