@@ -97,6 +97,12 @@ def build_algorithm_config(trial: TrialConfig) -> AlgorithmConfig:
     )
     if settings.algorithm == "DQN" and settings.action_mode == "discrete":
         use_branching_q(config)
+    if settings.algorithm in ("DQN", "SAC"):
+        # replay from numpy arrays where that computes RLlib's own batches: about half
+        # of their iteration was RLlib's episode buffer and its connector
+        from rllib_project.flat_replay import use_flat_replay
+
+        use_flat_replay(config, settings.algorithm)
     # Restart crashed env runners in place; a crashed trial is restarted by Tune.
     config.fault_tolerance(restart_failed_env_runners=True)
     return config
