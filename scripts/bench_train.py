@@ -7,6 +7,7 @@ How to run (needs the bench extra: ``.venv/bin/pip install -e '.[bench]'``)::
     .venv/bin/python scripts/bench_train.py dqn [--budget-s 300]   # ours vs SB3 DQN (flat Discrete)
     .venv/bin/python scripts/bench_train.py dqn-default [--budget-s 120]  # vs RLlib default DQN
     .venv/bin/python scripts/bench_train.py modes [--budget-s 300] # PPO discrete vs continuous
+    .venv/bin/python scripts/bench_train.py replay [--budget-s 100] # RLlib's buffer vs the ring
 
 Every contender runs alone on this machine, one after the other in this process, on the
 same environment (sample data, same fitted model) and is scored by the same greedy
@@ -20,9 +21,15 @@ seed 0) on the action space it supports: PPO on ``discrete`` (MultiDiscrete), SA
 ``time to 95%: ours / SB3`` is the figure to read (<= 1: ours is faster); when a
 contender does not reach 95% within the budget it prints a bound.
 
+``replay`` trains our SAC and DQN twice each, with RLlib's ``EpisodeReplayBuffer`` and
+its learner connector (the baseline) and with the project's replay ring
+(:mod:`rllib_project.flat_replay`, the default where it applies), and prints the env
+steps per second and the time to 95% of each, and their ratios.
+
 Results to expect (2 CPUs): each of ours reaches 95% success in less training time
 than its Stable-Baselines3 twin (ratio <= 1); our DQN samples >= 10x the env steps per
-second of RLlib's default DQN settings (``dqn-default``).
+second of RLlib's default DQN settings (``dqn-default``); the ring samples faster than
+RLlib's buffer (``replay``: env steps/s ratio > 1).
 """
 
 from __future__ import annotations
@@ -266,6 +273,20 @@ def run_rllib_default_dqn(budget_s: float, model_path: Path) -> Trace:
     return trace
 
 
+def run_ours_with_rllibs_buffer(algorithm: str, budget_s: float, model_path: Path) -> Trace:
+    """Ours, with RLlib's own episode buffer and learner connector instead of the ring
+    (the baseline of ``replay``): the ring's choice is switched off in this process."""
+    import rllib_project.flat_replay as flat_replay
+
+    applies = flat_replay.flat_replay_applies
+    flat_replay.flat_replay_applies = lambda config: False
+    try:
+        label = f"ours {algorithm}, RLlib's buffer"
+        return run_ours(algorithm, budget_s, model_path, stop_at=TARGET, label=label)
+    finally:
+        flat_replay.flat_replay_applies = applies
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -295,7 +316,7 @@ def time_ratio(ours: Trace, other: Trace, budget_s: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["ppo", "dqn", "sac", "dqn-default", "modes"])
+    parser.add_argument("part", choices=["ppo", "dqn", "sac", "dqn-default", "modes", "replay"])
     parser.add_argument("--budget-s", type=float, default=300.0)
     args = parser.parse_args()
 
@@ -326,6 +347,19 @@ def main() -> None:
                 f"  env steps/s: ours / RLlib default = "
                 f"{ours.steps_per_second / default.steps_per_second:.1f}x"
             )
+        elif args.part == "replay":
+            for algorithm in ("SAC", "DQN"):
+                baseline = run_ours_with_rllibs_buffer(algorithm, args.budget_s, model_path)
+                label = f"ours {algorithm}, ring"
+                ring = run_ours(algorithm, args.budget_s, model_path, stop_at=TARGET, label=label)
+                print(describe(baseline))
+                print(describe(ring))
+                speed = ring.steps_per_second / baseline.steps_per_second
+                print(f"  {algorithm} env steps/s: ring / RLlib's buffer = {speed:.2f}")
+                print(
+                    f"  {algorithm} time to {TARGET:.0%}: ring / RLlib's buffer = "
+                    f"{time_ratio(ring, baseline, args.budget_s)}"
+                )
         else:
             for mode in ("discrete", "continuous"):
                 trace = run_ours(

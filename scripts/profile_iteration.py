@@ -60,6 +60,7 @@ PARTS = (
         (
             (RLLIB + "utils/replay_buffers/episode_replay_buffer.py", "add"),
             (RLLIB + "utils/replay_buffers/prioritized_episode_buffer.py", "add"),
+            ("rllib_project/flat_replay.py", "add_episodes"),  # the ring, where it applies
         ),
     ),
     Part(
@@ -67,6 +68,7 @@ PARTS = (
         (
             (RLLIB + "utils/replay_buffers/episode_replay_buffer.py", "sample"),
             (RLLIB + "utils/replay_buffers/prioritized_episode_buffer.py", "sample"),
+            ("rllib_project/flat_replay.py", "sample"),
         ),
     ),
     Part(
