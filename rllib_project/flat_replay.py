@@ -179,11 +179,13 @@ class _FlatReplayTrainingStep:
             with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
                 ring.add_episodes(episodes)
 
-        sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
-        if sampled < self.config.num_steps_sampled_before_learning_starts or not len(ring):
+        steps_sampled = self.metrics.peek(
+            (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0
+        )
+        if steps_sampled < self.config.num_steps_sampled_before_learning_starts or not len(ring):
             return
         timesteps = {
-            NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled,
+            NUM_ENV_STEPS_SAMPLED_LIFETIME: steps_sampled,
             NUM_AGENT_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
             ),
