@@ -156,7 +156,9 @@ def rollout(
     ``hold_in_band``: the advice's rule on top of the policy, as ``recommend`` and the
     server give it: where the reading is in the band and stays there when nothing is
     touched (:meth:`env.plant.Plant.holds`), every setting is kept whatever the policy
-    says; the operator's interventions under the advice, not the raw policy's.
+    says, and outside it a move that lands in the band on the model replaces one that
+    does not (:meth:`env.plant.Plant.land`, plants without lag); the operator's
+    interventions under the advice, not the raw policy's.
     ``observer``: a disturbance observer and its estimates at the starts
     (:mod:`env.observer`): after every reading it updates its estimate of how far the
     plant's steady state lies from the model's, and the policy's observation and the
@@ -193,6 +195,7 @@ def rollout(
             # with an observer, the rule judges its filtered temperature, not one noisy reading
             judged = temp if estimate is None else estimate.temperature
             new_ctrl = np.where(plant.holds(judged, ctrl, queue, seen)[:, None], ctrl, new_ctrl)
+            new_ctrl = plant.land(temp, ctrl, seen, new_ctrl)
         effective = queue[:, 0, :] if plant.dead_time else new_ctrl
         moved = (new_ctrl - ctrl) / plant.steps
         noise = settings.noise_std * rng.standard_normal(n) if settings.noise_std > 0 else 0.0

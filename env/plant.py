@@ -66,6 +66,10 @@ OBS_CLIP = 10.0
 DRIFT_CENTRE_WEIGHT = 0.5
 """Default ``env.centre_weight`` where the plant drifts from the model (why: EnvSettings)."""
 MAX_DEFAULT_HOLD_MARGIN = 0.5
+LANDING_ALL_MOVES_MAX_CONTROLS = 4
+"""Up to this many controls the "land" rule tries every move (80 at 4); beyond, the moves
+changing at most ``LANDING_MAX_CHANGED`` controls (``env.land_in_one_move``)."""
+LANDING_MAX_CHANGED = 2
 """The default ``env.hold_margin`` keeps at least the band's middle half as "hold"."""
 LAGGING_ACTUATION_COST = 0.5
 """Default price of a setting change on a lagging plant (why: ``EnvSettings.actuation_cost``)."""
@@ -512,6 +516,48 @@ class Plant:
         stays = np.logical_and.accumulate(inside[:, ::-1], axis=1)[:, ::-1]
         settled = inside[:, -1] & self.clear_of_edges(current)
         return np.where(settled, stays.argmax(axis=1), -1)
+
+    @functools.cached_property
+    def landing_directions(self) -> np.ndarray:
+        """(m, k) moves (-1, 0, +1 steps per control, none all 0) the "land" rule tries."""
+        k = self.n_controls
+        grid = np.stack(np.meshgrid(*[(-1, 0, 1)] * k, indexing="ij"), axis=-1).reshape(-1, k)
+        changed = np.abs(grid).sum(axis=1)
+        limit = k if k <= LANDING_ALL_MOVES_MAX_CONTROLS else LANDING_MAX_CHANGED
+        return grid[(changed > 0) & (changed <= limit)].astype(np.int8)
+
+    def land(
+        self, temperature: np.ndarray, controls: np.ndarray, offset: Any, proposed: np.ndarray
+    ) -> np.ndarray:
+        """(n, k) settings after the advice's "land" rule (``env.land_in_one_move``):
+        where the reading is outside the band, ``proposed`` (the policy's new settings)
+        does not bring it in on the model and one of :attr:`landing_directions` does,
+        that move's settings (the one landing nearest the band's middle); elsewhere
+        ``proposed``. Unchanged on a lagging plant or with the rule off."""
+        if self.lagging or not self.settings.land_in_one_move:
+            return proposed
+        offsets = np.broadcast_to(np.asarray(offset, dtype=np.float64), temperature.shape)
+        reached = self.model.predict(proposed) + offsets
+        rows = np.flatnonzero(~self.in_band(temperature) & ~self._lands(reached))
+        if rows.size == 0:
+            return proposed
+        moves = self.landing_directions * self.steps  # (m, k)
+        candidates = self.apply_delta(controls[rows, None, :], moves[None])  # (r, m, k)
+        flat = candidates.reshape(-1, self.n_controls)
+        temps = self.model.predict(flat).reshape(rows.size, -1) + offsets[rows, None]
+        lands = self._lands(temps)
+        found = lands.any(axis=1)
+        if not found.any():
+            return proposed
+        best = np.argmin(np.where(lands, np.abs(temps - self.band_mid), np.inf), axis=1)
+        result = proposed.copy()
+        landed = rows[found]
+        result[landed] = candidates[found, best[found]]
+        return result
+
+    def _lands(self, temperature: np.ndarray) -> np.ndarray:
+        """Whether a settled temperature holds (in the band, clear of its margin)."""
+        return self.in_band(temperature) & self.clear_of_edges(temperature)
 
     def clear_of_edges(self, temperature: FloatOrArray) -> np.ndarray:
         """Whether ``temperature`` lies outside the band's margin (``env.hold_margin``)."""

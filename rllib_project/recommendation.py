@@ -16,7 +16,10 @@ server vectorise over readings; a single recommendation is a batch of one.
 
 Inside the band the answer is always "keep all": the point of the band is that nothing
 needs doing there. If the policy itself would have moved something, that is reported
-(``policy_disagrees``) rather than hidden.
+(``policy_disagrees``) rather than hidden. Outside it, on a plant without lag, a move
+that lands in the band on the model is advised where the policy's would not land
+(``env.land_in_one_move``, :meth:`env.plant.Plant.land`), with a note saying so; the
+predicted path follows the same rules.
 
 On a **lagging plant** (rate < 1 or a dead time, :mod:`env.dynamics`) a reading is only
 part of the story: the temperature may still be travelling toward the steady state of
@@ -227,6 +230,9 @@ class AdviceBatch:
     """Shape (n,): lagging plant, keep all, outside the band but travelling into it."""
     disturbance: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Shape (n,): the disturbance estimate the advice used (see :class:`Recommendation`)."""
+    landed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Shape (n,): the advised move is the "land" rule's, not the policy's
+    (:meth:`env.plant.Plant.land`)."""
 
     def __len__(self) -> int:
         return len(self.temperature)
@@ -242,6 +248,11 @@ class AdviceBatch:
             )
         if self.disagrees[i]:
             notes.append("in band: holding every control (the policy would have moved some)")
+        elif len(self.landed) and self.landed[i]:
+            notes.append(
+                "this move lands in the band on the model; advised instead of the policy's,"
+                " which would not"
+            )
         elif self.on_its_way[i]:
             notes.append(
                 "keep - already on its way: the temperature is still travelling toward the "
@@ -351,7 +362,9 @@ def advise(
     keep_settles = plant.keep_settles(temperature, clipped, queue, offset)
     hold = in_band & (keep_settles == 0)
     disagrees = hold & ~np.isclose(first, clipped).all(axis=1)
-    new = np.where(hold[:, None], clipped, first)
+    held = np.where(hold[:, None], clipped, first)
+    new = plant.land(temperature, clipped, offset, held)
+    landed = ~np.isclose(new, held).all(axis=1)
     direction, amount = _changes(plant, clipped, new)
     horizon = plant.settings.horizon if with_path else 0
     path = _roll_out(plant, codec, act, (temperature, clipped, queue, offset), new, hold, horizon)
@@ -373,6 +386,7 @@ def advise(
         support=support.measure(controls),
         on_its_way=on_its_way,
         disturbance=estimate,
+        landed=landed,
     )
 
 
@@ -433,7 +447,8 @@ def _roll_out(
             obs = plant.observe(
                 current_t[active], current_u[active], current_q[active], offset[active]
             )
-            new = plant.apply_delta(current_u[active], codec.to_delta(act(obs)))
+            proposed = plant.apply_delta(current_u[active], codec.to_delta(act(obs)))
+            new = plant.land(current_t[active], current_u[active], offset[active], proposed)
         reached_t, reached_q = plant.advance(
             current_t[active], current_q[active], new, offset[active]
         )

@@ -8,6 +8,7 @@ expected moves known without training anything.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,29 @@ def rule_policy(plant: env.Plant, mode: str) -> Callable[[np.ndarray], np.ndarra
     return act
 
 
+def reference_land(
+    plant: env.Plant, temperature: float, controls: np.ndarray, offset: float, new: np.ndarray
+) -> np.ndarray:
+    """The advice's "land" rule for one reading, written plainly: if the policy's move
+    does not land in the band and a move of whole steps does (every move up to 4
+    controls, at most two controls changed beyond), the landing nearest the middle."""
+    if plant.in_band(temperature) or plant.in_band(
+        float(plant.next_temperature(temperature, new, offset))
+    ):
+        return new
+    best, best_gap = new, np.inf
+    k = plant.n_controls
+    for move in itertools.product((-1, 0, 1), repeat=k):
+        changed = sum(abs(m) for m in move)
+        if changed == 0 or (k > 4 and changed > 2):
+            continue
+        candidate = plant.apply_delta(controls, np.array(move) * plant.steps)
+        reached = float(plant.next_temperature(temperature, candidate, offset))
+        if plant.in_band(reached) and abs(reached - plant.band_mid) < best_gap:
+            best, best_gap = candidate, abs(reached - plant.band_mid)
+    return best
+
+
 def reference_advice(plant: env.Plant, mode: str, act, temperature: float, controls: np.ndarray):
     """The one-reading roll-out, written plainly: (first move's settings, path, moves)."""
     codec = plant.codec(mode)
@@ -54,6 +78,7 @@ def reference_advice(plant: env.Plant, mode: str, act, temperature: float, contr
     first, moves = None, None
     for move in range(1, plant.settings.horizon + 1):
         new = plant.apply_delta(ctrl, codec.to_delta(act(plant.observe(temp, ctrl)[None])[0]))
+        new = reference_land(plant, temp, ctrl, offset, new)
         first = new if first is None else first
         temp, ctrl = float(plant.next_temperature(temp, new, offset)), new
         path.append(temp)
