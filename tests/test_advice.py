@@ -198,3 +198,26 @@ def test_to_dict_is_plain_json_and_matches_asdict(sample_plant: env.Plant) -> No
         "nearest_row",
         "furthest_control",
     }
+
+
+def test_a_reading_one_move_from_the_band_is_advised_the_landing_move() -> None:
+    """A policy that never moves: where one move lands the reading in the band on the
+    model, the advice makes that move, says so, and its path arrives after one move;
+    where none does, the policy's "keep" stands."""
+    plant = env.load_plant()
+    codec = plant.codec("discrete")
+    advisor = Advisor(
+        "keep", plant, codec, lambda obs: codec.keep(len(obs)), fit_data_support(plant.rows)
+    )
+    rows = plant.start_indices
+    batch = advisor.advise(plant.rows.state[rows], plant.start_controls(rows))
+    landed = np.flatnonzero(batch.landed)
+    assert landed.size >= 10
+    for i in landed[:5]:
+        rec = batch.recommendation(i)
+        assert rec.moves_to_band == 1 and rec.path[1].in_band
+        assert any("lands in the band" in note for note in rec.notes)
+        assert any(c.direction != "keep" for c in rec.controls)
+    elsewhere = ~batch.landed
+    assert (batch.direction[elsewhere] == 0).all()
+    assert (batch.path.moves_to_band[elsewhere & ~batch.in_band] == -1).all()
