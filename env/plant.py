@@ -534,7 +534,7 @@ class Plant:
         does not bring it in on the model and one of :attr:`landing_directions` does,
         that move's settings (the one landing nearest the band's middle); elsewhere
         ``proposed``. Unchanged on a lagging plant or with the rule off."""
-        if self.lagging or not self.settings.land_in_one_move:
+        if not self.lands_in_one_move:
             return proposed
         offsets = np.broadcast_to(np.asarray(offset, dtype=np.float64), temperature.shape)
         reached = self.model.predict(proposed) + offsets
@@ -554,6 +554,11 @@ class Plant:
         landed = rows[found]
         result[landed] = candidates[found, best[found]]
         return result
+
+    @property
+    def lands_in_one_move(self) -> bool:
+        """Whether the advice's "land" rule applies here (on, and no lag)."""
+        return self.settings.land_in_one_move and not self.lagging
 
     def _lands(self, temperature: np.ndarray) -> np.ndarray:
         """Whether a settled temperature holds (in the band, clear of its margin)."""

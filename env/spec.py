@@ -188,14 +188,16 @@ class EnvSettings:
     It never takes more moves than the policy on the model: the landing move reaches
     the band now, and the hold rule keeps it there. Why: a policy learns the approach
     well and the landing coarsely where one step moves the temperature by more than the
-    band is wide (it stops just outside, or swings across). Used wherever the hold
-    rule is (advice, serving, scoring; not in training). Measured 2026-11-29 on the
-    generated 2- and 4-control plants of ``scripts/bench_shapes.py`` (mean depth 2,
-    DQN alone for 120 s, all 500 rows as served): 99.8% / 1.47x -> 100% / 1.04x and
-    99.4% / 1.24x -> 100% / 1.00x. Candidates: every move for up to
-    ``LANDING_ALL_MOVES_MAX_CONTROLS`` (4) controls, moves changing at most two
-    controls beyond (``3**k`` grows too fast to try on every reading). ``false``: the
-    policy's own moves (to judge a policy alone). On a lagging plant a move's effect
+    band is wide (it stops just outside, or swings across). Used in the advice
+    (``recommend``, the batch file, the server; ``evaluate``'s ``(advised)`` row), not
+    in training and not in the score that chooses checkpoints and stops trials, which
+    would then judge the look-ahead instead of the policy (:mod:`rllib_project.scoring`).
+    Measured 2026-11-29 on the generated 2- and 4-control plants of
+    ``scripts/bench_shapes.py`` (mean depth 2, DQN alone for 120 s, all 500 rows as
+    served): 99.8% / 1.47x -> 100% / 1.04x and 99.4% / 1.24x -> 100% / 1.00x.
+    Candidates: every move for up to ``LANDING_ALL_MOVES_MAX_CONTROLS`` (4) controls,
+    moves changing at most two controls beyond (``3**k`` grows too fast to try on
+    every reading). ``false``: the policy's own moves. On a lagging plant a move's effect
     arrives over samples ("keep - already on its way" covers it): not used there."""
     observer_ratio: float | None = None
     """The disturbance observer's ratio q / r on a lagging plant (:mod:`env.observer`).

@@ -15,7 +15,9 @@ server tell an operator, so its actuations are the interventions the advice asks
 Its second row, ``NAME (raw)``, is the network's own actions without that rule; as
 training episodes on a plant without lag end once the reading holds in the band
 (``env.end_on_hold``), the network is not trained to keep still there and its raw row
-may leave the band.
+may leave the band. On a plant without lag a third row, ``NAME (advised)``, adds the
+advice's "land" rule (``env.land_in_one_move``): the advice an operator gets, which
+the score leaves out (:mod:`rllib_project.scoring`).
 An experiment with several datasets gets one such table per dataset (``--dataset
 NAME``: one of them).
 
@@ -51,6 +53,8 @@ from rllib_project.scoring import PlantScorer, PolicyMetrics
 
 RAW_KIND = "raw"
 RAW_SUFFIX = "(raw)"
+ADVISED_KIND = "advised"
+ADVISED_SUFFIX = "(advised)"
 """A trained policy's own actions, without the advice's rule (inside the band and
 staying: keep all) that ``recommend``, the server and the scores apply."""
 
@@ -82,7 +86,8 @@ def mode_family(action_mode: str) -> str:
 class EvaluationRow:
     policy: str
     kind: str
-    """"trained" (as served), "raw" (:data:`RAW_KIND`) or "baseline"."""
+    """"trained" (as served), "raw" (:data:`RAW_KIND`), "advised" (:data:`ADVISED_KIND`)
+    or "baseline"."""
     action_mode: str
     metrics: PolicyMetrics
     rollouts: Rollouts
@@ -182,11 +187,14 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
     for policy in policies:
         scorer = policy_scorer(policy)
         scorers.setdefault(mode_family(policy.action_mode), scorer)
-        for kind, name, hold in (
-            ("trained", policy.name, True),
-            (RAW_KIND, f"{policy.name} {RAW_SUFFIX}", False),
+        for kind, name, hold, land in (
+            ("trained", policy.name, True, False),
+            (RAW_KIND, f"{policy.name} {RAW_SUFFIX}", False, False),
+            (ADVISED_KIND, f"{policy.name} {ADVISED_SUFFIX}", True, True),
         ):
-            result = scorer.rollouts(_as_batch_policy(policy), hold_in_band=hold)
+            if land and not scorer.plant.lands_in_one_move:
+                continue
+            result = scorer.rollouts(_as_batch_policy(policy), hold_in_band=hold, land=land)
             rows.append(
                 EvaluationRow(
                     name,

@@ -14,6 +14,17 @@ Measured on the sample (branching DQN, 102,400 env steps): as served 100% succes
 1.06x the planner's moves; its raw actions 96.0% and 2.08x, from settings nudged
 inside the band until a reading left it (counted from the last entry).
 
+The advice's other rule, "land" (``env.land_in_one_move``: on a plant without lag, a
+move that lands in the band on the model replaces a policy's move that would not), is
+**not** in the score: it would judge the model's one-step look-ahead instead of what
+the policy learned. Scored with it (2026-11-29, ``scripts/bench_shapes.py``, 8 generated
+shapes), trials met the stopping target early, with policies that alone reached e.g.
+71.6% success at 1.36x the planner's moves (DQN, 2 controls) where the rule made 99.2%
+at 1.04x, and Stable-Baselines3's untrained DQN scored 95% after 4 env steps
+(``bench_train.py``). So the score judges the policy under the hold rule, trials learn
+as long as before, and :meth:`PlantScorer.advised` gives the advice's figures
+(``evaluate``'s ``NAME (advised)`` row, ``bench_shapes.py``'s second table).
+
 Metrics, all greedy and deterministic:
 
 * ``success_rate``: reached the band within the horizon and ended inside it;
@@ -125,9 +136,11 @@ class PlantScorer:
         self.optimal_moves = self.planner_rollouts.moves_to_band
         self.solvable = ~np.isnan(self.optimal_moves)
 
-    def rollouts(self, policy: BatchPolicy, hold_in_band: bool = False) -> Rollouts:
-        """``policy`` from every start row; ``hold_in_band``: under the advice's rule
-        (:func:`env.evaluation.rollout`)."""
+    def rollouts(
+        self, policy: BatchPolicy, hold_in_band: bool = False, land: bool = False
+    ) -> Rollouts:
+        """``policy`` from every start row; ``hold_in_band``: under the advice's rule,
+        ``land``: its "land" rule too (:func:`env.evaluation.rollout`)."""
         return rollout(
             self.plant,
             self.codec,
@@ -136,6 +149,7 @@ class PlantScorer:
             self.controls,
             pending=self.pending,
             hold_in_band=hold_in_band,
+            land=land,
         )
 
     def metrics(self, result: Rollouts) -> PolicyMetrics:
@@ -153,6 +167,12 @@ class PlantScorer:
     def evaluate(self, policy: BatchPolicy) -> PolicyMetrics:
         """``policy``'s metrics as it is served (under the advice's rule: module docstring)."""
         return self.metrics(self.rollouts(policy, hold_in_band=True))
+
+    def advised(self, policy: BatchPolicy) -> PolicyMetrics:
+        """The metrics of the advice built on ``policy``: :meth:`evaluate` plus the
+        advice's "land" rule (``env.land_in_one_move``), which the score leaves out
+        (module docstring)."""
+        return self.metrics(self.rollouts(policy, hold_in_band=True, land=True))
 
     def evaluate_function(
         self, name: str, act: Callable[[np.ndarray], np.ndarray]

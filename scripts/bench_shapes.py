@@ -21,6 +21,11 @@ the run's own files:
   moves ÷ the planner's), as ``best.json`` lists them;
 * ``run s``: wall time of the whole command, against ``budget + 30 s``.
 
+A second table scores the same checkpoints as the advice built on them does, with its
+"land" rule (``env.land_in_one_move``: on these plants without lag a move that lands
+in the band on the model replaces a policy's move that would not), which the trials'
+score leaves out (:mod:`rllib_project.scoring`): what an operator is advised.
+
 Targets (2 cores): every algorithm >= 98% success and <= 1.10x the planner's moves on
 every shape with k <= 6; k = 8 reported; set-up <= 5 s; run <= budget + 30 s. The
 machine may be shared: the load average is printed at the start and the end.
@@ -61,6 +66,23 @@ class ShapeResult:
     algorithms: dict[str, tuple[float, float]]
     """Algorithm -> (success over all rows, moves/opt) of its best checkpoint."""
     errors: list[str]
+    advised: dict[str, tuple[float, float]]
+    """The same for the advice built on each checkpoint (:func:`advised_figures`)."""
+
+
+def advised_figures(experiment_dir: Path) -> dict[str, tuple[float, float]]:
+    """Algorithm -> (success, moves/opt) over every row of the advice built on each
+    best checkpoint: as scored, plus the advice's "land" rule."""
+    from env.baselines import FunctionPolicy
+    from rllib_project.checkpoints import load_policies
+    from rllib_project.scoring import PlantScorer
+
+    figures = {}
+    for policy in load_policies(experiment_dir):
+        scorer = PlantScorer(policy.plant, policy.action_mode, policy.plant.start_indices)
+        metrics = scorer.advised(FunctionPolicy(policy.name, policy.act))
+        figures[policy.algorithm] = (metrics.success_rate, metrics.moves_ratio)
+    return figures
 
 
 def experiment_file(folder: Path, spec: Path, budget_s: float) -> Path:
@@ -136,6 +158,7 @@ def run_shape(k: int, depth: float, args: argparse.Namespace) -> ShapeResult:
         run_seconds=run_seconds,
         algorithms=best,
         errors=errors,
+        advised=advised_figures(experiment_dir) if manifest else {},
     )
 
 
@@ -144,10 +167,11 @@ def header() -> str:
     return f" k depth  plan s  exact  load s setup s {algos}   run s"
 
 
-def row(r: ShapeResult) -> str:
+def row(r: ShapeResult, advised: bool = False) -> str:
     cells = []
+    figures = r.advised if advised else r.algorithms
     for name in ALGORITHMS:
-        success, ratio = r.algorithms.get(name, (float("nan"), float("nan")))
+        success, ratio = figures.get(name, (float("nan"), float("nan")))
         cells.append(f"{success:>9.1%} {ratio:>5.2f}")
     return (
         f"{r.k:>2} {r.depth:>5.1f} {r.plan_seconds:>7.2f} {r.exact:>6.1%} "
@@ -183,6 +207,9 @@ def main() -> None:
     )
     print(header())
     print("\n".join(row(r) for r in results))
+    print("\nthe advice built on the same checkpoints (with its land rule):")
+    print(header())
+    print("\n".join(row(r, advised=True) for r in results))
     worst = max(r.run_seconds for r in results)
     print(f"longest run: {worst:.0f} s (target: budget + 30 = {args.budget_s + 30:.0f} s)")
 

@@ -11,8 +11,8 @@ How to run (needs the bench extra: ``.venv/bin/pip install -e '.[bench]'``)::
 
 Every contender runs alone on this machine, one after the other in this process, on the
 same environment (sample data, same fitted model) and is scored by the same greedy
-evaluation over every start row of the CSV (:class:`rllib_project.scoring.PlantScorer`,
-without the advice's "land" rule: ``LEARNING_ONLY``) after each training iteration (ours: one RLlib iteration; SB3 PPO: one rollout of
+evaluation over every start row of the CSV (:class:`rllib_project.scoring.PlantScorer`)
+after each training iteration (ours: one RLlib iteration; SB3 PPO: one rollout of
 n_steps; SB3 SAC and DQN: the first rollout end after >= 1 s of training, see
 ``SB3_MIN_TRAIN_S_BETWEEN_EVALS``). Clocks count training only: evaluation time is
 subtracted from both. Stable-Baselines3 runs with its defaults (``MlpPolicy``, CPU,
@@ -59,12 +59,6 @@ from rllib_project.tuning import init_ray, prepare_ray_environment
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT = REPO / "tune_configs" / "compare.yaml"
 TARGET = 0.95
-LEARNING_ONLY = {"land_in_one_move": False}
-"""Env settings of every contender here: the advice's "land" rule off. This benchmark
-compares how fast algorithms learn, and the rule (a move that lands replaces one that
-does not, ``env.land_in_one_move``) does the last move for any policy: with it,
-Stable-Baselines3's DQN scored 95% after its first 4 env steps (2026-11-29). The hold
-rule stays, as before (it only keeps still what is already in the band)."""
 PROGRESS_EVERY_S = 20.0
 
 
@@ -120,7 +114,7 @@ def build_trainable(algorithm: str, model_path: Path, overrides: dict | None = N
             experiment.datasets[0].name,
             experiment.datasets[0].spec,
             model_path,
-            {**experiment.file.env, **LEARNING_ONLY},
+            dict(experiment.file.env),
             ["discrete", "continuous"],
             model_path.parent,
             progress=lambda _: None,
@@ -330,7 +324,7 @@ def main() -> None:
 
     prepare_ray_environment(None)
     init_ray(None)
-    plant = env.load_plant(env.DEFAULT_SPEC_PATH, settings=LEARNING_ONLY)
+    plant = env.load_plant(env.DEFAULT_SPEC_PATH)
     with tempfile.TemporaryDirectory() as folder:
         model_path = plant.model.save(Path(folder) / "model.json")
         print(

@@ -36,24 +36,31 @@ def test_a_policy_that_keeps_moving_in_the_band_is_scored_as_its_advice(
 
 def test_the_advice_lands_where_one_move_reaches_the_band(sample_plant: env.Plant) -> None:
     """A policy that never moves, from rows one move from the band: the advice's "land"
-    rule makes that move (on the model the reading is in the band after it), so as
-    served these rows take exactly the planner's one move; with
-    ``env.land_in_one_move: false`` the policy's "keep" stands and none arrives."""
+    rule makes that move (on the model the reading is in the band after it), so the
+    advice takes exactly the planner's one move there; the score judges the policy
+    without the rule (its "keep" stands and none arrives), and so does the advice with
+    ``env.land_in_one_move: false``."""
     scorer = PlantScorer(sample_plant, "discrete", fixed_start_rows(sample_plant, 300, seed=1))
     codec = scorer.codec
     keep = FunctionPolicy("keep", lambda obs: codec.keep(len(obs)))
     one_move = scorer.optimal_moves == 1
     assert one_move.sum() >= 10
 
-    landed = scorer.rollouts(keep, hold_in_band=True)
+    landed = scorer.rollouts(keep, hold_in_band=True, land=True)
     np.testing.assert_array_equal(landed.moves_to_band[one_move], 1.0)
     assert (landed.actuations[one_move] == 1).all()
+    assert scorer.advised(keep) == scorer.metrics(landed)
+
+    scored = scorer.rollouts(keep, hold_in_band=True)
+    assert not scored.success[one_move].any()
+    assert scorer.evaluate(keep) == scorer.metrics(scored)
+    assert scorer.evaluate(keep).success_rate < scorer.advised(keep).success_rate
 
     rule_off = dataclasses.replace(
         sample_plant,
         settings=dataclasses.replace(sample_plant.settings, land_in_one_move=False),
     )
-    off = PlantScorer(rule_off, "discrete", scorer.rows).rollouts(keep, hold_in_band=True)
+    off = PlantScorer(rule_off, "discrete", scorer.rows).rollouts(keep, True, land=True)
     assert not off.success[one_move].any()
     assert (off.actuations == 0).all()
 
@@ -66,4 +73,5 @@ def test_the_land_rule_is_off_on_a_lagging_plant() -> None:
     rows = plant.start_indices[:50]
     temperatures, controls = plant.rows.state[rows], plant.start_controls(rows)
     offset = plant.offset_for(temperatures, controls)
+    assert not plant.lands_in_one_move
     assert plant.land(temperatures, controls, offset, controls) is controls
