@@ -43,12 +43,15 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
     assert [r["policy"] for r in rows] == [
         "DQN",
         "DQN (raw)",
+        "DQN (advised)",
         "planner",
         "greedy",
         "do-nothing",
         "random",
     ]
-    assert [r["kind"] for r in rows[:3]] == ["trained", "raw", "baseline"]
+    assert [r["kind"] for r in rows[:4]] == ["trained", "raw", "advised", "baseline"]
+    # the advice's land rule only replaces moves that would not land by ones that do
+    assert rows[2]["success_rate"] >= rows[0]["success_rate"]
     for row in rows:
         for key in (
             "success_rate",
@@ -60,7 +63,7 @@ def test_evaluate_checkpoint_has_all_columns_and_planner_is_the_ceiling(
         ):
             assert key in row, key
         assert row["episodes"] == 500
-    planner = rows[2]
+    planner = rows[3]
     # the planner row is the exact planner's, computed here independently, row by row
     optimal = [
         plan_discrete(sample_plant, sample_plant.data.controls[i], sample_plant.data.state[i])
