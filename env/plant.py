@@ -63,19 +63,21 @@ if TYPE_CHECKING:
 
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent.parent / "data" / "sample_spec.yaml"
 OBS_CLIP = 10.0
+"""Normalised temperature features are clipped to +/- this (the space's bounds)."""
 DRIFT_CENTRE_WEIGHT = 0.5
 """Default ``env.centre_weight`` where the plant drifts from the model (why: EnvSettings)."""
 MAX_DEFAULT_HOLD_MARGIN = 0.5
+"""The default ``env.hold_margin`` keeps at least the band's middle half as "hold"."""
 LANDING_ALL_MOVES_MAX_CONTROLS = 4
 """Up to this many controls the "land" rule tries every move (80 at 4); beyond, the moves
 changing at most ``LANDING_MAX_CHANGED`` controls (``env.land_in_one_move``)."""
 LANDING_MAX_CHANGED = 2
-"""The default ``env.hold_margin`` keeps at least the band's middle half as "hold"."""
+"""Controls a candidate move of the "land" rule changes at most, beyond
+``LANDING_ALL_MOVES_MAX_CONTROLS`` (``3**k`` moves grow too fast to try per reading)."""
 LAGGING_ACTUATION_COST = 0.5
 """Default price of a setting change on a lagging plant (why: ``EnvSettings.actuation_cost``)."""
 ACTUATION_TOLERANCE = 1e-9
 """Mean |move| in steps below which a move changed no setting (round-off)."""
-"""Normalised temperature features are clipped to +/- this (the space's bounds)."""
 _RANGE_PROBE_POINTS = 20000
 FloatOrArray: TypeAlias = "float | np.ndarray"
 """A single value or a batch: the physics works on both (see the module docstring)."""

@@ -53,10 +53,12 @@ from rllib_project.scoring import PlantScorer, PolicyMetrics
 
 RAW_KIND = "raw"
 RAW_SUFFIX = "(raw)"
-ADVISED_KIND = "advised"
-ADVISED_SUFFIX = "(advised)"
 """A trained policy's own actions, without the advice's rule (inside the band and
 staying: keep all) that ``recommend``, the server and the scores apply."""
+ADVISED_KIND = "advised"
+ADVISED_SUFFIX = "(advised)"
+"""A trained policy with the advice's "land" rule on top of the hold rule: what
+``recommend`` and the server advise (the score leaves the land rule out)."""
 
 
 @dataclass(frozen=True)
