@@ -507,8 +507,7 @@ class Plant:
         margin (within ``hold_margin`` half-widths of an edge) counts as not settling
         (-1): the policy is asked instead of holding."""
         if not self.lagging:
-            inside_now = self.in_band(temperature) & self.clear_of_edges(temperature)
-            return np.where(inside_now, 0, -1)
+            return np.where(self.in_hold_zone(temperature), 0, -1)
         temps = [temperature]
         current = temperature
         for _ in range(self.settings.horizon):
@@ -540,14 +539,14 @@ class Plant:
             return proposed
         offsets = np.broadcast_to(np.asarray(offset, dtype=np.float64), temperature.shape)
         reached = self.model.predict(proposed) + offsets
-        rows = np.flatnonzero(~self.in_band(temperature) & ~self._lands(reached))
+        rows = np.flatnonzero(~self.in_band(temperature) & ~self.in_hold_zone(reached))
         if rows.size == 0:
             return proposed
         moves = self.landing_directions * self.steps  # (m, k)
         candidates = self.apply_delta(controls[rows, None, :], moves[None])  # (r, m, k)
         flat = candidates.reshape(-1, self.n_controls)
         temps = self.model.predict(flat).reshape(rows.size, -1) + offsets[rows, None]
-        lands = self._lands(temps)
+        lands = self.in_hold_zone(temps)
         found = lands.any(axis=1)
         if not found.any():
             return proposed
@@ -562,8 +561,9 @@ class Plant:
         """Whether the advice's "land" rule applies here (on, and no lag)."""
         return self.settings.land_in_one_move and not self.lagging
 
-    def _lands(self, temperature: np.ndarray) -> np.ndarray:
-        """Whether a settled temperature holds (in the band, clear of its margin)."""
+    def in_hold_zone(self, temperature: np.ndarray) -> np.ndarray:
+        """Whether a settled temperature holds: in the band and clear of its margin
+        (``env.hold_margin``); on a plant without lag, the advice's "hold" itself."""
         return self.in_band(temperature) & self.clear_of_edges(temperature)
 
     def clear_of_edges(self, temperature: FloatOrArray) -> np.ndarray:
@@ -582,9 +582,9 @@ class Plant:
         reading passing through the band on its way out does not hold; with
         ``env.hold_margin`` one in the band's outer margin does not, as in
         :meth:`keep_settles`)."""
-        inside = self.in_band(temperature)
         if not self.lagging:
-            return inside & self.clear_of_edges(temperature)
+            return self.in_hold_zone(temperature)
+        inside = self.in_band(temperature)
         if not inside.any():
             return inside
         rows = np.flatnonzero(inside)  # only these can hold: simulate only them

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import env
+from env.plant import LANDING_ALL_MOVES_MAX_CONTROLS, LANDING_MAX_CHANGED
 from env.support import fit_data_support
 from rllib_project.recommendation import Advisor, format_recommendation
 from tests.datasets import write_dataset
@@ -48,8 +49,9 @@ def reference_land(
     plant: env.Plant, temperature: float, controls: np.ndarray, offset: float, new: np.ndarray
 ) -> np.ndarray:
     """The advice's "land" rule for one reading, written plainly: if the policy's move
-    does not land in the band and a move of whole steps does (every move up to 4
-    controls, at most two controls changed beyond), the landing nearest the middle."""
+    does not land in the band and a move of whole steps does (every move up to
+    ``LANDING_ALL_MOVES_MAX_CONTROLS`` controls, at most ``LANDING_MAX_CHANGED``
+    controls changed beyond), the landing nearest the middle."""
     if plant.in_band(temperature) or plant.in_band(
         float(plant.next_temperature(temperature, new, offset))
     ):
@@ -58,7 +60,7 @@ def reference_land(
     k = plant.n_controls
     for move in itertools.product((-1, 0, 1), repeat=k):
         changed = sum(abs(m) for m in move)
-        if changed == 0 or (k > 4 and changed > 2):
+        if changed == 0 or (k > LANDING_ALL_MOVES_MAX_CONTROLS and changed > LANDING_MAX_CHANGED):
             continue
         candidate = plant.apply_delta(controls, np.array(move) * plant.steps)
         reached = float(plant.next_temperature(temperature, candidate, offset))
