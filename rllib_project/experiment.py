@@ -23,6 +23,7 @@ search-space sample: Tune runs every algorithm x dataset x seed x sample combina
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tempfile
@@ -251,6 +252,20 @@ class AlgorithmSettings:
     its own process, else its main CPUs (see ``TrialConfig.torch_threads``)."""
 
 
+def grid_points(settings: AlgorithmSettings) -> int:
+    """The combinations of ``{grid: [...]}`` values in one algorithm's search-space
+    sections (1 without a grid): Tune runs each of them ``samples_per_algorithm`` times."""
+
+    def points(value: Any) -> int:
+        if isinstance(value, dict):
+            if len(value) == 1 and "grid" in value:
+                return len(value["grid"])
+            return math.prod(points(v) for v in value.values())
+        return 1
+
+    return math.prod(points(getattr(settings, s)) for s in SEARCH_SPACE_SECTIONS)
+
+
 @dataclass(frozen=True)
 class DatasetSource:
     """One dataset of an experiment, as the experiment file names it."""
@@ -278,9 +293,12 @@ class Experiment:
 
     @property
     def n_trials(self) -> int:
-        """Trials Tune runs (grid values inside the algorithm YAMLs multiply this)."""
+        """Trials Tune runs: per algorithm, its YAML's grid points x datasets x seeds x
+        samples (Tune expands a grid inside one algorithm's settings for that algorithm
+        only; the resource plan and the progress lines count on this number)."""
         file = self.file
-        return len(self.algorithms) * len(self.datasets) * file.seeds * file.samples_per_algorithm
+        per_algorithm = len(self.datasets) * file.seeds * file.samples_per_algorithm
+        return per_algorithm * sum(grid_points(s) for s in self.algorithms.values())
 
     def seeds(self) -> list[int]:
         """The distinct seeds of the runs, drawn from the file's ``seed``.

@@ -79,6 +79,29 @@ def test_param_space_resolves_into_trial_configs_per_algorithm_dataset_and_seed(
         assert TrialConfig.from_tune(trial.to_tune()) == trial
 
 
+def test_trial_count_is_what_tune_expands() -> None:
+    """The runner plans CPUs and prints "starting N trial(s)" from ``n_trials``; a grid
+    inside one algorithm's YAML multiplies that algorithm's trials only."""
+    from ray.tune.search.variant_generator import generate_variants
+
+    search = load_experiment(REPO / "tune_configs" / "search.yaml")
+    compare = load_experiment(REPO / "tune_configs" / "compare.yaml")
+    mixed = dataclasses.replace(
+        search, algorithms={**search.algorithms, "DQN": compare.algorithms["DQN"]}
+    )
+    for experiment in (search, compare, mixed):
+        space = param_space(
+            experiment.algorithms.values(),
+            [SOURCE],
+            PLAN,
+            experiment.file.evaluation,
+            experiment.seeds(),
+        )
+        expanded = len(list(generate_variants(space))) * experiment.file.samples_per_algorithm
+        assert experiment.n_trials == expanded, experiment.source
+    assert (search.n_trials, compare.n_trials, mixed.n_trials) == (4, 3, 6)
+
+
 def test_a_config_that_does_not_fit_is_refused() -> None:
     experiment = load_experiment(REPO / "tune_configs" / "compare.yaml")
     good = TrialConfig(experiment.algorithms["SAC"], SOURCE, PLAN, experiment.file.evaluation)
