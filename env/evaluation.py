@@ -144,7 +144,7 @@ def rollout(
     hold_in_band: bool = False,
     observer: tuple[DisturbanceObserver, ObserverState] | None = None,
     offsets: np.ndarray | None = None,
-    land: bool = False,
+    move_rule: bool = False,
 ) -> Rollouts:
     """Run ``policy`` from every start state for ``horizon`` moves, in lockstep.
 
@@ -158,9 +158,11 @@ def rollout(
     server give it: where the reading is in the band and stays there when nothing is
     touched (:meth:`env.plant.Plant.holds`), every setting is kept whatever the policy
     says; the operator's interventions under the advice, not the raw policy's.
-    ``land``: the advice's other rule as well, as ``recommend`` and the server give it:
-    outside the band, a move that lands in it on the model replaces one that does not
-    (:meth:`env.plant.Plant.land`; plants without lag, ``env.land_in_one_move``).
+    ``move_rule``: the advice's move rule as well, as ``recommend`` and the server give
+    it (:meth:`env.plant.Plant.advice_move`): without lag, outside the band, a move that
+    lands in it on the model replaces one that does not (``env.land_in_one_move``); on a
+    lagging plant, a move whose settings settle in the band becomes the one settling
+    nearest the middle (``env.centre_settling``).
     ``observer``: a disturbance observer and its estimates at the starts
     (:mod:`env.observer`): after every reading it updates its estimate of how far the
     plant's steady state lies from the model's, and the policy's observation and the
@@ -197,8 +199,8 @@ def rollout(
             # with an observer, the rule judges its filtered temperature, not one noisy reading
             judged = temp if estimate is None else estimate.temperature
             new_ctrl = np.where(plant.holds(judged, ctrl, queue, seen)[:, None], ctrl, new_ctrl)
-        if land:
-            new_ctrl = plant.land(temp, ctrl, seen, new_ctrl)
+        if move_rule:
+            new_ctrl = plant.advice_move(temp, ctrl, seen, new_ctrl)
         effective = queue[:, 0, :] if plant.dead_time else new_ctrl
         moved = (new_ctrl - ctrl) / plant.steps
         noise = settings.noise_std * rng.standard_normal(n) if settings.noise_std > 0 else 0.0

@@ -556,6 +556,56 @@ class Plant:
         result[landed] = candidates[found, best[found]]
         return result
 
+    def centre(self, controls: np.ndarray, offset: Any, proposed: np.ndarray) -> np.ndarray:
+        """(n, k) settings after the advice's "centre" rule (``env.centre_settling``):
+        on a lagging plant, where the policy's settings ``proposed`` would settle in the
+        band on the model (offsets included: with a log, the observer's estimate), or
+        where the policy keeps settings that settle in the band's margin, the move of
+        whole steps (of :attr:`landing_directions`, or keeping) whose settings settle
+        nearest the band's middle, when that is nearer; elsewhere ``proposed``. It only
+        chooses among moves of one actuation each, so it never adds one where the
+        policy moves. Unchanged without lag or with the rule off."""
+        if not self.centres_settling:
+            return proposed
+        offsets = np.broadcast_to(np.asarray(offset, dtype=np.float64), (len(controls),))
+        moved = np.any(np.abs(proposed - controls) > ACTUATION_TOLERANCE, axis=1)
+        settled = self.model.predict(proposed) + offsets
+        in_band = self.in_band(settled)
+        rows = np.flatnonzero(in_band & (moved | ~self.clear_of_edges(settled)))
+        if rows.size == 0:
+            return proposed
+        keep = np.zeros((1, self.n_controls), dtype=np.int8)
+        moves = np.vstack([keep, self.landing_directions]) * self.steps  # (m + 1, k)
+        candidates = self.apply_delta(controls[rows, None, :], moves[None])  # (r, m + 1, k)
+        flat = candidates.reshape(-1, self.n_controls)
+        temps = self.model.predict(flat).reshape(rows.size, -1) + offsets[rows, None]
+        distance = np.abs(temps - self.band_mid)
+        best = np.argmin(distance, axis=1)
+        nearer = distance[np.arange(rows.size), best] < np.abs(settled[rows] - self.band_mid)
+        result = proposed.copy()
+        result[rows[nearer]] = candidates[nearer, best[nearer]]
+        return result
+
+    def advice_move(
+        self, temperature: np.ndarray, controls: np.ndarray, offset: Any, proposed: np.ndarray
+    ) -> np.ndarray:
+        """(n, k) settings after the advice's move rule for this plant: "land" without
+        lag (:meth:`land`), "centre" with it (:meth:`centre`); ``proposed`` where neither
+        applies."""
+        if self.lagging:
+            return self.centre(controls, offset, proposed)
+        return self.land(temperature, controls, offset, proposed)
+
+    @property
+    def has_advice_move_rule(self) -> bool:
+        """Whether :meth:`advice_move` can change a policy's move on this plant."""
+        return self.lands_in_one_move or self.centres_settling
+
+    @property
+    def centres_settling(self) -> bool:
+        """Whether the advice's "centre" rule applies here (on, and a lagging plant)."""
+        return self.settings.centre_settling and self.lagging
+
     @property
     def lands_in_one_move(self) -> bool:
         """Whether the advice's "land" rule applies here (on, and no lag)."""

@@ -15,9 +15,10 @@ server tell an operator, so its actuations are the interventions the advice asks
 Its second row, ``NAME (raw)``, is the network's own actions without that rule; as
 training episodes on a plant without lag end once the reading holds in the band
 (``env.end_on_hold``), the network is not trained to keep still there and its raw row
-may leave the band. On a plant without lag a third row, ``NAME (advised)``, adds the
-advice's "land" rule (``env.land_in_one_move``): the advice an operator gets, which
-the score leaves out (:mod:`rllib_project.scoring`).
+may leave the band. A third row, ``NAME (advised)``, adds the advice's move rule
+(:meth:`env.plant.Plant.advice_move`: "land" without lag, ``env.land_in_one_move``;
+"centre" on a lagging plant, ``env.centre_settling``): the advice an operator gets,
+which the score leaves out (:mod:`rllib_project.scoring`).
 An experiment with several datasets gets one such table per dataset (``--dataset
 NAME``: one of them).
 
@@ -57,8 +58,8 @@ RAW_SUFFIX = "(raw)"
 staying: keep all) that ``recommend``, the server and the scores apply."""
 ADVISED_KIND = "advised"
 ADVISED_SUFFIX = "(advised)"
-"""A trained policy with the advice's "land" rule on top of the hold rule: what
-``recommend`` and the server advise (the score leaves the land rule out)."""
+"""A trained policy with the advice's move rule ("land" or "centre") on top of the
+hold rule: what ``recommend`` and the server advise (the score leaves it out)."""
 
 
 @dataclass(frozen=True)
@@ -189,14 +190,15 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
     for policy in policies:
         scorer = policy_scorer(policy)
         scorers.setdefault(mode_family(policy.action_mode), scorer)
-        for kind, name, hold, land in (
+        for kind, name, hold, move_rule in (
             ("trained", policy.name, True, False),
             (RAW_KIND, f"{policy.name} {RAW_SUFFIX}", False, False),
             (ADVISED_KIND, f"{policy.name} {ADVISED_SUFFIX}", True, True),
         ):
-            if land and not scorer.plant.lands_in_one_move:
+            if move_rule and not scorer.plant.has_advice_move_rule:
                 continue
-            result = scorer.rollouts(_as_batch_policy(policy), hold_in_band=hold, land=land)
+            policy_batch = _as_batch_policy(policy)
+            result = scorer.rollouts(policy_batch, hold_in_band=hold, move_rule=move_rule)
             rows.append(
                 EvaluationRow(
                     name,

@@ -19,7 +19,10 @@ needs doing there. If the policy itself would have moved something, that is repo
 (``policy_disagrees``) rather than hidden. Outside it, on a plant without lag, a move
 that lands in the band on the model is advised where the policy's would not land
 (``env.land_in_one_move``, :meth:`env.plant.Plant.land`), with a note saying so; the
-predicted path follows the same rules.
+predicted path follows the same rules. On a lagging plant the move rule is "centre"
+instead (``env.centre_settling``, :meth:`env.plant.Plant.centre`): where the policy's
+settings would settle in the band, or kept settings settle in its margin, the settings
+of one move settling nearest the middle.
 
 On a **lagging plant** (rate < 1 or a dead time, :mod:`env.dynamics`) a reading is only
 part of the story: the temperature may still be travelling toward the steady state of
@@ -230,9 +233,9 @@ class AdviceBatch:
     """Shape (n,): lagging plant, keep all, outside the band but travelling into it."""
     disturbance: np.ndarray = field(default_factory=lambda: np.zeros(0))
     """Shape (n,): the disturbance estimate the advice used (see :class:`Recommendation`)."""
-    landed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    """Shape (n,): the advised move is the "land" rule's, not the policy's
-    (:meth:`env.plant.Plant.land`)."""
+    ruled: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Shape (n,): the advised move is the move rule's, not the policy's
+    (:meth:`env.plant.Plant.advice_move`: "land" without lag, "centre" with it)."""
 
     def __len__(self) -> int:
         return len(self.temperature)
@@ -248,7 +251,12 @@ class AdviceBatch:
             )
         if self.disagrees[i]:
             notes.append("in band: holding every control (the policy would have moved some)")
-        elif len(self.landed) and self.landed[i]:
+        elif len(self.ruled) and self.ruled[i] and plant.lagging:
+            notes.append(
+                "these settings settle nearest the band's middle on the model; advised"
+                " instead of the policy's"
+            )
+        elif len(self.ruled) and self.ruled[i]:
             notes.append(
                 "this move lands in the band on the model; advised instead of the policy's,"
                 " which would not"
@@ -363,8 +371,8 @@ def advise(
     hold = in_band & (keep_settles == 0)
     disagrees = hold & ~np.isclose(first, clipped).all(axis=1)
     held = np.where(hold[:, None], clipped, first)
-    new = plant.land(temperature, clipped, offset, held)
-    landed = ~np.isclose(new, held).all(axis=1)
+    new = plant.advice_move(temperature, clipped, offset, held)
+    ruled = ~np.isclose(new, held).all(axis=1)
     direction, amount = _changes(plant, clipped, new)
     horizon = plant.settings.horizon if with_path else 0
     path = _roll_out(plant, codec, act, (temperature, clipped, queue, offset), new, hold, horizon)
@@ -386,7 +394,7 @@ def advise(
         support=support.measure(controls),
         on_its_way=on_its_way,
         disturbance=estimate,
-        landed=landed,
+        ruled=ruled,
     )
 
 
@@ -448,7 +456,7 @@ def _roll_out(
                 current_t[active], current_u[active], current_q[active], offset[active]
             )
             proposed = plant.apply_delta(current_u[active], codec.to_delta(act(obs)))
-            new = plant.land(current_t[active], current_u[active], offset[active], proposed)
+            new = plant.advice_move(current_t[active], current_u[active], offset[active], proposed)
         reached_t, reached_q = plant.advance(
             current_t[active], current_q[active], new, offset[active]
         )

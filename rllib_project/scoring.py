@@ -23,7 +23,8 @@ shapes), trials met the stopping target early, with policies that alone reached 
 at 1.04x, and Stable-Baselines3's untrained DQN scored 95% after 4 env steps
 (``bench_train.py``). So the score judges the policy under the hold rule, trials learn
 as long as before, and :meth:`PlantScorer.advised` gives the advice's figures
-(``evaluate``'s ``NAME (advised)`` row, ``bench_shapes.py``'s second table).
+(``evaluate``'s ``NAME (advised)`` row, ``bench_shapes.py``'s second table). The same
+holds for the move rule of a lagging plant, "centre" (``env.centre_settling``).
 
 Metrics, all greedy and deterministic:
 
@@ -137,10 +138,10 @@ class PlantScorer:
         self.solvable = ~np.isnan(self.optimal_moves)
 
     def rollouts(
-        self, policy: BatchPolicy, hold_in_band: bool = False, land: bool = False
+        self, policy: BatchPolicy, hold_in_band: bool = False, move_rule: bool = False
     ) -> Rollouts:
         """``policy`` from every start row; ``hold_in_band``: under the advice's rule,
-        ``land``: its "land" rule too (:func:`env.evaluation.rollout`)."""
+        ``move_rule``: its move rule too ("land" or "centre", :func:`env.evaluation.rollout`)."""
         return rollout(
             self.plant,
             self.codec,
@@ -149,7 +150,7 @@ class PlantScorer:
             self.controls,
             pending=self.pending,
             hold_in_band=hold_in_band,
-            land=land,
+            move_rule=move_rule,
         )
 
     def metrics(self, result: Rollouts) -> PolicyMetrics:
@@ -170,9 +171,10 @@ class PlantScorer:
 
     def advised(self, policy: BatchPolicy) -> PolicyMetrics:
         """The metrics of the advice built on ``policy``: :meth:`evaluate` plus the
-        advice's "land" rule (``env.land_in_one_move``), which the score leaves out
-        (module docstring)."""
-        return self.metrics(self.rollouts(policy, hold_in_band=True, land=True))
+        advice's move rule ("land" without lag, ``env.land_in_one_move``; "centre" on a
+        lagging plant, ``env.centre_settling``), which the score leaves out (module
+        docstring)."""
+        return self.metrics(self.rollouts(policy, hold_in_band=True, move_rule=True))
 
     def evaluate_function(
         self, name: str, act: Callable[[np.ndarray], np.ndarray]

@@ -35,7 +35,9 @@ Sections (each prints its own table; ``SECTIONS`` lists them, new ones register 
   Each policy runs twice: as the observation was trained (the model's settling
   temperature), and ``+ observer``: with the disturbance observer's estimate
   (:mod:`env.observer`, started from its estimate at the row, updated from every
-  reading the plant returns) added to the settling temperature and to the advice's rule.
+  reading the plant returns) added to the settling temperature and to the advice's rule;
+  and ``+ observer, advised``: with the advice's "centre" rule on top as well
+  (``env.centre_settling``: what ``recommend`` and the server advise).
 
 Results to expect (2-core machine): at least 90% of the lagging logs matched, every
 static log ``static``, about half a second per fit; closed loop: the table with its
@@ -255,10 +257,13 @@ def closed_loops(
     seed: int,
     as_served: bool = False,
     observe: bool = False,
+    advised: bool = False,
 ) -> LoopResult:
     """``policy`` from data rows ``rows`` on the generating plant and on the model;
     ``as_served``: under the advice's rule, as trained policies are served and scored
-    (:mod:`rllib_project.scoring`)."""
+    (:mod:`rllib_project.scoring`); ``advised``: the advice's move rule too (on this
+    lagging plant "centre", :meth:`env.plant.Plant.centre`), as ``recommend`` and the
+    server advise."""
     temperatures, controls = start_states(plant, rows)
     pending = start_pending(plant, rows)
     codec_mode = getattr(policy, "codec_mode", None)
@@ -266,7 +271,7 @@ def closed_loops(
     generating = truth.generating_plant(seed)
     generating.start(truth.samples_of_rows(plant.rows.row_numbers[rows]))
     recorded = _TrueTemperatures(generating)
-    common = {"pending": pending, "hold_in_band": as_served}
+    common = {"pending": pending, "hold_in_band": as_served, "move_rule": advised}
     fit = plant.observer_fit
     active = observe and fit is not None and fit.observer.active
     observer = (fit.observer, plant.start_observer(rows)) if active and fit else None
@@ -318,7 +323,7 @@ def closed_loop(args: argparse.Namespace, workdir: Path) -> None:
         f"{planner_actuations / solvable.sum():.2f} actuations per start"
     )
     header = (
-        f"{'policy':<22} {'success':>8} {'true T':>7} {'moves':>6} {'actuations':>10}"
+        f"{'policy':<24} {'success':>8} {'true T':>7} {'moves':>6} {'actuations':>10}"
         f" {'act/opt moves':>13} {'act/opt act':>11} {'success model':>13} {'act model':>9}"
         "  target (readings / true T)"
     )
@@ -330,11 +335,12 @@ def closed_loop(args: argparse.Namespace, workdir: Path) -> None:
         results.append(("greedy" + (" + observer" if observe else ""), loops))
     for loaded in policies:
         policy = _CodecPolicy(loaded.name, loaded.act, loaded.action_mode)
-        for observe in (False, True):
+        for observe, advised in ((False, False), (True, False), (True, True)):
             loops = closed_loops(
-                plant, truth, policy, rows, args.seed, as_served=True, observe=observe
+                plant, truth, policy, rows, args.seed, True, observe=observe, advised=advised
             )
-            results.append((loaded.algorithm + (" + observer" if observe else ""), loops))
+            name = loaded.algorithm + (" + observer" if observe else "")
+            results.append((name + (", advised" if advised else ""), loops))
     for name, result in results:
         success = result.plant.success[solvable].mean()
         true_success = result.plant_true.success[solvable].mean()
@@ -347,7 +353,7 @@ def closed_loop(args: argparse.Namespace, workdir: Path) -> None:
         ]
         mark = "-" if name.startswith(("planner", "greedy")) else " / ".join(marks)
         print(
-            f"{name:<22} {success:>8.1%} {true_success:>7.1%}"
+            f"{name:<24} {success:>8.1%} {true_success:>7.1%}"
             f" {np.nanmean(result.plant.moves_to_band):>6.2f}"
             f" {actuations / solvable.sum():>10.2f} {per_move:>13.2f}"
             f" {actuations / planner_actuations:>11.2f}"

@@ -213,13 +213,41 @@ def test_a_reading_one_move_from_the_band_is_advised_the_landing_move() -> None:
     )
     rows = plant.start_indices
     batch = advisor.advise(plant.rows.state[rows], plant.start_controls(rows))
-    landed = np.flatnonzero(batch.landed)
+    landed = np.flatnonzero(batch.ruled)
     assert landed.size >= 10
     for i in landed[:5]:
         rec = batch.recommendation(i)
         assert rec.moves_to_band == 1 and rec.path[1].in_band
         assert any("lands in the band" in note for note in rec.notes)
         assert any(c.direction != "keep" for c in rec.controls)
-    elsewhere = ~batch.landed
+    elsewhere = ~batch.ruled
     assert (batch.direction[elsewhere] == 0).all()
     assert (batch.path.moves_to_band[elsewhere & ~batch.in_band] == -1).all()
+
+
+def test_a_lagging_plant_is_advised_the_settings_settling_nearest_the_middle() -> None:
+    """A policy that never moves, on the sample with lag and a hold margin: readings
+    settled in the band's margin are advised the one move whose settings settle nearest
+    the middle, with a note saying so; readings settled near the middle keep."""
+    plant = env.load_plant(None, None, {"response_rate": 0.5, "hold_margin": 0.4})
+    codec = plant.codec("discrete")
+    advisor = Advisor(
+        "keep", plant, codec, lambda obs: codec.keep(len(obs)), fit_data_support(plant.rows)
+    )
+    rows = plant.start_indices[:60]
+    half = 0.5 * plant.band_width
+    temps = np.where(np.arange(len(rows)) % 2 == 0, plant.band_mid + 0.8 * half, plant.band_mid)
+    controls = plant.rows.controls[rows]
+    batch = advisor.advise(temps, controls)
+    margin = np.arange(len(rows)) % 2 == 0
+    assert not batch.ruled[~margin].any()
+    assert (batch.direction[~margin] == 0).all()
+    ruled = np.flatnonzero(batch.ruled)
+    assert ruled.size >= 10
+    offset = plant.offset_for(temps, controls)
+    settles = plant.model.predict(batch.new) + offset
+    assert (np.abs(settles - plant.band_mid)[ruled] < 0.8 * half).all()
+    for i in ruled[:5]:
+        rec = batch.recommendation(int(i))
+        assert any("settle nearest the band's middle" in note for note in rec.notes)
+        assert any(c.direction != "keep" for c in rec.controls)
