@@ -542,10 +542,9 @@ class Plant:
         rows = np.flatnonzero(~self.in_band(temperature) & ~self.in_hold_zone(reached))
         if rows.size == 0:
             return proposed
-        moves = self.landing_directions * self.steps  # (m, k)
-        candidates = self.apply_delta(controls[rows, None, :], moves[None])  # (r, m, k)
-        flat = candidates.reshape(-1, self.n_controls)
-        temps = self.model.predict(flat).reshape(rows.size, -1) + offsets[rows, None]
+        candidates, temps = self._one_move_settlings(
+            controls[rows], offsets[rows], self.landing_directions
+        )
         lands = self.in_hold_zone(temps)
         found = lands.any(axis=1)
         if not found.any():
@@ -575,16 +574,25 @@ class Plant:
         if rows.size == 0:
             return proposed
         keep = np.zeros((1, self.n_controls), dtype=np.int8)
-        moves = np.vstack([keep, self.landing_directions]) * self.steps  # (m + 1, k)
-        candidates = self.apply_delta(controls[rows, None, :], moves[None])  # (r, m + 1, k)
-        flat = candidates.reshape(-1, self.n_controls)
-        temps = self.model.predict(flat).reshape(rows.size, -1) + offsets[rows, None]
+        directions = np.vstack([keep, self.landing_directions])
+        candidates, temps = self._one_move_settlings(controls[rows], offsets[rows], directions)
         distance = np.abs(temps - self.band_mid)
         best = np.argmin(distance, axis=1)
         nearer = distance[np.arange(rows.size), best] < np.abs(settled[rows] - self.band_mid)
         result = proposed.copy()
         result[rows[nearer]] = candidates[nearer, best[nearer]]
         return result
+
+    def _one_move_settlings(
+        self, controls: np.ndarray, offsets: np.ndarray, directions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The move rules' candidates: (r, m, k) settings after each of ``directions``
+        (m, k) from each of ``controls`` (r, k), and (r, m) their settling temperatures
+        on the model plus each row's offset."""
+        candidates = self.apply_delta(controls[:, None, :], (directions * self.steps)[None])
+        flat = candidates.reshape(-1, self.n_controls)
+        temps = self.model.predict(flat).reshape(len(controls), -1) + offsets[:, None]
+        return candidates, temps
 
     def advice_move(
         self, temperature: np.ndarray, controls: np.ndarray, offset: Any, proposed: np.ndarray

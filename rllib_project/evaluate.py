@@ -190,6 +190,7 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
     for policy in policies:
         scorer = policy_scorer(policy)
         scorers.setdefault(mode_family(policy.action_mode), scorer)
+        policy_batch = _as_batch_policy(policy)
         for kind, name, hold, move_rule in (
             ("trained", policy.name, True, False),
             (RAW_KIND, f"{policy.name} {RAW_SUFFIX}", False, False),
@@ -197,7 +198,6 @@ def _evaluate_plant(policies: list[LoadedPolicy], seed: int) -> list[EvaluationR
         ):
             if move_rule and not scorer.plant.has_advice_move_rule:
                 continue
-            policy_batch = _as_batch_policy(policy)
             result = scorer.rollouts(policy_batch, hold_in_band=hold, move_rule=move_rule)
             rows.append(
                 EvaluationRow(

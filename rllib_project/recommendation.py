@@ -251,15 +251,13 @@ class AdviceBatch:
             )
         if self.disagrees[i]:
             notes.append("in band: holding every control (the policy would have moved some)")
-        elif len(self.ruled) and self.ruled[i] and plant.lagging:
+        elif len(self.ruled) and self.ruled[i]:
             notes.append(
                 "these settings settle nearest the band's middle on the model; advised"
                 " instead of the policy's"
-            )
-        elif len(self.ruled) and self.ruled[i]:
-            notes.append(
-                "this move lands in the band on the model; advised instead of the policy's,"
-                " which would not"
+                if plant.lagging
+                else "this move lands in the band on the model; advised instead of the"
+                " policy's, which would not"
             )
         elif self.on_its_way[i]:
             notes.append(
