@@ -252,6 +252,43 @@ class Plant:
         return DRIFT_CENTRE_WEIGHT if self._drifts else 0.0
 
     @functools.cached_property
+    def progress_weight(self) -> float:
+        """Weight of the training reward's progress term (``env.progress_shaping``;
+        default by lag, see :class:`env.spec.EnvSettings`); 0 where no move changes the
+        temperature."""
+        weight = self.settings.progress_shaping
+        if weight is None:
+            s = self.settings
+            weight = 0.0 if self.lagging else s.in_band_reward + s.out_of_band_penalty
+        return float(weight) if weight > 0.0 and self.move_reach > 0.0 else 0.0
+
+    @functools.cached_property
+    def move_reach(self) -> float:
+        """How far one move of whole steps typically shifts the settling temperature:
+        the median over the CSV rows of ``sum_i |f(u + s_i e_i) - f(u - s_i e_i)| / 2``
+        (each control one step up against one step down, within the bounds), about what
+        the best move changes where the model is near-linear over a step. The scale of
+        the progress term: its distance in these units approximates the moves still
+        needed, whatever the plant's steps and gains."""
+        controls = self.rows.controls
+        n, k = controls.shape
+        eye = np.eye(k) * self.steps
+        up = np.clip(controls[:, None, :] + eye, self.lower, self.upper).reshape(n * k, k)
+        down = np.clip(controls[:, None, :] - eye, self.lower, self.upper).reshape(n * k, k)
+        change = np.abs(self.model.predict(up) - self.model.predict(down)).reshape(n, k)
+        return float(np.median(change.sum(axis=1) / 2.0))
+
+    def progress_potential(self, temperature: float) -> float:
+        """``Phi(T)`` of the progress term: minus the weighted distance to the band in
+        units of :attr:`move_reach` (0 inside the band, or with the term off)."""
+        weight = self.progress_weight
+        if weight == 0.0:
+            return 0.0
+        low, high = self.band
+        distance = low - temperature if temperature < low else max(temperature - high, 0.0)
+        return -weight * distance / self.move_reach
+
+    @functools.cached_property
     def hold_margin(self) -> float:
         """Fraction of the half-width at each edge where settling does not hold
         (``env.hold_margin``; default from the observer, see :class:`env.spec.EnvSettings`)."""

@@ -239,6 +239,21 @@ class EnvSettings:
     uncertainty_penalty: float = 0.0
     """Penalty per unit of the model ensemble's standard deviation, in band widths;
     > 0 keeps agents where the data supports the model."""
+    progress_shaping: float | None = None
+    """Weight of the training reward's progress term: each step adds
+    ``Phi(T') - Phi(T)`` with ``Phi(T) = -progress_shaping * d(T) / reach``, ``d`` the
+    distance to the band and ``reach`` the temperature one move of whole steps typically
+    changes (:attr:`env.plant.Plant.move_reach`): potential-based shaping (Ng, Harada and
+    Russell, 1999), so the fewest-moves policy stays the best one (with a discount
+    gamma < 1 the difference is a distance penalty of ``(1 - gamma) * Phi``, alongside
+    ``distance_weight``'s), while each move is paid at once for what it brings rather
+    than only through the value of the readings after it. Default (None):
+    ``in_band_reward + out_of_band_penalty`` (2: what one more reading out of the band
+    costs, so ``Phi`` approximates the return still to lose) on a plant without lag, 0 on
+    a lagging one (there a move's effect shows samples later; not measured). Only the
+    environment's training reward: the evaluation's returns and the score leave it out.
+    Measured on the generated 6-control plant of mean depth 19.5 (``scripts/bench_shapes.py``,
+    three trials on 2 CPUs, 240 s each), policy success without / with: see the README."""
 
     def __post_init__(self) -> None:
         _require(self.horizon >= 1, f"env.horizon must be >= 1, got {self.horizon}")
@@ -279,6 +294,11 @@ class EnvSettings:
             or (_finite(self.observer_ratio) and 0 <= self.observer_ratio <= MAX_OBSERVER_RATIO),
             f"env.observer_ratio must be in [0, {MAX_OBSERVER_RATIO}] (or omitted), "
             f"got {self.observer_ratio}",
+        )
+        _require(
+            self.progress_shaping is None
+            or (_finite(self.progress_shaping) and self.progress_shaping >= 0),
+            f"env.progress_shaping must be >= 0 (or omitted), got {self.progress_shaping}",
         )
         _require(_finite(self.in_band_reward), "env.in_band_reward must be finite")
 

@@ -111,7 +111,12 @@ class TemperatureControlEnv(gym.Env):
     minus ``actuation_cost`` (0.5) for a move that changes any setting, so that "keep,
     it is on its way" beats pushing again (why and why 0.5: :class:`env.spec.EnvSettings`);
     minus an optional ``uncertainty_penalty * model_std / w``. With the defaults r lies
-    in [-2.1, 1] (in [-2.6, 1] on a lagging plant). An episode that ends because the
+    in [-2.1, 1] (in [-2.6, 1] on a lagging plant). On a plant without lag the training
+    reward adds a potential-based progress term, ``Phi(T') - Phi(T)`` with
+    ``Phi(T) = -2 d / reach`` (``reach``: what one move typically changes; see
+    ``env.progress_shaping``): it pays each move at once for the distance it covers and
+    sums to ``Phi(T_end) - Phi(T_0)`` over an episode, so the fewest moves stay best; the
+    evaluation's returns leave it out. An episode that ends because the
     reading holds in the band (``end_on_hold``) is paid, with its last reward,
     the in-band reward of its reading for each reading left to the horizon: what keeping
     would earn.
@@ -197,6 +202,7 @@ class TemperatureControlEnv(gym.Env):
         self._start_row: int | None = None
         self._lagging = plant.lagging
         self._ends_on_hold = plant.ends_on_hold
+        self._shaped = plant.progress_weight > 0.0
         fit = plant.observer_fit if plant.starts_with_offsets else None
         self._offsets_from_log = None if fit is None else fit.row_disturbance
         self._dead_time = plant.dead_time
@@ -352,11 +358,15 @@ class TemperatureControlEnv(gym.Env):
             temperature = plant.next_temperature_scalar(
                 self._temperature, new, self._offset, self._disturbance, noise
             )
+        before = self._temperature
         self._temperature = temperature
         self._controls = new
         self._t += 1
         std = self.model_uncertainty() if settings.uncertainty_penalty > 0.0 else 0.0
         reward = plant.reward_scalar(temperature, moved, std)
+        if self._shaped:
+            # potential-based progress term (env.progress_shaping): training only
+            reward += plant.progress_potential(temperature) - plant.progress_potential(before)
         terminated = self._ends_on_hold and self._holds()
         if terminated:
             # what keeping would earn to the horizon, paid now: an episode's return is

@@ -57,6 +57,7 @@ REWARD_ONLY_SETTINGS = frozenset(
         "move_cost",
         "actuation_cost",
         "uncertainty_penalty",
+        "progress_shaping",
     }
 )
 """Env settings that change rewards but never a plan: left out of the key."""

@@ -211,8 +211,9 @@ def test_env_steps_match_batch_rollout(mode: str, sample_plant: env.Plant) -> No
     batch = rollout(sample_plant, codec, policy, temps, controls)
     policy.reset(temps, controls)  # replay the same random actions one episode at a time
     actions = [policy.act(np.zeros((len(rows), 1)), temps, controls, t) for t in range(30)]
-    environment = gym.make(env.ENV_ID, action_mode=mode, settings={"end_on_hold": False})
-    environment = environment.unwrapped
+    # the evaluation's rewards leave out the training-only progress term (tested below)
+    settings = {"end_on_hold": False, "progress_shaping": 0.0}
+    environment = gym.make(env.ENV_ID, action_mode=mode, settings=settings).unwrapped
     for i, row in enumerate(rows):
         environment.reset(options={"row": int(sample_plant.data.row_numbers[row])})
         for t in range(30):
@@ -406,3 +407,71 @@ def test_the_end_of_an_episode_pays_the_held_readings_reward(sample_plant: env.P
     assert terminated
     per_reading = sample_plant.settings.in_band_reward - weight * where * where
     assert reward == pytest.approx(per_reading * sample_plant.settings.horizon)
+
+
+def test_progress_term_is_the_potential_difference_of_each_step(sample_plant: env.Plant) -> None:
+    """``env.progress_shaping``: every training reward is the plain reward plus
+    ``Phi(T') - Phi(T)``, so an episode's extra return is ``Phi(T_end) - Phi(T_0)`` and
+    the fewest moves stay best; a move toward the band is paid at once."""
+    shaped = gym.make(env.ENV_ID).unwrapped
+    plain = gym.make(env.ENV_ID, settings={"progress_shaping": 0.0}).unwrapped
+    plant = shaped.plant
+    assert plant.progress_weight == pytest.approx(2.0) and plain.plant.progress_weight == 0.0
+    low, _ = plant.band
+    start = {"temperature": low - 4.0 * plant.move_reach, "controls": plant.rows.controls[0]}
+    first = plant.progress_potential(start["temperature"])
+    assert first == pytest.approx(-8.0)
+    rng = np.random.default_rng(0)
+    shaped.reset(options=start)
+    plain.reset(options=start)
+    extra = 0.0
+    for _ in range(10):
+        action = rng.integers(0, 3, size=plant.n_controls)
+        before = shaped._temperature
+        _, reward, done, _, _ = shaped.step(action)
+        _, plain_reward, plain_done, _, _ = plain.step(action)
+        assert done == plain_done
+        step_extra = reward - plain_reward
+        expected = plant.progress_potential(shaped._temperature) - plant.progress_potential(before)
+        assert step_extra == pytest.approx(expected)
+        extra += step_extra
+        if done:
+            break
+    assert extra == pytest.approx(plant.progress_potential(shaped._temperature) - first)
+    # one step of every control toward the band (up where up heats, from the sample's
+    # model) is paid above keeping
+    up = plant.model.predict(plant.rows.controls[:1] + plant.steps)[0]
+    down = plant.model.predict(plant.rows.controls[:1] - plant.steps)[0]
+    warmer = 2 if up > down else 0
+    gains = []
+    for action in (np.full(plant.n_controls, warmer), shaped.codec.keep()):
+        shaped.reset(options=start)
+        plain.reset(options=start)
+        gains.append(shaped.step(action)[1] - plain.step(action)[1])
+    assert gains[0] > 0.0 == pytest.approx(gains[1])
+
+
+def test_progress_term_is_off_on_a_lagging_plant() -> None:
+    """A lagging plant's move shows samples later: no progress term by default."""
+    plant = env.load_plant(FURNACE_SPEC)
+    assert plant.lagging and plant.progress_weight == 0.0
+    assert plant.progress_potential(plant.band[0] - 10.0) == 0.0
+
+
+@pytest.mark.parametrize("n_controls", [2, 6])
+def test_move_reach_is_what_a_planned_move_covers(tmp_path: Path, n_controls: int) -> None:
+    """``Plant.move_reach`` scales the progress term: on generated plants of 2 and 6
+    controls a fewest-moves plan covers about that much temperature per move."""
+    from env.planner import plan_rows
+    from tests.datasets import write_synthetic
+
+    plant = env.load_plant(write_synthetic(tmp_path, n_controls, mean_depth=8.0, rows=120))
+    rows = plant.start_indices
+    temperatures = plant.rows.state[rows]
+    plans = plan_rows(plant, temperatures, plant.rows.controls[rows])
+    moves = np.array([-1 if plan.moves is None else plan.moves for plan in plans], dtype=float)
+    distance = np.abs(plant.distance_to_band(temperatures))
+    deep = moves >= 4
+    assert deep.sum() >= 20
+    per_move = float(np.median(distance[deep] / moves[deep]))
+    assert 0.5 < per_move / plant.move_reach < 1.5
