@@ -253,7 +253,9 @@ class EnvSettings:
     a lagging one (there a move's effect shows samples later; not measured). Only the
     environment's training reward: the evaluation's returns and the score leave it out.
     Measured on the generated 6-control plant of mean depth 19.5 (``scripts/bench_shapes.py``,
-    three trials on 2 CPUs, 240 s each), policy success without / with: see the README."""
+    three trials on 2 CPUs, 240 s each, 2026-11-29), the policies' success without / with:
+    PPO 70.4% / 100%, SAC 40.6% / 100%, DQN 56.0% / 98.8%; with it every k <= 6 shape of
+    the benchmark met >= 98% at <= 1.10x the planner's moves with PPO and SAC (README)."""
 
     def __post_init__(self) -> None:
         _require(self.horizon >= 1, f"env.horizon must be >= 1, got {self.horizon}")
