@@ -253,13 +253,12 @@ class Plant:
 
     @functools.cached_property
     def progress_weight(self) -> float:
-        """Weight of the training reward's progress term (``env.progress_shaping``;
-        default by lag, see :class:`env.spec.EnvSettings`); 0 where no move changes the
-        temperature."""
+        """Weight of the training reward's progress term (``env.progress_shaping``,
+        see :class:`env.spec.EnvSettings`); 0 where no move changes the temperature."""
         weight = self.settings.progress_shaping
         if weight is None:
             s = self.settings
-            weight = 0.0 if self.lagging else s.in_band_reward + s.out_of_band_penalty
+            weight = s.in_band_reward + s.out_of_band_penalty
         return float(weight) if weight > 0.0 and self.move_reach > 0.0 else 0.0
 
     @functools.cached_property
@@ -279,8 +278,9 @@ class Plant:
         return float(np.median(change.sum(axis=1) / 2.0))
 
     def progress_potential(self, temperature: float) -> float:
-        """``Phi(T)`` of the progress term: minus the weighted distance to the band in
-        units of :attr:`move_reach` (0 inside the band, or with the term off)."""
+        """``Phi`` of the progress term: minus the weighted distance of ``temperature``
+        (the reading; on a lagging plant the settling temperature) to the band in units
+        of :attr:`move_reach` (0 inside the band, or with the term off)."""
         weight = self.progress_weight
         if weight == 0.0:
             return 0.0

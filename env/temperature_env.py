@@ -111,11 +111,12 @@ class TemperatureControlEnv(gym.Env):
     minus ``actuation_cost`` (0.5) for a move that changes any setting, so that "keep,
     it is on its way" beats pushing again (why and why 0.5: :class:`env.spec.EnvSettings`);
     minus an optional ``uncertainty_penalty * model_std / w``. With the defaults r lies
-    in [-2.1, 1] (in [-2.6, 1] on a lagging plant). On a plant without lag the training
-    reward adds a potential-based progress term, ``Phi(T') - Phi(T)`` with
-    ``Phi(T) = -2 d / reach`` (``reach``: what one move typically changes; see
-    ``env.progress_shaping``): it pays each move at once for the distance it covers and
-    sums to ``Phi(T_end) - Phi(T_0)`` over an episode, so the fewest moves stay best; the
+    in [-2.1, 1] (in [-2.6, 1] on a lagging plant). The training reward adds a
+    potential-based progress term, ``Phi(s') - Phi(s)`` with ``Phi = -2 d / reach``, ``d``
+    the distance of the reading (on a lagging plant: of the settling temperature) to the
+    band, ``reach`` what one move typically changes (see ``env.progress_shaping``): it
+    pays each move at once for the distance it covers and sums to
+    ``Phi(s_end) - Phi(s_0)`` over an episode, so the fewest moves stay best; the
     evaluation's returns leave it out. An episode that ends because the
     reading holds in the band (``end_on_hold``) is paid, with its last reward,
     the in-band reward of its reading for each reading left to the horizon: what keeping
@@ -352,13 +353,15 @@ class TemperatureControlEnv(gym.Env):
             self._disturbance += settings.drift_std * float(self.np_random.standard_normal())
         if settings.noise_std > 0.0:
             noise = settings.noise_std * float(self.np_random.standard_normal())
+        # the progress term's potential: of the reading, or on a lagging plant of the
+        # settling temperature (a move is paid when made, not when its effect arrives)
+        before = self._settle if self._lagging else self._temperature
         if self._lagging:
             temperature = self._lagged_step(new, noise)
         else:
             temperature = plant.next_temperature_scalar(
                 self._temperature, new, self._offset, self._disturbance, noise
             )
-        before = self._temperature
         self._temperature = temperature
         self._controls = new
         self._t += 1
@@ -366,7 +369,8 @@ class TemperatureControlEnv(gym.Env):
         reward = plant.reward_scalar(temperature, moved, std)
         if self._shaped:
             # potential-based progress term (env.progress_shaping): training only
-            reward += plant.progress_potential(temperature) - plant.progress_potential(before)
+            after = self._settle if self._lagging else temperature
+            reward += plant.progress_potential(after) - plant.progress_potential(before)
         terminated = self._ends_on_hold and self._holds()
         if terminated:
             # what keeping would earn to the horizon, paid now: an episode's return is

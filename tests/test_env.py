@@ -451,11 +451,32 @@ def test_progress_term_is_the_potential_difference_of_each_step(sample_plant: en
     assert gains[0] > 0.0 == pytest.approx(gains[1])
 
 
-def test_progress_term_is_off_on_a_lagging_plant() -> None:
-    """A lagging plant's move shows samples later: no progress term by default."""
-    plant = env.load_plant(FURNACE_SPEC)
-    assert plant.lagging and plant.progress_weight == 0.0
-    assert plant.progress_potential(plant.band[0] - 10.0) == 0.0
+def test_progress_term_pays_a_lagging_plants_move_when_it_is_made() -> None:
+    """On a lagging plant the potential is of the settling temperature: a move toward
+    the band is paid at once, though the reading has not moved yet (dead time), and
+    keeping while the reading travels earns no progress term."""
+    shaped = gym.make(env.ENV_ID, spec_path=str(FURNACE_SPEC)).unwrapped
+    plain = gym.make(
+        env.ENV_ID, spec_path=str(FURNACE_SPEC), settings={"progress_shaping": 0.0}
+    ).unwrapped
+    plant = shaped.plant
+    assert plant.lagging and plant.dead_time >= 1 and plant.progress_weight > 0.0
+    settled = plant.model.predict(plant.rows.controls)
+    coldest = plant.rows.controls[int(np.argmin(settled))]
+    start = {"temperature": float(settled.min()), "controls": coldest}
+    up = plant.model.predict((coldest + plant.steps)[None])[0]
+    warmer = np.full(plant.n_controls, 2 if up > settled.min() else 0)
+    extras, readings = [], []
+    for environment in (shaped, plain):
+        environment.reset(seed=0, options=start)
+    for action in (warmer, shaped.codec.keep(), shaped.codec.keep()):
+        rewards = [environment.step(action)[1] for environment in (shaped, plain)]
+        extras.append(rewards[0] - rewards[1])
+        readings.append(shaped._temperature)
+    assert readings[0] == pytest.approx(start["temperature"])  # the dead time: not yet
+    assert extras[0] > 0.0
+    assert extras[1] == pytest.approx(0.0) and extras[2] == pytest.approx(0.0)
+    assert readings[2] > readings[0]  # the reading travels meanwhile, unpaid
 
 
 @pytest.mark.parametrize("n_controls", [2, 6])

@@ -113,8 +113,9 @@ def test_env_and_batch_rollout_step_the_same_lagging_plant(
     batch = rollout(plant, codec, policy, temps, controls, pending=pending)
     policy.reset(temps, controls)
     actions = [policy.act(np.zeros((len(rows), 1)), temps, controls, t) for t in range(40)]
-    # every step to the horizon (the batch roll-out does not end at a hold)
-    settings = {"end_on_hold": False}
+    # every step to the horizon (the batch roll-out does not end at a hold); the
+    # evaluation's rewards leave out the training-only progress term
+    settings = {"end_on_hold": False, "progress_shaping": 0.0}
     environment = gym.make(env.ENV_ID, spec_path=spec, model_path=model, settings=settings)
     environment = environment.unwrapped
     for i, row in enumerate(rows):
