@@ -252,14 +252,28 @@ class AlgorithmSettings:
     its own process, else its main CPUs (see ``TrialConfig.torch_threads``)."""
 
 
+def search_space(value: Any) -> tuple[str, Any] | None:
+    """``(kind, arguments)`` when ``value`` is a YAML search space (a mapping with exactly
+    one key, a kind of :data:`SEARCH_KINDS`, e.g. ``{loguniform: [1e-4, 1e-2]}``), else
+    None: the one reading of "is this a search space" that validation, the trial count
+    and the Tune param space share."""
+    if isinstance(value, dict) and len(value) == 1:
+        kind, args = next(iter(value.items()))
+        if kind in SEARCH_KINDS:
+            return kind, args
+    return None
+
+
 def grid_points(settings: AlgorithmSettings) -> int:
     """The combinations of ``{grid: [...]}`` values in one algorithm's search-space
     sections (1 without a grid): Tune runs each of them ``samples_per_algorithm`` times."""
 
     def points(value: Any) -> int:
+        space = search_space(value)
+        if space is not None:
+            kind, args = space
+            return len(args) if kind == "grid" else 1
         if isinstance(value, dict):
-            if len(value) == 1 and "grid" in value:
-                return len(value["grid"])
             return math.prod(points(v) for v in value.values())
         return 1
 
@@ -325,8 +339,9 @@ def _resolve(base: Path, value: str) -> Path:
 
 def _check_search_spaces(source: Path, where: str, values: dict[str, Any]) -> None:
     for key, value in values.items():
-        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in SEARCH_KINDS:
-            kind, args = next(iter(value.items()))
+        space = search_space(value)
+        if space is not None:
+            kind, args = space
             if not isinstance(args, list) or not args:
                 raise InputError(source, f"{kind} needs a non-empty list", f"{where}.{key}")
             if kind in ("uniform", "loguniform", "randint") and len(args) != 2:

@@ -32,6 +32,7 @@ from rllib_project.experiment import (
     SEARCH_SPACE_SECTIONS,
     AlgorithmSettings,
     EvaluationSettings,
+    search_space,
 )
 from rllib_project.resources import TrialResources
 from rllib_project.shape_defaults import PlantShape
@@ -150,11 +151,11 @@ def to_search_space(value: Any) -> Any:
         "randint": lambda a: tune.randint(*a),
     }
     assert makers.keys() == set(SEARCH_KINDS)  # the kinds experiment.py validates
+    space = search_space(value)
+    if space is not None:
+        kind, args = space
+        return makers[kind](args)
     if isinstance(value, dict):
-        if len(value) == 1:
-            kind, args = next(iter(value.items()))
-            if kind in makers:
-                return makers[kind](args)
         return {k: to_search_space(v) for k, v in value.items()}
     return value
 
