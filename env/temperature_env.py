@@ -204,6 +204,7 @@ class TemperatureControlEnv(gym.Env):
         self._lagging = plant.lagging
         self._ends_on_hold = plant.ends_on_hold
         self._shaped = plant.progress_weight > 0.0
+        self._potential = 0.0  # the progress term's Phi of the current state
         fit = plant.observer_fit if plant.starts_with_offsets else None
         self._offsets_from_log = None if fit is None else fit.row_disturbance
         self._dead_time = plant.dead_time
@@ -325,9 +326,16 @@ class TemperatureControlEnv(gym.Env):
         if logged_offset is not None:
             self._offset = logged_offset
         self._settle = steady + self._offset
+        self._potential = self._progress_potential()
         self._disturbance = 0.0
         self._t = 0
         return self._get_obs(), self._get_info()
+
+    def _progress_potential(self) -> float:
+        """``Phi`` of the progress term (``env.progress_shaping``) in the current state:
+        of the reading, or on a lagging plant of the settling temperature (a move is paid
+        when made, not when its effect arrives)."""
+        return self.plant.progress_potential(self._settle if self._lagging else self._temperature)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         # Refuses an action outside the space (ValueError) before anything changes.
@@ -353,9 +361,6 @@ class TemperatureControlEnv(gym.Env):
             self._disturbance += settings.drift_std * float(self.np_random.standard_normal())
         if settings.noise_std > 0.0:
             noise = settings.noise_std * float(self.np_random.standard_normal())
-        # the progress term's potential: of the reading, or on a lagging plant of the
-        # settling temperature (a move is paid when made, not when its effect arrives)
-        before = self._settle if self._lagging else self._temperature
         if self._lagging:
             temperature = self._lagged_step(new, noise)
         else:
@@ -369,8 +374,9 @@ class TemperatureControlEnv(gym.Env):
         reward = plant.reward_scalar(temperature, moved, std)
         if self._shaped:
             # potential-based progress term (env.progress_shaping): training only
-            after = self._settle if self._lagging else temperature
-            reward += plant.progress_potential(after) - plant.progress_potential(before)
+            potential = self._progress_potential()
+            reward += potential - self._potential
+            self._potential = potential
         terminated = self._ends_on_hold and self._holds()
         if terminated:
             # what keeping would earn to the horizon, paid now: an episode's return is
