@@ -26,7 +26,9 @@ from ray.tune.result import EXPR_RESULT_FILE, TRAINING_ITERATION
 
 from env.errors import InputError
 from rllib_project.checkpoints import POLICY_METADATA, CheckpointInfo
-from rllib_project.metrics import EVALUATION
+from rllib_project.experiment import StopSettings
+from rllib_project.metrics import evaluation_fields
+from rllib_project.trial_config import TrialConfig
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,13 @@ class KeptCheckpoint:
     result: dict[str, Any]
 
 
-def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
+def newest_kept_checkpoint(
+    trial_dir: Path, stop: StopSettings | None = None
+) -> KeptCheckpoint | None:
     """The complete checkpoint of the highest training iteration in ``trial_dir`` (its
     ``plant_policy.json`` readable and every file it lists there whole), with Tune's
-    result of that iteration; None if the folder has none."""
+    result of that iteration (or, without one, its own evaluation ranked under the
+    trial's ``stop`` target); None if the folder has none."""
     newest: tuple[CheckpointInfo, Path] | None = None
     for metadata in trial_dir.glob(f"checkpoint_*/{POLICY_METADATA}"):
         info = complete_checkpoint_info(metadata.parent)
@@ -57,7 +62,7 @@ def newest_kept_checkpoint(trial_dir: Path) -> KeptCheckpoint | None:
     # keeps checkpoints by the evaluation's score)
     result: dict[str, Any] = {TRAINING_ITERATION: iteration}
     if info.evaluation is not None:
-        result[EVALUATION] = info.evaluation.to_dict()
+        result.update(evaluation_fields(info.evaluation, {}, stop))
     for recorded in _recorded_results(trial_dir):
         if recorded.get(TRAINING_ITERATION) == iteration:
             result = recorded
@@ -113,7 +118,7 @@ def repair_missing_latest(trial: Trial) -> None:
         [storage.current_checkpoint_index]
         + [index + 1 for index in _checkpoint_indices(named.parent)]
     )
-    kept = newest_kept_checkpoint(named.parent)
+    kept = newest_kept_checkpoint(named.parent, TrialConfig.from_tune(trial.config).stop)
     if kept is None:
         manager._latest_checkpoint_result = None
         print(f"{trial}: {named.name} is gone and no other checkpoint is kept: starting over")

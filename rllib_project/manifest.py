@@ -25,6 +25,7 @@ from env.errors import InputError
 from env.files import json_safe, rebased, write_json_atomic
 from env.typed_config import build_dataclass
 from rllib_project.experiment import StopSettings
+from rllib_project.ranking import checkpoint_rank
 from rllib_project.scoring import PolicyMetrics
 from rllib_project.trial_config import TrialConfig
 
@@ -134,8 +135,9 @@ class Manifest:
         return {k: e for k, e in self.best.items() if name is None or e.dataset == name}
 
     def best_overall(self, dataset: str | None = None) -> BestCheckpoint:
-        """The highest-scoring checkpoint of a dataset. With several datasets one must
-        be named: scores on different plants do not rank policies for one plant."""
+        """The highest-ranked checkpoint of a dataset (meeting the target first, then by
+        score: :func:`rllib_project.ranking.checkpoint_rank`). With several datasets one
+        must be named: scores on different plants do not rank policies for one plant."""
         name = self.dataset_name(dataset)
         if name is None:
             known = ", ".join(sorted(self.datasets))
@@ -147,7 +149,7 @@ class Manifest:
             raise InputError(
                 Path(self.experiment) / MANIFEST_FILE, f"lists no checkpoint for {name}"
             )
-        return max(entries.values(), key=lambda entry: entry.metrics.score)
+        return max(entries.values(), key=lambda entry: checkpoint_rank(self.stop, entry.metrics))
 
     def write(self, experiment_dir: Path) -> Path:
         """Write ``best.json`` into ``experiment_dir`` atomically (whole or absent)."""

@@ -18,11 +18,14 @@ from typing import Any
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.tune.result import TIME_THIS_ITER_S, TIME_TOTAL_S, TRAINING_ITERATION
 
+from rllib_project.experiment import StopSettings
+from rllib_project.ranking import checkpoint_rank
 from rllib_project.scoring import PolicyMetrics
 
 __all__ = [
     "ACTION_MODE",
     "ALGORITHM",
+    "CHECKPOINT_SCORE",
     "DATASET",
     "ENV_RUNNER_RESULTS",
     "ENV_STEPS",
@@ -43,6 +46,7 @@ __all__ = [
     "TRIAL_WALL_S",
     "WALL_SECONDS",
     "env_steps",
+    "evaluation_fields",
     "evaluation_metric",
     "evaluation_of",
     "trial_wall_seconds",
@@ -100,7 +104,32 @@ def evaluation_metric(name: str) -> str:
 
 
 SCORE = evaluation_metric("score")
-"""What Tune keeps checkpoints by and the manifest picks the best with."""
+"""The evaluation's score as a flattened key: what the schedulers compare trials by
+and the manifest picks the best checkpoint with."""
+
+CHECKPOINT_SCORE = "checkpoint_score"
+"""What Tune keeps checkpoints by, at the top level of every result: the evaluation's
+rank (:func:`rllib_project.ranking.checkpoint_rank`: meeting the target first, then
+the score).
+
+Why a second key: Ray 2.60's checkpoint manager looks the score attribute up in the
+trainable's result *as returned*, nested (``register_checkpoint``: ``score_attr in
+metrics``), while schedulers and stoppers get it flattened. With the nested
+``evaluation/score`` it never found the score, ordered checkpoints by age and
+``num_to_keep`` deleted the best ones: on the furnace log a PPO trial's 100% checkpoint
+(iteration 80) was deleted and its last two (98.5%) kept."""
+
+
+def evaluation_fields(
+    evaluation: PolicyMetrics, extra: Mapping[str, Any], stop: StopSettings | None
+) -> dict[str, Any]:
+    """What a trial result carries of its evaluation: the :data:`EVALUATION` sub-dict
+    (the metrics and ``extra``, e.g. :data:`EVALUATION_SECONDS`) and
+    :data:`CHECKPOINT_SCORE`, its rank under the experiment's ``stop`` target."""
+    return {
+        EVALUATION: {**evaluation.to_dict(), **extra},
+        CHECKPOINT_SCORE: checkpoint_rank(stop, evaluation),
+    }
 
 
 def env_steps(result: Mapping[str, Any]) -> int:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from rllib_project.experiment import StopSettings
 from rllib_project.manifest import BestCheckpoint, RunRecord, TargetReached, best_key
+from rllib_project.ranking import checkpoint_rank, target_met
 from rllib_project.scoring import PolicyMetrics
-from rllib_project.stopping import target_met
 from rllib_project.trial_config import TrialConfig
 
 if TYPE_CHECKING:
@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 _METRIC_FIELDS = tuple(f.name for f in dataclasses.fields(PolicyMetrics))
 
 
-def best_per_dataset_algorithm(results: Iterable[Result]) -> dict[str, BestCheckpoint]:
-    """The best kept checkpoint of each dataset x algorithm over all its trials, by score."""
+def best_per_dataset_algorithm(
+    results: Iterable[Result], stop: StopSettings
+) -> dict[str, BestCheckpoint]:
+    """The best kept checkpoint of each dataset x algorithm over all its trials, those
+    meeting the target first (:func:`rllib_project.ranking.checkpoint_rank`)."""
     from ray.tune.result import TIME_TOTAL_S, TRAINING_ITERATION, TRIAL_ID
 
     from rllib_project.metrics import env_steps, evaluation_of
@@ -44,7 +47,9 @@ def best_per_dataset_algorithm(results: Iterable[Result]) -> dict[str, BestCheck
             if evaluation is None:
                 continue
             current = best.get(key)
-            if current is None or evaluation.score > current.metrics.score:
+            if current is None or checkpoint_rank(stop, evaluation) > checkpoint_rank(
+                stop, current.metrics
+            ):
                 best[key] = BestCheckpoint(
                     dataset=trial.dataset,
                     algorithm=trial.algorithm_name,
@@ -81,7 +86,7 @@ def run_record(result: Result, stop: StopSettings) -> RunRecord | None:
         iterations=int(final.get(TRAINING_ITERATION, 0)),
         env_steps=env_steps(final),
         time_total_s=float(final.get(TIME_TOTAL_S, 0.0)),
-        metrics=max(scored, key=lambda e: e.score) if scored else None,
+        metrics=max(scored, key=lambda e: checkpoint_rank(stop, e)) if scored else None,
         target_reached=first_target(result.metrics_dataframe, stop),
         error=None if result.error is None else str(result.error).splitlines()[0],
     )
@@ -89,7 +94,7 @@ def run_record(result: Result, stop: StopSettings) -> RunRecord | None:
 
 def first_target(progress: pd.DataFrame | None, stop: StopSettings) -> TargetReached | None:
     """The first reported iteration whose evaluation met the target (``progress.csv``
-    order; :func:`rllib_project.stopping.target_met` decides)."""
+    order; :func:`rllib_project.ranking.target_met` decides)."""
     from rllib_project.metrics import ENV_STEPS, TIME_TOTAL_S, TRAINING_ITERATION
     from rllib_project.metrics import evaluation_metric as column
 

@@ -2,7 +2,7 @@
 
 With ``scheduler: {kind: asha}`` in the experiment file, Tune's
 ``AsyncHyperBandScheduler`` (asynchronous successive halving) watches every trial's
-evaluation score (``evaluation/score``, the checkpoint score) and, at each rung
+evaluation score (``evaluation/score``) and, at each rung
 (``grace_period``, then ``reduction_factor`` times further, in ``time_attr`` units),
 stops a trial that is below the top ``1/reduction_factor`` of the trials that reached
 that rung before it. A cluster run can then try many search-space samples and spend
@@ -12,7 +12,9 @@ One ASHA for all trials would compare unlike things: a SAC trial with a PPO tria
 (they learn at different paces), a trial on an easy plant with one on a hard plant.
 :class:`PerGroupASHA` therefore keeps one ASHA per dataset x algorithm and hands each
 trial's events to its group's. The best checkpoint per dataset x algorithm is still
-chosen by the evaluation score over every trial (:mod:`rllib_project.run_records`).
+chosen over every trial, those meeting the target first, then by the evaluation score
+(:mod:`rllib_project.run_records`). A trial meeting the target stops there, so the
+scheduler compares by the score alone.
 
 How it combines with the rest of a run:
 

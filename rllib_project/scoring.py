@@ -36,9 +36,10 @@ Metrics, all greedy and deterministic:
   their total ÷ the planner's over the rows it solves (a policy that saws at the valves
   scores high);
 * ``time_in_band``, ``mean_return``;
-* ``score``: success rate with ties broken by mean return (see :func:`score`). This is
-  the checkpoint score: a checkpoint that solves one more row always wins, and among
-  equally successful ones the one that gets there faster and stays wins.
+* ``score``: success rate with ties broken by mean return (see :func:`score`): a
+  policy that solves one more row always scores higher, and among equally successful
+  ones the one that gets there faster and stays. Checkpoints are ranked by it after
+  the experiment's target (:func:`rllib_project.ranking.checkpoint_rank`).
 """
 
 from __future__ import annotations

@@ -41,27 +41,12 @@ from rllib_project.metrics import (
     evaluation_of,
     trial_wall_seconds,
 )
-from rllib_project.scoring import PolicyMetrics
+from rllib_project.ranking import target_met
 
 
 def trial_name(algorithm: str, dataset: str, trial_id: str) -> str:
     """A trial's name: its folder, its row in the progress table, its finish-request name."""
     return f"{algorithm}_{dataset}_{trial_id}"
-
-
-def target_met(stop: StopSettings, evaluation: PolicyMetrics) -> bool:
-    """Whether an evaluation meets the experiment's target (``stop.success_rate`` over
-    the rows the planner solves and, if given, ``stop.moves_ratio`` and
-    ``stop.actuations_ratio``); never without a
-    target. The stopper ends trials on it; the manifest records when each run first met
-    it (time to target)."""
-    if stop.success_rate is None:
-        return False
-    if not evaluation.success_rate_solvable >= stop.success_rate:  # NaN never meets it
-        return False
-    if stop.moves_ratio is not None and not evaluation.moves_ratio <= stop.moves_ratio:
-        return False
-    return stop.actuations_ratio is None or evaluation.actuations_ratio <= stop.actuations_ratio
 
 
 @dataclass

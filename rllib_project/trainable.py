@@ -44,7 +44,6 @@ from rllib_project.metrics import (
     ALGORITHM,
     DATASET,
     EVALUATED_AT,
-    EVALUATION,
     EVALUATION_SECONDS,
     NODE_ID,
     ROWS_PLANNED,
@@ -53,6 +52,7 @@ from rllib_project.metrics import (
     STEP_WALL_SECONDS,
     TRIAL,
     WALL_SECONDS,
+    evaluation_fields,
 )
 from rllib_project.scoring import PlantScorer, PolicyMetrics
 from rllib_project.trial_config import TrialConfig
@@ -124,7 +124,8 @@ class PlantTrainable(tune.Trainable):
         if self.last_evaluation is None or iteration % self.trial.evaluation.interval == 0:
             self.last_evaluation, seconds = self.evaluate()
             self.last_evaluation_extra = {EVALUATION_SECONDS: seconds, EVALUATED_AT: iteration}
-        result[EVALUATION] = {**self.last_evaluation.to_dict(), **self.last_evaluation_extra}
+        extra, stop = self.last_evaluation_extra, self.trial.stop
+        result.update(evaluation_fields(self.last_evaluation, extra, stop))
         result[ALGORITHM] = self.trial.algorithm_name
         result[DATASET] = self.trial.dataset
         result[ACTION_MODE] = self.trial.action_mode

@@ -32,6 +32,7 @@ from rllib_project.experiment import (
     SEARCH_SPACE_SECTIONS,
     AlgorithmSettings,
     EvaluationSettings,
+    StopSettings,
     search_space,
 )
 from rllib_project.resources import TrialResources
@@ -77,6 +78,9 @@ class TrialConfig:
     evaluation: EvaluationSettings
     seed: int = 0
     """RLlib's seed for the trial (networks, exploration, env streams)."""
+    stop: StopSettings | None = None
+    """The experiment's stop settings: its target ranks the trial's checkpoints
+    (:func:`rllib_project.ranking.checkpoint_rank`); None: by score alone."""
 
     @property
     def algorithm_name(self) -> str:
@@ -166,6 +170,7 @@ def param_space(
     resources: TrialResources,
     evaluation: EvaluationSettings,
     seeds: Sequence[int],
+    stop: StopSettings | None = None,
 ) -> dict[str, Any]:
     """Tune's param space: the :class:`TrialConfig` layout, a grid over the algorithms
     (each with its own search spaces), the datasets' plants and the seeds. Tune repeats
@@ -182,4 +187,5 @@ def param_space(
         "resources": dataclasses.asdict(resources),
         "evaluation": dataclasses.asdict(evaluation),
         "seed": tune.grid_search(list(seeds)),
+        "stop": None if stop is None else dataclasses.asdict(stop),
     }

@@ -16,8 +16,9 @@ How it maps onto Ray's own machinery:
 * ``RunConfig(storage_path=..., stop=..., checkpoint_config=CheckpointConfig(...),
   failure_config=FailureConfig(max_failures=...))``: Tune stops trials (budget,
   target or a finish request, :mod:`rllib_project.stopping`), keeps the top
-  checkpoints per trial by ``evaluation/score`` and restarts crashed trials from their
-  last checkpoint;
+  checkpoints per trial (those meeting the target first, then by the evaluation's
+  score: :func:`rllib_project.ranking.checkpoint_rank`) and restarts crashed trials
+  from their last checkpoint;
 * ``Tuner.restore(..., resume_unfinished=True, resume_errored=True)`` continues an
   interrupted run: finished trials stay finished;
 * afterwards the best checkpoint of each dataset x algorithm and a record of every
@@ -42,7 +43,7 @@ from env.errors import InputError
 from env.files import write_json_atomic
 from env.typed_config import build_dataclass
 from env.yardstick import planning_mode
-from rllib_project.experiment import Experiment, StopSettings, load_experiment
+from rllib_project.experiment import Experiment, ExperimentFile, StopSettings, load_experiment
 from rllib_project.manifest import MANIFEST_FILE, DatasetEntry, Manifest
 from rllib_project.preparation import (
     PreparationProcess,
@@ -63,7 +64,7 @@ from rllib_project.trial_config import (
 )
 
 if TYPE_CHECKING:
-    from ray.tune import Result, ResultGrid, Tuner
+    from ray.tune import CheckpointConfig, Result, ResultGrid, Tuner
     from ray.tune.experiment import Trial
 
     from rllib_project.stopping import PlantStopper
@@ -151,6 +152,7 @@ def experiment_param_space(
         plan,
         experiment.file.evaluation,
         experiment.seeds(),
+        experiment.file.stop,
     )
 
 
@@ -209,6 +211,25 @@ def progress_reporter() -> Any:
     )
 
 
+def checkpoint_config(file: ExperimentFile) -> CheckpointConfig:
+    """Which checkpoints a trial saves and keeps: every evaluation's, the
+    ``checkpoint.num_to_keep`` best (:func:`rllib_project.ranking.checkpoint_rank`) and
+    the latest."""
+    from ray import tune
+
+    from rllib_project.metrics import CHECKPOINT_SCORE
+
+    interval = file.evaluation.interval
+    return tune.CheckpointConfig(
+        num_to_keep=file.checkpoint.num_to_keep,
+        checkpoint_score_attribute=CHECKPOINT_SCORE,
+        checkpoint_score_order="max",
+        checkpoint_frequency=interval,
+        # a final checkpoint is only scored correctly if it was just evaluated
+        checkpoint_at_end=interval == 1,
+    )
+
+
 def build_tuner(
     experiment: Experiment,
     experiment_dir: Path,
@@ -221,14 +242,12 @@ def build_tuner(
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from rllib_project.kept_checkpoints import KeptCheckpointRestore
-    from rllib_project.metrics import SCORE
     from rllib_project.result_logs import ProgressCsvLog, ResultJsonLog
     from rllib_project.scheduling import build_scheduler
     from rllib_project.trainable import PlantTrainable
     from rllib_project.trial_progress import TrialLines
 
     file = experiment.file
-    interval = file.evaluation.interval
     return tune.Tuner(
         PlantTrainable,
         param_space=space,
@@ -247,14 +266,7 @@ def build_tuner(
             name=experiment_dir.name,
             storage_path=str(experiment_dir.parent),
             stop=stop_criteria(experiment, experiment_dir if finish_requests else None),
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=file.checkpoint.num_to_keep,
-                checkpoint_score_attribute=SCORE,
-                checkpoint_score_order="max",
-                checkpoint_frequency=interval,
-                # a final checkpoint is only scored correctly if it was just evaluated
-                checkpoint_at_end=interval == 1,
-            ),
+            checkpoint_config=checkpoint_config(file),
             failure_config=tune.FailureConfig(max_failures=file.failure.max_failures),
             progress_reporter=progress_reporter(),
             callbacks=[TrialLines(), KeptCheckpointRestore(), ResultJsonLog(), ProgressCsvLog()],
@@ -549,9 +561,10 @@ def write_manifest(experiment_dir: Path, results: ResultGrid) -> Path:
     manifest = Manifest(
         experiment=str(experiment_dir),
         datasets={k: DatasetEntry(**v) for k, v in recorded["datasets"].items()},
-        score=f"{SCORE} (success rate, ties broken by mean return)",
+        score=f"{SCORE} (success rate, ties broken by mean return); checkpoints meeting "
+        "the stop target rank first",
         stop=stop,
-        best=best_per_dataset_algorithm(each(results)),
+        best=best_per_dataset_algorithm(each(results), stop),
         runs=run_records(each(results), stop),
         trial_errors=[str(r.error).splitlines()[0] for r in each(results) if r.error is not None],
         written_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
