@@ -262,7 +262,7 @@ def _no_dataset_choice(path: Path, dataset: str | None) -> None:
 
 
 def load_best_policy(source: str | Path, dataset: str | None = None) -> LoadedPolicy:
-    """One policy: the highest-scoring of an experiment's dataset (``dataset``, needed
+    """One policy: the highest-ranked of an experiment's dataset (``dataset``, needed
     when it has several), or the one a path names."""
     path = resolve_source(source)
     if is_experiment(path):

@@ -52,6 +52,7 @@ import numpy as np
 from env.files import json_safe
 from rllib_project.experiment import StopSettings
 from rllib_project.manifest import Manifest, RunRecord
+from rllib_project.ranking import checkpoint_rank
 from rllib_project.statistics import (
     CONFIDENCE,
     RESAMPLES,
@@ -262,11 +263,12 @@ def selected_runs(manifest: Manifest) -> tuple[dict[tuple[str, str], list[RunRec
         configurations: dict[str, list[RunRecord]] = defaultdict(list)
         for run in runs:
             configurations[run.configuration].append(run)
-        best = max(configurations.values(), key=lambda rs: float(np.mean([_score(r) for r in rs])))
+        best = max(configurations.values(), key=lambda rs: _mean_rank(rs, manifest.stop))
         if len(configurations) > 1:
             notes.append(
                 f"{algorithm} on {dataset}: {len(configurations)} configurations tried; "
-                f"the {len(best)} run(s) of the best one (by mean score) are compared"
+                f"the {len(best)} run(s) of the best one (by mean rank: meeting the "
+                "target, then score) are compared"
             )
         chosen[(dataset, algorithm)] = best
     return chosen, notes
@@ -274,6 +276,14 @@ def selected_runs(manifest: Manifest) -> tuple[dict[tuple[str, str], list[RunRec
 
 def _score(run: RunRecord) -> float:
     return float("-inf") if run.metrics is None else run.metrics.score
+
+
+def _mean_rank(runs: Sequence[RunRecord], stop: StopSettings) -> float:
+    """The mean over ``runs`` of their checkpoints' rank (the target first, then the
+    score: :func:`rllib_project.ranking.checkpoint_rank`), as the runs' own best
+    checkpoints were chosen."""
+    ranks = [checkpoint_rank(stop, r.metrics) for r in runs if r.metrics is not None]
+    return float(np.mean(ranks)) if ranks else float("-inf")
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:

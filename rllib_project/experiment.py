@@ -117,7 +117,8 @@ class EvaluationSettings:
 @dataclass(frozen=True)
 class CheckpointSettings:
     num_to_keep: int = 2
-    """Best checkpoints kept per trial (by the evaluation score)."""
+    """Best checkpoints kept per trial, besides its newest (those meeting the target
+    first, then by the evaluation score)."""
 
     def __post_init__(self) -> None:
         if self.num_to_keep < 1:

@@ -59,7 +59,7 @@ def newest_kept_checkpoint(
     info, path = newest
     iteration = info.training_iteration
     # the checkpoint's own evaluation, should the result log lack its iteration (Tune
-    # keeps checkpoints by the evaluation's score)
+    # keeps checkpoints by its rank, CHECKPOINT_SCORE)
     result: dict[str, Any] = {TRAINING_ITERATION: iteration}
     if info.evaluation is not None:
         result.update(evaluation_fields(info.evaluation, {}, stop))

@@ -47,8 +47,8 @@ class DatasetEntry:
 
 @dataclass(frozen=True)
 class BestCheckpoint:
-    """The highest-scoring kept checkpoint of one algorithm on one dataset, over all
-    its trials (seeds and search-space samples)."""
+    """The highest-ranked kept checkpoint of one algorithm on one dataset, over all its
+    trials (seeds and search-space samples; :func:`rllib_project.ranking.checkpoint_rank`)."""
 
     dataset: str
     algorithm: str
@@ -60,7 +60,7 @@ class BestCheckpoint:
     env_steps: int
     time_total_s: float
     metrics: PolicyMetrics
-    """Its evaluation when it was saved; ``metrics.score`` ranks checkpoints."""
+    """Its evaluation when it was saved, which ranks it (the target, then ``score``)."""
     config: TrialConfig
     """The trial's resolved configuration."""
 

@@ -105,7 +105,7 @@ def evaluation_metric(name: str) -> str:
 
 SCORE = evaluation_metric("score")
 """The evaluation's score as a flattened key: what the schedulers compare trials by
-and the manifest picks the best checkpoint with."""
+(checkpoints are ranked by :data:`CHECKPOINT_SCORE`)."""
 
 CHECKPOINT_SCORE = "checkpoint_score"
 """What Tune keeps checkpoints by, at the top level of every result: the evaluation's

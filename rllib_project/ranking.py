@@ -34,8 +34,8 @@ def checkpoint_rank(stop: StopSettings | None, evaluation: PolicyMetrics) -> flo
 
     Why the target first: the score alone prefers one more row solved to anything the
     target adds (moves, setting changes). A trial stops at its first evaluation that
-    meets the target, and an earlier checkpoint solving one more row in 1.3x the
-    planner's moves would outrank it: the run would stop "at the target" and name a
+    meets the target, and an earlier checkpoint solving one more row with 1.3x the
+    planner's setting changes would outrank it: the run would stop "at the target" and name a
     checkpoint that misses it. On the furnace log (``compare_dynamic.yaml``, target
     98%, 1.10x moves, 1.2x setting changes) a PPO trial's checkpoints reached 100% at
     1.27x the planner's setting changes (iteration 80) before it met the target

@@ -158,6 +158,15 @@ def test_manifest_round_trips_and_nan_survives(tmp_path: Path) -> None:
     )
     assert back.best_overall("sample").algorithm == "SAC"  # by score, within the dataset
     assert back.best_overall("other") == other
+    # a checkpoint meeting the target outranks one that scores higher and misses it
+    meets = dataclasses.replace(entry, metrics=metrics(success_rate_solvable=0.95, moves_ratio=1.0))
+    misses = dataclasses.replace(unsolved, metrics=metrics(success_rate_solvable=1.0, score=1.0))
+    targeted = dataclasses.replace(
+        back,
+        stop=StopSettings(env_steps=4096, success_rate=0.9, moves_ratio=1.05),
+        best={"sample/PPO": meets, "sample/SAC": misses},
+    )
+    assert targeted.best_overall("sample").algorithm == "PPO"
     with pytest.raises(InputError, match="pick one with --dataset NAME"):
         back.best_overall()  # two datasets: scores on different plants do not rank
     with pytest.raises(InputError, match="no dataset 'x'"):
