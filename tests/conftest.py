@@ -20,6 +20,25 @@ settings.register_profile("repeatable", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile("repeatable")
 
+RAY_GROUP = "ray"
+"""The pytest-xdist group of every test that starts Ray (marked ``slow``): all run one
+after another in one worker, so that two never share the machine's 2 CPUs (their Ray
+instances would each count both) nor Ray's default ports (a head's dashboard agent
+takes 52365). The tests without Ray run beside them in the other worker
+(``-n 2 --dist loadgroup`` in pyproject.toml)."""
+
+RUN_FIXTURES = {"tiny_run", "trained_ppo_run"}
+"""Session fixtures that run ``rllib-project tune``: a test using one starts Ray."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
+
 
 @pytest.fixture(scope="session")
 def sample_plant() -> env.Plant:

@@ -62,6 +62,9 @@ def ray_env() -> dict[str, str]:
     return env
 
 
+STOP_GRACE_S = 3.0
+"""How long a stopped test cluster's processes get to exit on SIGTERM before SIGKILL."""
+
 AGENT_PORTS = 5
 """Ports :func:`node_agent_ports` takes."""
 
@@ -204,15 +207,21 @@ class LocalCluster:
         )
 
     def stop(self) -> None:
+        """SIGTERM, a short grace, then SIGKILL for what is left. A node's graceful
+        shutdown takes about 30 s (its GCS and raylet wait on each other); this cluster
+        and its temp dir are thrown away, so nothing is lost by not waiting (Ray's own
+        test clusters kill their processes outright)."""
         for process in reversed(self.processes):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.time() + STOP_GRACE_S
         for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(deadline - time.time(), 0.1))
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
         self._kill_leftovers()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import REPO, SAMPLE_SPEC
 from tests.flat_replay_run import ALGORITHMS, TERMINAL, TIME_LIMIT
 
+pytestmark = pytest.mark.slow  # trains SAC and DQN with Ray
+
 
 @pytest.fixture(scope="module")
 def flat_replay_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
