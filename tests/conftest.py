@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,40 @@ RUN_FIXTURES = {"tiny_run", "trained_ppo_run"}
 """Session fixtures that run ``rllib-project tune``: a test using one starts Ray."""
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the group marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """Put every test that starts Ray in :data:`RAY_GROUP` before pytest-xdist reads the
+    groups; afterwards, mark those it did not apply them to. It applies a group by
+    renaming the test ``...@ray``; a pytest version it does not support ignores the
+    rename, and the Ray tests would then run two at a time, silently."""
     for item in items:
         if RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         if item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
+    yield
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            if item.get_closest_marker("slow") and not item.nodeid.endswith(f"@{RAY_GROUP}"):
+                item.stash[UNGROUPED] = True
+
+
+UNGROUPED = pytest.StashKey[bool]()
+"""Set on a Ray test that pytest-xdist left out of :data:`RAY_GROUP`."""
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A Ray test left ungrouped fails at once, saying why, instead of running beside
+    another Ray test (an error raised during collection would only crash the worker)."""
+    if item.stash.get(UNGROUPED, False):
+        pytest.fail(
+            f"pytest-xdist did not put this test in the {RAY_GROUP!r} group: this pytest is "
+            "one it does not support; install the versions of requirements.lock "
+            "(bash scripts/setup.sh --dev)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
