@@ -22,11 +22,11 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile("repeatable")
 
 RAY_GROUP = "ray"
-"""The pytest-xdist group of every test that starts Ray (marked ``slow``): all run one
-after another in one worker, so that two never share the machine's 2 CPUs (their Ray
-instances would each count both) nor Ray's default ports (a head's dashboard agent
-takes 52365). The tests without Ray run beside them in the other worker
-(``-n 2 --dist loadgroup`` in pyproject.toml)."""
+"""The pytest-xdist group of every test that starts Ray (marked ``slow``, not
+``without_ray``): all run one after another in one worker, so that two never share the
+machine's 2 CPUs (their Ray instances would each count both) nor Ray's default ports (a
+head's dashboard agent takes 52365). The tests without Ray run beside them in the other
+worker (``-n 2 --dist loadgroup`` in pyproject.toml)."""
 
 RUN_FIXTURES = {"tiny_run", "trained_ppo_run"}
 """Session fixtures that run ``rllib-project tune``: a test using one starts Ray."""
@@ -43,13 +43,18 @@ def pytest_collection_modifyitems(
     for item in items:
         if RUN_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("slow") is not None:
+        if _starts_ray(item):
             item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
     yield
     if getattr(config.option, "loadgroup", False):
         for item in items:
-            if item.get_closest_marker("slow") and not item.nodeid.endswith(f"@{RAY_GROUP}"):
+            if _starts_ray(item) and not item.nodeid.endswith(f"@{RAY_GROUP}"):
                 item.stash[UNGROUPED] = True
+
+
+def _starts_ray(item: pytest.Item) -> bool:
+    """Marked ``slow`` (starts Ray or trains) and not ``without_ray``."""
+    return bool(item.get_closest_marker("slow")) and not item.get_closest_marker("without_ray")
 
 
 UNGROUPED = pytest.StashKey[bool]()

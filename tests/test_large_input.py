@@ -12,7 +12,7 @@ import pytest
 import env
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.without_ray]  # runs beside the Ray tests
 
 
 def test_million_row_csv_fits_and_steps(tmp_path: Path) -> None:
